@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cohort set-up: idempotent; safe to run again (a second run is a fast no-op).
-#   1. Debian packages: libtorch-dev, libopenblas0-pthread (libtorch's fast BLAS) and, for tests and
-#      benchmarks only, python3-torch (PyTorch as an oracle and peer). Skipped when present, or when
-#      COHORT_SKIP_APT=1 / LIBTORCH is set (your own libtorch).
+#   1. Debian packages: libtorch-dev, libopenblas0-pthread (libtorch's fast BLAS), libgloo-dev (headers of
+#      the Gloo backend for data-parallel training) and, for tests and benchmarks only, python3-torch (PyTorch
+#      as an oracle and peer). Skipped when present, or when COHORT_SKIP_APT=1 / LIBTORCH is set (your own libtorch).
 #   2. npm ci (when node_modules is missing or package-lock.json changed).
 #   3. The native addon (node-gyp) and the TypeScript build (tsc), when their sources changed.
 set -euo pipefail
@@ -12,7 +12,7 @@ say() { printf 'setup: %s\n' "$*"; }
 
 need_pkgs=()
 if [ "${COHORT_SKIP_APT:-0}" != "1" ] && [ -z "${LIBTORCH:-}" ]; then
-  for p in libtorch-dev libopenblas0-pthread python3-torch chromium; do
+  for p in libtorch-dev libopenblas0-pthread libgloo-dev python3-torch chromium; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
   done
 fi

@@ -109,7 +109,7 @@ function main(): void {
       run(process.execPath, ["--import", "tsx", self, "--worker", dir, String(threads)], env);
     const runPeer = ({ env, threads }: (typeof settings)[number]) =>
       run(
-        "/usr/bin/python3",
+        process.env.BENCH_PYTHON ?? "/usr/bin/python3", // a Python with torch (gpu-check.sh passes its own)
         [join(here, "peers", "decode_peer.py"), dir, "--threads", String(threads), "--new-tokens", String(NEW_TOKENS)],
         { OMP_WAIT_POLICY: "PASSIVE", ...env },
       );

@@ -505,6 +505,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerOps(env, exports);
   registerOptim(env, exports);
   registerModelOps(env, exports);
+  registerDist(env, exports);
   return exports;
 }
 

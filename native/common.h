@@ -80,6 +80,7 @@ using Registrar = void (*)(Napi::Env, Napi::Object);
 void registerOps(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerModelOps(Napi::Env env, Napi::Object exports);
+void registerDist(Napi::Env env, Napi::Object exports);
 
 #define COHORT_EXPORT(exports, name, fn) \
   exports.Set(name, Napi::Function::New(env, guarded<fn>, name, const_cast<char*>(name)))

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 cfg = json.loads(sys.argv[1])
 L, C, H, M, V, T, B = (cfg[k] for k in ("layers", "dModel", "heads", "mlp", "vocab", "seq", "batch"))
 torch.manual_seed(cfg["seed"])
+dev = torch.device(cfg.get("device", "cpu"))
 specs = [("wte", (V, C)), ("wpe", (T, C))]
 for l in range(L):
     specs += [(f"h{l}.ln1", (C,)), (f"h{l}.qkv", (3 * C, C)), (f"h{l}.proj", (C, C)), (f"h{l}.ln2", (C,)),
@@ -15,14 +16,14 @@ specs += [("lnf", (C,)), ("head", (V, C))]
 P = {}
 for name, shape in specs:
     t = torch.randn(shape) * (0 if len(shape) == 1 else 0.02) + (1 if len(shape) == 1 else 0)
-    P[name] = t.requires_grad_()
+    P[name] = t.to(dev).requires_grad_()
 
 def rms(x, w):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
 
 def sdpa(q, k, v):
     scores = (q @ k.transpose(-2, -1)) / (q.size(-1) ** 0.5)
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    mask = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), -1) @ v
 
 def loss_fn(ids):
@@ -42,7 +43,7 @@ def loss_fn(ids):
     return -lp.mean()
 
 opt = torch.optim.AdamW(list(P.values()), lr=1e-3, weight_decay=0.01, foreach=False)
-ids = torch.randint(0, V, (B, T + 1), generator=torch.Generator().manual_seed(cfg["seed"] + 1))
+ids = torch.randint(0, V, (B, T + 1), generator=torch.Generator().manual_seed(cfg["seed"] + 1)).to(dev)
 times, losses = [], []
 for i in range(cfg["warmup"] + cfg["steps"]):
     t0 = time.perf_counter()
@@ -50,6 +51,8 @@ for i in range(cfg["warmup"] + cfg["steps"]):
     loss = loss_fn(ids)
     loss.backward()
     opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) * 1000
     losses.append(loss.item())
     if i >= cfg["warmup"]:

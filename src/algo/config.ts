@@ -10,11 +10,12 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { validateRolloutConfig } from "../rollout/validate.js";
+import "./agent.js"; // registers the agent estimators m_grpo and hi_agent
 import { AGGREGATE_MODES } from "./aggregate.js";
 import { RATIO_LEVELS } from "./ratio.js";
 import { KL_ESTIMATORS } from "./regularizers.js";
 
-/** Advantage estimators (implemented in advantage.ts), by their registered names. */
+/** Advantage estimators (implemented in advantage.ts and agent.ts), by their registered names. */
 export const ADVANTAGE_ESTIMATORS = [
   "grpo",
   "dr_grpo",
@@ -28,6 +29,8 @@ export const ADVANTAGE_ESTIMATORS = [
   "dr_mas",
   "rank_grpo",
   "step_grpo",
+  "m_grpo",
+  "hi_agent",
 ] as const;
 export type AdvantageEstimatorName = (typeof ADVANTAGE_ESTIMATORS)[number];
 
@@ -55,6 +58,8 @@ export const ADVANTAGE_GRANULARITY: Record<AdvantageEstimatorName, "sequence" | 
   dr_mas: "sequence",
   rank_grpo: "token",
   step_grpo: "sequence",
+  m_grpo: "sequence",
+  hi_agent: "sequence",
 };
 
 /** Reward combiners (implemented in rewards.ts), by their registered names. */

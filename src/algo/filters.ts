@@ -12,6 +12,7 @@
 import { CohortError, ConfigError } from "../errors.js";
 import { type Tensor, tensor, tidy, where } from "../tensor/index.js";
 import { checkOptions, devOf, groupMembers, validStats } from "./advantage.js";
+import { DAGRPO_PAIRS_OPTION_KEYS, dagrpoPairsFilter } from "./pair-mask.js";
 import { Registry } from "./registry.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
@@ -25,6 +26,8 @@ export interface SampleFilterResult {
   removedSequences: number;
   /** Valid completion tokens of the removed sequences (from `batch.lengths`, else `batch.mask`). */
   removedTokens: number;
+  /** The filter's own metrics (namespaced keys), logged with the step's. */
+  metrics?: Record<string, number>;
 }
 
 export type SampleFilter = {
@@ -89,9 +92,11 @@ export function zeroStdFilter(batch: RewardBatch, opts: ZeroStdOptions = {}): Sa
 /** Option keys of each sample filter, for config-time validation. */
 export const SAMPLE_FILTER_OPTION_KEYS = {
   zero_std: ["metric", "tolerance", "keepSingletons"],
+  dagrpo_pairs: DAGRPO_PAIRS_OPTION_KEYS,
 } as const satisfies Record<string, readonly string[]>;
 
 sampleFilters.register("zero_std", zeroStdFilter);
+sampleFilters.register("dagrpo_pairs", dagrpoPairsFilter);
 
 // ---- token filters --------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ export interface RewardBatch {
   rankRewards?: Float64Array[];
   /** Item (rank position) of each token, [N, T] integer, −1 = not in an item (Rank-GRPO). */
   itemIndex?: Tensor;
+  /** Completion text of each row (DaGRPO pair masking compares the completions of a group). */
+  texts?: readonly string[];
 }
 
 /** Advantages: one per sequence (broadcast over its tokens) or one per token ([N, T] tensor). */

@@ -23,17 +23,36 @@ function parse(args: string[], options: OptionSpec, usage: string) {
 
 export const trainCommand: Command = {
   summary: "train a policy with GRPO (or any preset) from a YAML config",
-  usage: "cohort train <config.yaml> [--set key.path=value …] [--resume] [--steps N]",
+  usage:
+    "cohort train <config.yaml> [--set key.path=value …] [--resume] [--steps N] [--nproc N | --world-size N " +
+    "--rank R --master-addr HOST --master-port PORT] [--dist-timeout S] [--dist-backend gloo|nccl]",
   async run(args) {
+    const distFlags = { type: "string" } as const; // data parallel (src/dist/cli.ts)
     const { values, positionals } = parse(
       args,
-      { set: { type: "string", multiple: true }, resume: { type: "boolean" }, quiet: { type: "boolean" } },
+      {
+        set: { type: "string", multiple: true },
+        resume: { type: "boolean" },
+        quiet: { type: "boolean" },
+        nproc: distFlags,
+        "world-size": distFlags,
+        rank: distFlags,
+        "master-addr": distFlags,
+        "master-port": distFlags,
+        "dist-timeout": distFlags,
+        "dist-backend": distFlags,
+      },
       this.usage,
     );
     const file = positionals[0];
     if (file === undefined) throw new ConfigError(`missing the config file\nusage: ${this.usage}`);
     const { loadTrainConfig } = await import("../train/config.js");
     const cfg = loadTrainConfig(file, (values.set as string[] | undefined) ?? []);
+    const dist = await import("../dist/cli.js");
+    const nproc = dist.nprocOf(values);
+    if (nproc !== null && nproc > 1) return await dist.launchRanks(nproc, cfg.train.promptsPerStep, args);
+    const group = dist.groupFromFlags(values);
+    const rank = group?.rank ?? 0;
     const { train } = await import("../train/trainer.js");
     const { progressReporter } = await import("./progress.js");
     const stop = { stop: false };
@@ -42,16 +61,21 @@ export const trainCommand: Command = {
       stop.stop = true;
       process.stderr.write("\ncohort: stopping after this step (saving a checkpoint); Ctrl-C again to abort\n");
     };
-    process.on("SIGINT", onSigint);
-    const progress = progressReporter(cfg.train.steps, values.quiet === true);
+    const rankLog = (l: string) => process.stderr.write(`[rank ${rank}] ${l}\n`);
+    // a rank started by --nproc takes its stop requests from the launcher
+    const detach = group !== null && dist.launchedRank() ? dist.followLauncher(stop, rankLog) : null;
+    if (detach === null) process.on("SIGINT", onSigint);
+    const progress = progressReporter(cfg.train.steps, values.quiet === true || rank > 0);
     try {
       const r = await train(cfg, {
         resume: values.resume === true,
         stopSignal: stop,
         onStep: progress.update,
-        log: progress.log,
+        log: rank > 0 ? rankLog : progress.log,
+        ...(group !== null ? { dist: group } : {}),
       });
       progress.stop();
+      if (rank > 0) return r.stoppedEarly && stop.stop ? 130 : 0;
       console.log(`run directory: ${r.runDir}`);
       const evals = r.metrics.filter((m) => typeof m.eval_accuracy === "number");
       if (evals.length > 0) {
@@ -62,15 +86,20 @@ export const trainCommand: Command = {
       return r.stoppedEarly && stop.stop ? 130 : 0;
     } finally {
       progress.stop();
-      process.off("SIGINT", onSigint);
+      if (detach === null) process.off("SIGINT", onSigint);
+      else detach();
+      group?.destroy();
     }
   },
 };
 
 export const evalCommand: Command = {
-  summary: "evaluate a model directory (or a run's final model) on a task's held-out split",
+  summary:
+    "evaluate a model directory (or a run's final model, or an OpenAI-compatible endpoint) on a task's held-out split",
   usage:
-    "cohort eval <model-dir | run-dir> --task <name> [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]",
+    "cohort eval <model-dir | run-dir> --task <name> [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]\n" +
+    "       cohort eval --base-url <url> --model <id> --task <name> [--experiences <experiences.json>] " +
+    "[--api-key-env VAR] [--temperature T] [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]",
   async run(args) {
     const { values, positionals } = parse(
       args,
@@ -80,12 +109,23 @@ export const evalCommand: Command = {
         problems: { type: "string" },
         seed: { type: "string" },
         "max-new-tokens": { type: "string" },
+        "base-url": { type: "string" },
+        model: { type: "string" },
+        experiences: { type: "string" },
+        "api-key-env": { type: "string" },
+        temperature: { type: "string" },
       },
       this.usage,
     );
     const target = positionals[0];
-    if (target === undefined || values.task === undefined)
-      throw new ConfigError(`need a model directory and --task\nusage: ${this.usage}`);
+    const remote = values["base-url"] !== undefined;
+    if ((target === undefined && !remote) || values.task === undefined)
+      throw new ConfigError(`need a model directory (or --base-url and --model) and --task\nusage: ${this.usage}`);
+    if (remote && values.model === undefined) throw new ConfigError(`--base-url needs --model\nusage: ${this.usage}`);
+    if (!remote && values.experiences !== undefined)
+      throw new ConfigError(
+        "--experiences injects a library into chat prompts; use it with --base-url (e.g. a `cohort serve` URL)",
+      );
     const { evaluateModelDir } = await import("../train/evaluate.js");
     let taskOptions: Record<string, unknown> = {};
     if (values.options !== undefined) {
@@ -95,7 +135,25 @@ export const evalCommand: Command = {
         throw new ConfigError(`--options must be JSON, e.g. '{"digits":[1,3]}'`);
       }
     }
-    const r = evaluateModelDir(target, {
+    if (remote) {
+      const { evaluateEndpoint } = await import("../train/evaluate.js");
+      const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
+      const r = await evaluateEndpoint({
+        baseUrl: values["base-url"] as string,
+        model: values.model as string,
+        task: values.task as string,
+        taskOptions,
+        problems: Number(values.problems ?? 200),
+        seed: Number(values.seed ?? 0),
+        maxNewTokens: Number(values["max-new-tokens"] ?? 1024),
+        ...opt(values.experiences as string | undefined, "experiences"),
+        ...opt(values["api-key-env"] as string | undefined, "apiKeyEnv"),
+        ...opt(values.temperature === undefined ? undefined : Number(values.temperature), "temperature"),
+      });
+      console.log(JSON.stringify(r));
+      return 0;
+    }
+    const r = evaluateModelDir(target as string, {
       task: values.task as string,
       taskOptions,
       problems: Number(values.problems ?? 200),
@@ -111,7 +169,9 @@ export const pretrainCommand: Command = {
   summary: "supervised pre-training of a small char-level model on a built-in task (the shipped starting point)",
   usage:
     "cohort pretrain --task <name> --out <dir> [--options JSON] [--seed N] [--steps N] [--batch N] [--lr X] " +
-    "[--target-accuracy X] [--eval-every N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--mlp N]",
+    "[--target-accuracy X] [--eval-every N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--mlp N] " +
+    "[--think] [--thought-dropout P]\n" +
+    "       cohort pretrain --env <name> --out <dir> [--options JSON] [--noise P] [--max-positions N] [same options]",
   async run(args) {
     const { values } = parse(
       args,
@@ -130,12 +190,49 @@ export const pretrainCommand: Command = {
         heads: { type: "string" },
         "kv-heads": { type: "string" },
         mlp: { type: "string" },
+        think: { type: "boolean" },
+        "thought-dropout": { type: "string" },
+        env: { type: "string" },
+        noise: { type: "string" },
+        "max-positions": { type: "string" },
       },
       this.usage,
     );
-    if (values.task === undefined || values.out === undefined)
-      throw new ConfigError(`need --task and --out\nusage: ${this.usage}`);
     const num = (k: string) => (values[k] === undefined ? undefined : Number(values[k]));
+    if (values.env !== undefined && values.out !== undefined && values.task === undefined) {
+      // scripted episodes of a multi-turn environment (src/env/sft.ts)
+      const { pretrainEnv } = await import("../env/sft.js");
+      const o: Parameters<typeof pretrainEnv>[0] = {
+        env: values.env as string,
+        out: values.out as string,
+        envOptions: values.options ? JSON.parse(values.options as string) : {},
+        command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
+      };
+      const keys = {
+        noise: "noise",
+        seed: "seed",
+        maxSteps: "steps",
+        batchSize: "batch",
+        lr: "lr",
+        targetAccuracy: "target-accuracy",
+        evalEvery: "eval-every",
+        hiddenSize: "hidden",
+        layers: "layers",
+        heads: "heads",
+        kvHeads: "kv-heads",
+        intermediateSize: "mlp",
+        maxPositions: "max-positions",
+      } as const;
+      for (const [k, flag] of Object.entries(keys)) {
+        const v = num(flag);
+        if (v !== undefined) (o as unknown as Record<string, number>)[k] = v;
+      }
+      const r = pretrainEnv(o);
+      console.log(`saved ${o.out}: ${r.steps} steps, held-out success ${(100 * r.evalAccuracy).toFixed(1)}%`);
+      return 0;
+    }
+    if (values.task === undefined || values.out === undefined || values.env !== undefined)
+      throw new ConfigError(`need --out and one of --task or --env\nusage: ${this.usage}`);
     const { pretrain } = await import("../train/pretrain.js");
     const opts: Parameters<typeof pretrain>[0] = {
       task: values.task as string,
@@ -157,8 +254,12 @@ export const pretrainCommand: Command = {
     set("heads", num("heads"));
     set("kvHeads", num("kv-heads"));
     set("intermediateSize", num("mlp"));
+    // targets with the task's reasoning trace in <think>…</think>; TON drops it with probability P
+    set("think", values.think === true ? true : undefined);
+    set("thoughtDropout", num("thought-dropout"));
     const r = pretrain(opts);
-    console.log(`saved ${values.out}: ${r.steps} steps, eval accuracy ${(100 * r.evalAccuracy).toFixed(1)}%`);
+    const dropped = r.thoughts.total > 0 ? `, thoughts dropped ${r.thoughts.dropped} of ${r.thoughts.total}` : "";
+    console.log(`saved ${values.out}: ${r.steps} steps, eval accuracy ${(100 * r.evalAccuracy).toFixed(1)}%${dropped}`);
     return 0;
   },
 };

@@ -3,6 +3,8 @@
  * @module
  */
 import { CohortError } from "../errors.js";
+import { serveCommand } from "../serve/command.js";
+import { tfgrpoCommand } from "../tfgrpo/command.js";
 import { evalCommand, presetsCommand, pretrainCommand, trainCommand } from "./commands.js";
 import { compareCommand, reportCommand } from "./compare.js";
 
@@ -19,6 +21,8 @@ const commands: Record<string, Command> = {
   presets: presetsCommand,
   compare: compareCommand,
   report: reportCommand,
+  serve: serveCommand,
+  tfgrpo: tfgrpoCommand,
   smoke: {
     summary: "train a tiny MLP and print its loss falling (checks the native core)",
     usage: "cohort smoke [--steps N]",

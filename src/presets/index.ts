@@ -701,6 +701,155 @@ define({
   },
 });
 
+// arXiv 2512.06337 [ABSTRACT]
+define({
+  name: "dagrpo",
+  title: "DaGRPO (distinctiveness-aware GRPO)",
+  arxiv: "2512.06337",
+  confidence: "ABSTRACT",
+  doc:
+    "Two mechanisms on top of GRPO. Off-policy anchors: a prompt whose whole group fails gets one anchor " +
+    'response, its reference answer written as "<answer>{answer}</answer>", in place of the last sampled row ' +
+    "(group size and budget unchanged); its log-probs are the training model's and it is left out of the " +
+    "sampler mismatch metric. Pair masking (sample filter dagrpo_pairs): two completions of a group that are " +
+    "near-identical (normalised edit similarity ≥ 0.95) but on opposite sides of the group's mean reward both " +
+    "leave the loss. The anchors' source and format, the similarity and the conflict rule are design choices " +
+    "(the paper uses expert responses and an unspecified fine-grained scorer); GRPO objective otherwise.",
+  config: {
+    advantage: { estimator: "grpo" },
+    sampleFilters: [{ name: "dagrpo_pairs", options: { minSimilarity: 0.95 } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [KL_004],
+    aggregate: { mode: "seq-mean-token-mean" },
+    rollout: { wrapper: { name: "dagrpo", options: { template: "<answer>{answer}</answer>" } } },
+  },
+});
+
+// arXiv 2510.04392 [ABSTRACT]
+define({
+  name: "ps_grpo",
+  title: "PS-GRPO (paraphrased-set GRPO, Con-RAG)",
+  arxiv: "2510.04392",
+  confidence: "ABSTRACT",
+  doc:
+    "Groups over paraphrase sets: a prompt's G completions are sampled as G/m rollouts of each of m = 2 " +
+    "paraphrases (the prompt and a paraphrase from the dataset's paraphrases field or the task), the whole set " +
+    "is one group (advantages normalised over it), and each rollout's reward is its mean similarity to the " +
+    "rollouts of the other paraphrases (exact agreement of the extracted answers), which replaces the success " +
+    "reward (consistency without ground truth, as in Con-RAG; set correctnessWeight to add it back). The " +
+    "similarity metric, m and the normalisation over the set are design choices; GRPO objective otherwise.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [KL_004],
+    aggregate: { mode: "seq-mean-token-mean" },
+    rollout: {
+      wrapper: { name: "ps_grpo", options: { setSize: 2, similarity: "exact", correctnessWeight: 0 } },
+    },
+  },
+});
+
+// ---- agents (multi-turn environments, src/env): rows are agent steps, advantages go to each turn's actions ----
+
+// arXiv 2505.10978 [CODE]
+define({
+  name: "gigpo",
+  title: "GiGPO (Group-in-Group Policy Optimization)",
+  arxiv: "2505.10978",
+  confidence: "CODE",
+  doc:
+    "Two-level advantages for multi-turn agents: the episode level A^E = R^E − mean over the G episodes of a " +
+    "task (mode mean_norm, the function default of verl-agent's core_gigpo), plus ω·A^S at the step level, where " +
+    "steps of the task group taken from the same anchor state (identical observation) form a step group and " +
+    "A^S = R^S − mean over it with R^S the discounted return-to-go of the step rewards (γ = 0.95, ω = 1); a " +
+    "state visited once gets A^S = 0. Each step's advantage goes to that turn's action tokens; observation tokens " +
+    "are masked. Clip ε = 0.2, token-mean aggregation (verl's default), no KL (design choice).",
+  config: {
+    advantage: { estimator: "gigpo", options: { gamma: 0.95, omega: 1, mode: "mean" } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2505.22095 [ABSTRACT]
+define({
+  name: "step_grpo",
+  title: "Step-GRPO (R1-Router)",
+  arxiv: "2505.22095",
+  confidence: "ABSTRACT",
+  doc:
+    "Step-wise GRPO: every step of an episode has its own reward (the environment's step reward), and the " +
+    "rewards of the steps with the same index across the G episodes of a task are group-normalised " +
+    "(r − mean)/(std + ε); the advantage goes to that step's action tokens. The grouping by step index and the " +
+    "normalisation are a design choice (the paper's abstract only states step-specific rewards). Clip ε = 0.2, no KL.",
+  config: {
+    advantage: { estimator: "step_grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2602.08847 [CODE]
+define({
+  name: "dr_mas",
+  title: "Dr. MAS (agent-wise normalisation)",
+  arxiv: "2602.08847",
+  confidence: "CODE",
+  doc:
+    "Multi-agent GRPO with agent-wise normalisation: every agent invocation (step) carries its episode's outcome " +
+    "reward, and the mean and std are taken over the invocations of the same agent (info.agent of the step) within " +
+    "the task group, A = (r − mean_{q,agent})/(std_{q,agent} + ε), instead of one global baseline; this keeps " +
+    "each agent's gradient scale calibrated. Clip ε = 0.2, no KL.",
+  config: {
+    advantage: { estimator: "dr_mas" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2511.13288 [ABSTRACT]
+define({
+  name: "m_grpo",
+  title: "M-GRPO (main agent + sub-agents)",
+  arxiv: "2511.13288",
+  confidence: "ABSTRACT",
+  doc:
+    "Hierarchical multi-agent GRPO: the main agent's steps (agent 0) and the sub-agents' steps (other agent ids) " +
+    "are normalised in separate groups, all with the episode's outcome reward. Trajectory alignment (design " +
+    "choice): each episode contributes exactly K_sub = 2 sub-agent steps, the first two kept and the rest dropped " +
+    "(advantage 0), or fewer repeated cyclically (the advantage multiplied by the repeat count), so every rollout " +
+    "weighs the same. Clip ε = 0.2, no KL.",
+  config: {
+    advantage: { estimator: "m_grpo", options: { subAgentSteps: 2 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2510.14388 [ABSTRACT]
+define({
+  name: "hi_agent",
+  title: "Hi-Agent (foresight advantage)",
+  arxiv: "2510.14388",
+  confidence: "ABSTRACT",
+  doc:
+    "Foresight advantage for a high-level agent: each step's reward is the environment's step reward plus " +
+    "λ = 0.5 when the step's execution succeeded and advanced the task (info.executed, the low-level execution " +
+    "feedback), group-normalised over the steps taken from the same state of the same task. The combination " +
+    "r_env + λ·1[executed] and λ are a design choice (the abstract states only that execution feedback guides " +
+    "the high-level advantage). Clip ε = 0.2, no KL.",
+  config: {
+    advantage: { estimator: "hi_agent", options: { lambda: 0.5 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 /** A deep partial of the config, for overrides. */
 export type DeepPartial<T> = T extends readonly (infer _U)[]
   ? T

@@ -12,6 +12,11 @@
  *
  * Split: the canonical problem is the prompt without "=", with the operands of + and * in ascending
  * order, so "12+345" and "345+12" always share a split.
+ *
+ * Besides `sample` and `verify`, the task writes paraphrases of a prompt with the same answer (`paraphrases`,
+ * for PS-GRPO's paraphrase sets: "12+345=", "345+12=", "What is 12 plus 345?", …) and a short digit-wise
+ * reasoning trace (`trace`, for SFT targets with a `<think>…</think>` part, e.g. "7+5=12,4+8+1=13" for
+ * 47+85). Both use printable ASCII only, so the char tokenizer encodes them.
  * @module
  */
 import { z } from "zod";
@@ -63,9 +68,100 @@ function randomDigits(rng: Rng, digits: number): bigint {
 }
 
 const INTEGER_RE = /^-?[0-9]+$/;
+const OPERAND_RE = /^[0-9]+$/;
+
+/** Other wordings of an arithmetic prompt, same answer, the most familiar form first (without the prompt). */
+export function arithmeticParaphrases(meta: ArithmeticMeta): string[] {
+  const { op, a, b } = meta;
+  if (op === "add") return [...(a !== b ? [`${b}+${a}=`] : []), `What is ${a} plus ${b}?`, `Add ${a} and ${b}:`];
+  if (op === "sub") return [`What is ${a} minus ${b}?`, `Subtract ${b} from ${a}:`];
+  return [...(a !== b ? [`${b}*${a}=`] : []), `What is ${a} times ${b}?`, `Multiply ${a} by ${b}:`];
+}
+
+const digitsOf = (x: string): number[] => [...x].reverse().map(Number);
+
+/** Column addition, least significant digit first: "7+5=12,4+8+1=13" for 47+85. */
+function addTrace(a: string, b: string): string {
+  const da = digitsOf(a);
+  const db = digitsOf(b);
+  const steps: string[] = [];
+  let carry = 0;
+  for (let i = 0; i < Math.max(da.length, db.length); i++) {
+    const terms = [da[i], db[i], carry > 0 ? carry : undefined].filter((t): t is number => t !== undefined);
+    const sum = terms.reduce((x, y) => x + y, 0);
+    steps.push(`${terms.join("+")}=${sum}`);
+    carry = sum >= 10 ? 1 : 0;
+  }
+  return steps.join(",");
+}
+
+/** Column subtraction of x ≥ y with borrows: "12-7=5,5-1-1=3" for 52-17. */
+function subTrace(x: string, y: string): string {
+  const dx = digitsOf(x);
+  const dy = digitsOf(y);
+  const steps: string[] = [];
+  let borrow = 0;
+  for (let i = 0; i < dx.length; i++) {
+    const top = dx[i] as number;
+    const sub = dy[i] ?? 0;
+    const lend = top - borrow < sub ? 10 : 0;
+    steps.push(`${top + lend}-${sub}${borrow > 0 ? "-1" : ""}=${top + lend - sub - borrow}`);
+    borrow = lend > 0 ? 1 : 0;
+  }
+  return steps.join(",");
+}
+
+/** Partial products by the digits of b, then their sum: "46*3=138,46*20=920,138+920=1058". */
+function mulTrace(a: string, b: string): string {
+  const db = digitsOf(b);
+  const parts: bigint[] = [];
+  const steps: string[] = [];
+  db.forEach((d, i) => {
+    if (d === 0 && db.length > 1) return;
+    const factor = BigInt(d) * 10n ** BigInt(i);
+    const part = BigInt(a) * factor;
+    parts.push(part);
+    steps.push(`${a}*${factor}=${part}`);
+  });
+  if (parts.length > 1) steps.push(`${parts.join("+")}=${parts.reduce((x, y) => x + y, 0n)}`);
+  return steps.join(",");
+}
+
+/** A digit-wise reasoning trace that ends at the answer (no tags; printable ASCII). */
+export function arithmeticTrace(meta: ArithmeticMeta): string {
+  const { op, a, b } = meta;
+  if (op === "add") return addTrace(a, b);
+  if (op === "mul") return mulTrace(a, b);
+  return BigInt(a) >= BigInt(b) ? subTrace(a, b) : `${subTrace(b, a)},negate`;
+}
+
+/** The arithmetic task: `Task` plus paraphrases and reasoning traces of its problems. */
+export interface ArithmeticTask extends Task<ArithmeticMeta> {
+  /** Other prompts with the same answer (PS-GRPO); see `arithmeticParaphrases`. */
+  paraphrases(problem: Problem): string[];
+  /** A digit-wise reasoning trace (SFT `<think>…</think>` targets); see `arithmeticTrace`. */
+  trace(problem: Problem): string;
+}
+
+/** The operands of an arithmetic problem; fails for a problem this task did not build. */
+function metaOf(problem: Problem): ArithmeticMeta {
+  const m = problem.meta as Partial<ArithmeticMeta>;
+  if (
+    !ARITHMETIC_OPS.includes(m.op as ArithmeticOp) ||
+    typeof m.a !== "string" ||
+    typeof m.b !== "string" ||
+    !OPERAND_RE.test(m.a) ||
+    !OPERAND_RE.test(m.b)
+  ) {
+    throw new CohortError(
+      `arithmetic problem ${problem.id} has no operands in meta {op, a, b}; build problems with sample()`,
+    );
+  }
+  return m as ArithmeticMeta;
+}
 
 /** Build the task; invalid options throw a ConfigError at `path`. */
-export function arithmeticTask(options: ArithmeticOptions = {}, path = "task.options"): Task<ArithmeticMeta> {
+export function arithmeticTask(options: ArithmeticOptions = {}, path = "task.options"): ArithmeticTask {
   const o = parseOptions(arithmeticOptions, options, path);
   const ops = ARITHMETIC_OPS.filter((op) => (o.ops[op] ?? 0) > 0);
   const weights = ops.map((op) => o.ops[op] ?? 0);
@@ -103,5 +199,7 @@ export function arithmeticTask(options: ArithmeticOptions = {}, path = "task.opt
       const correct = BigInt(parsed) === BigInt(problem.answer);
       return correct ? { correct, format, parsed } : { correct, format, parsed, reason: "wrong value" };
     },
+    paraphrases: (problem) => arithmeticParaphrases(metaOf(problem)),
+    trace: (problem) => arithmeticTrace(metaOf(problem)),
   };
 }

@@ -9,7 +9,9 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { STEP_ESTIMATORS } from "../algo/agent.js";
 import { type AlgoConfig, parseAlgoConfig } from "../algo/config.js";
+import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
 
@@ -23,6 +25,45 @@ const rewardEntry = z.union([
     fallback: z.number().nullable().optional(),
     /** Weight in the weighted sum (default 1). */
     weight: z.number().optional(),
+  }),
+]);
+
+/**
+ * Where rollouts are sampled: in-process (`local`, the default) or from an OpenAI-compatible endpoint
+ * (`openai`: `cohort serve`, vLLM, SGLang, …) that returns token ids and log-probs (src/serve/remote-sampler.ts).
+ * Held-out evaluation during training always decodes locally, with the weights being trained.
+ */
+const samplerSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("local") }),
+  z.strictObject({
+    kind: z.literal("openai"),
+    /** e.g. http://127.0.0.1:8000/v1 */
+    baseUrl: z.string().url(),
+    /** The served model id (GET /v1/models). */
+    model: z.string().min(1),
+    /** Name of the environment variable holding the API key (never the key itself). */
+    apiKeyEnv: z.string().min(1).optional(),
+    timeoutMs: z.number().int().positive().default(120_000),
+    maxRetries: z.number().int().min(0).default(4),
+    backoffMs: z.number().int().min(0).default(250),
+    /** Requests in flight at most. */
+    maxConcurrency: z.number().int().positive().default(8),
+    /**
+     * After every optimizer step (and before the first), write the policy's weights to
+     * `<run>/sync/model.safetensors` and POST /v1/reload so rollouts sample from the trained policy
+     * (`cohort serve` on the same disk only). Off: the server's weights stay fixed (off-policy samples).
+     */
+    syncWeights: z.boolean().default(false),
+    /**
+     * Importance-sampling correction of the train/sampler mismatch, TRL's `vllm_importance_sampling_*`
+     * (modes token/sequence × truncate/mask, cap C; TRL defaults: sequence_mask, 3.0). Absent = off.
+     */
+    importanceSampling: z
+      .strictObject({
+        mode: z.enum(["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]).default("sequence_mask"),
+        cap: z.number().gt(0).default(3),
+      })
+      .optional(),
   }),
 ]);
 
@@ -58,6 +99,11 @@ export const trainConfigSchema = z.strictObject({
       options: z.record(z.string(), z.unknown()).default({}),
     })
     .optional(),
+  /**
+   * …or a multi-turn environment (src/env: maze, calculator): episodes are the rows, the episode return is the
+   * reward, and the held-out evaluation is the success rate.
+   */
+  env: envConfigSchema.optional(),
   /** Reward functions: built-in names or `./module.ts#export`. */
   rewards: z.array(rewardEntry).min(1).default(["correctness", "format"]),
   rewardTimeoutMs: z.number().int().positive().default(10_000),
@@ -122,6 +168,8 @@ export const trainConfigSchema = z.strictObject({
       stop: z.array(z.string().min(1)).default([]),
     })
     .default({ temperature: 1, topK: 0, topP: 1, minP: 0, maxNewTokens: 32, stop: [] }),
+  /** Rollout sampler: `{kind: local}` (default) or `{kind: openai, baseUrl, model, …}`. */
+  sampler: samplerSchema.default({ kind: "local" }),
   eval: z
     .strictObject({
       /** Evaluate every N steps (and at step 0 and the end); 0 = never. */
@@ -202,15 +250,17 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     throw new ConfigError(message, path.join("."));
   }
   const c = r.data;
-  if ((c.task === undefined) === (c.dataset === undefined)) {
+  const sources = [c.task && "task", c.dataset && "dataset", c.env && "env"].filter((x) => x !== undefined);
+  if (sources.length !== 1) {
     throw new ConfigError(
-      c.task === undefined
-        ? "no data: set `task` (a built-in task such as arithmetic or countdown) or `dataset` (a JSONL file)"
-        : "both `task` and `dataset` are set; keep one",
-      c.task === undefined ? "task" : "dataset",
+      sources.length === 0
+        ? "no data: set `task` (a built-in task such as arithmetic or countdown), `dataset` (a JSONL file) or `env` (a multi-turn environment such as maze)"
+        : `${sources.length === 2 ? "both " : ""}${sources.map((k) => `\`${k}\``).join(" and ")} are set; keep one`,
+      sources[1] ?? "task",
     );
   }
-  const rewardFunctions = c.rewards.length;
+  // with `env`, the one reward is the episode return
+  const rewardFunctions = c.env !== undefined ? 1 : c.rewards.length;
   const algoOverrides = structuredClone(c.algo) as Record<string, unknown>;
   // Dr. GRPO's constant normaliser L_max defaults to the generation limit.
   const aggregate = (algoOverrides.aggregate ?? {}) as Record<string, unknown>;
@@ -227,11 +277,44 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   const reward = (algoOverrides.reward ?? {}) as Record<string, unknown>;
   if (reward.weights === undefined && weights.some((w) => w !== 1)) algoOverrides.reward = { ...reward, weights };
   const resolvedAlgo = resolvePreset(c.preset, algoOverrides, { rewardFunctions, root: "algo" });
+  if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
   const weightsLen = resolvedAlgo.reward.weights?.length;
   if (weightsLen !== undefined && weightsLen !== rewardFunctions) {
     throw new ConfigError(
       `${weightsLen} reward weights for ${rewardFunctions} reward functions`,
       "algo.reward.weights",
+    );
+  }
+  if (c.sampler.kind === "openai" && c.env !== undefined) {
+    throw new ConfigError(
+      "multi-turn environments roll out with the local sampler; remove `sampler` (or use a task or dataset)",
+      "sampler",
+    );
+  }
+  if (
+    c.sampler.kind === "openai" &&
+    c.sampler.importanceSampling &&
+    (resolvedAlgo.loss.type !== "surrogate" || resolvedAlgo.gate.type === "etr")
+  ) {
+    const what =
+      resolvedAlgo.loss.type !== "surrogate"
+        ? `algo.loss.type is "${resolvedAlgo.loss.type}"`
+        : 'algo.gate.type "etr" scales its clip bounds with |A|';
+    throw new ConfigError(
+      `the correction scales each token's advantage, which equals weighting the loss only for surrogates linear in A (gates clip, sapo, none); ${what}. Remove sampler.importanceSampling or change the loss`,
+      "sampler.importanceSampling",
+    );
+  }
+  // Rank-GRPO reads per-rank rewards and the item of every token (RewardBatch.rankRewards, LossBatch.itemIndex),
+  // which no task, dataset or environment of the trainer supplies: fail here, not at the first step
+  if (resolvedAlgo.advantage.estimator === "rank_grpo" || resolvedAlgo.ratio.level === "item") {
+    const rank = resolvedAlgo.advantage.estimator === "rank_grpo";
+    throw new ConfigError(
+      `${rank ? 'estimator "rank_grpo"' : 'ratio level "item"'} needs the reward of every rank position and the ` +
+        "item of every token (rankRewards, itemIndex), which `cohort train` does not produce for tasks, datasets " +
+        "or environments; call rewardsToAdvantages and the policy loss with them from your own loop, or pick " +
+        "another preset",
+      rank ? "algo.advantage.estimator" : "algo.ratio.level",
     );
   }
   if (c.train.groupSize < 2 && resolvedAlgo.advantage.estimator !== "reinforce_plus_plus") {
@@ -241,6 +324,35 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   return configFile === undefined ? { ...c, resolvedAlgo } : { ...c, resolvedAlgo, configFile };
+}
+
+/** `env:` checks: the environment and its options exist, rewards come from it, and the algorithm fits episodes. */
+function checkEnvConfig(
+  env: NonNullable<z.output<typeof trainConfigSchema>["env"]>,
+  raw: unknown,
+  algo: AlgoConfig,
+): void {
+  createEnv(env.name, env.options, "env");
+  if ((raw as { rewards?: unknown }).rewards !== undefined) {
+    throw new ConfigError(
+      "with `env`, the reward is the episode return given by the environment's steps; remove `rewards`",
+      "rewards",
+    );
+  }
+  if ((algo.rollout as { wrapper?: unknown }).wrapper !== undefined) {
+    throw new ConfigError(
+      "rollout wrappers rewrite prompt text, but an environment builds its own prompts from its observations; " +
+        "remove algo.rollout.wrapper or train on a task",
+      "algo.rollout.wrapper",
+    );
+  }
+  if (STEP_ESTIMATORS[algo.advantage.estimator] !== undefined && algo.ratio.level === "sequence") {
+    throw new ConfigError(
+      `estimator "${algo.advantage.estimator}" gives each turn of an episode its own advantage, which a sequence-level ` +
+        `ratio cannot use; set algo.ratio.level "token" or "sequence-token"`,
+      "algo.ratio.level",
+    );
+  }
 }
 
 /** Reads and validates a YAML config file, applying `--set` overrides first. */

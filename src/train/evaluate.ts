@@ -59,3 +59,44 @@ export function evaluateModelDir(path: string, o: EvalOptions): { accuracy: numb
     model.dispose();
   }
 }
+
+export interface EndpointEvalOptions extends EvalOptions {
+  /** An OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1. */
+  baseUrl: string;
+  /** The served model id. */
+  model: string;
+  /** Environment variable holding the API key. */
+  apiKeyEnv?: string;
+  /** A Training-Free GRPO experience library (experiences.json) injected into every prompt. */
+  experiences?: string;
+  /** Default 0 (greedy). */
+  temperature?: number;
+  /** The answer tag named in the prompt. Default "answer". */
+  answerTag?: string;
+}
+
+/**
+ * Accuracy of a model behind an OpenAI-compatible chat endpoint on a task's held-out split (the same problems as
+ * `evaluateModelDir` for the same seed), prompted as Training-Free GRPO prompts its policy, optionally with an
+ * experience library injected.
+ */
+export async function evaluateEndpoint(
+  o: EndpointEvalOptions,
+): Promise<{ accuracy: number; format: number; problems: number; experiences: number; failures: number }> {
+  const { OpenAIClient } = await import("../serve/client.js");
+  const { evaluateWithLibrary } = await import("../tfgrpo/run.js");
+  const { ExperienceLibrary, loadLibrary } = await import("../tfgrpo/library.js");
+  let apiKey: string | undefined;
+  if (o.apiKeyEnv !== undefined) {
+    apiKey = process.env[o.apiKeyEnv];
+    if (!apiKey) throw new CohortError(`the environment variable ${o.apiKeyEnv} is not set; export the API key in it`);
+  }
+  const client = new OpenAIClient({ baseUrl: o.baseUrl, ...(apiKey ? { apiKey } : {}) });
+  const task = createTask(o.task, o.taskOptions ?? {}, "task");
+  const rng = Rng.fromSeed(BigInt(o.seed ?? 0) ^ 0x5eed5eedn);
+  const problems = Array.from({ length: o.problems ?? 200 }, () => task.sample(rng, "eval"));
+  const lib = o.experiences !== undefined ? loadLibrary(o.experiences) : new ExperienceLibrary();
+  const ep = { client, model: o.model, temperature: o.temperature ?? 0, maxTokens: o.maxNewTokens ?? 1024 };
+  const r = await evaluateWithLibrary(ep, task, problems, lib, o.answerTag ?? "answer", ep.temperature);
+  return { ...r, experiences: lib.size };
+}

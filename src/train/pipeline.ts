@@ -51,6 +51,7 @@ export function rewardsToAdvantages(
     });
     metrics[`filter/${f.name}/removed_groups`] = res.removedGroups;
     metrics[`filter/${f.name}/removed_sequences`] = res.removedSequences;
+    if (res.metrics !== undefined) Object.assign(metrics, res.metrics);
   }
   return { batch, advantages, keep, metrics };
 }

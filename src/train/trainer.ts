@@ -20,9 +20,11 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { globalCounts } from "../algo/aggregate.js";
 import type { AlgoConfig } from "../algo/config.js";
 import { tokenFilters } from "../algo/filters.js";
-import { createPolicyLoss, type PolicyLoss } from "../algo/policy-loss.js";
+import { broadcastAdvantages, createPolicyLoss, type PolicyLoss } from "../algo/policy-loss.js";
 import { toRewardMatrix } from "../algo/rewards.js";
 import type { Advantages } from "../algo/types.js";
+import { checkResumeWorldSize, DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
+import { EpisodeSource, holeMask, isEpisodeCompletion, oneStepEpisodes } from "../env/source.js";
 import { CohortError } from "../errors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import { readModelDir, writeModelDir } from "../io/hf.js";
@@ -45,6 +47,8 @@ import {
   type ScoredRollout,
   type WrapperHost,
 } from "../rollout/index.js";
+import { emptyIsStats, isMetrics, mergeIsStats, samplerImportanceWeights } from "../serve/importance.js";
+import { type RemoteRollouts, remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
@@ -82,6 +86,8 @@ export interface TrainOptions {
   stopAfterStep?: number;
   /** Set to true (e.g. on SIGINT) to save a checkpoint and stop after the current step. */
   stopSignal?: { stop: boolean };
+  /** Data parallel: this process is one rank of `dist` (src/dist); rank 0 writes logs and checkpoints. */
+  dist?: ProcessGroup;
 }
 
 export interface TrainResult {
@@ -111,6 +117,12 @@ interface Ctx {
   stopIds: number[];
   log: (line: string) => void;
   diagnostics: Diagnostics;
+  /** Set when the run is one rank of a data-parallel group. */
+  dist: DataParallel | null;
+  /** With `env:` in the config: the environment whose episodes are the rows. */
+  env: EpisodeSource | null;
+  /** With `sampler: {kind: openai}`: rollouts come from an OpenAI-compatible server (src/serve/). */
+  remote: RemoteRollouts | null;
 }
 
 function resolvePath(cfg: TrainConfig, p: string): string {
@@ -129,9 +141,31 @@ export function requestSeed(seed: number, step: number, i: number): number {
   return h >>> 0;
 }
 
-async function setup(cfg: TrainConfig, log: (l: string) => void): Promise<Ctx> {
-  setNumThreads(cfg.threads ?? availableParallelism());
-  manualSeed(cfg.seed);
+/** Base of the request seeds: the run's seed, or with data parallelism the rank's stream seed. */
+function streamSeed(ctx: Ctx): number {
+  return ctx.dist ? ctx.dist.streamSeed(ctx.cfg.seed) : ctx.cfg.seed;
+}
+
+/** Whether this process writes the run's files (always, unless it is a rank other than 0). */
+function isMain(ctx: Ctx): boolean {
+  return ctx.dist === null || ctx.dist.isMain;
+}
+
+/**
+ * Makes `ctx` one rank of `group`: split mode for the plain rollout plan (the ranks share one data stream
+ * and take their share of each draw), local mode otherwise (src/dist/data-parallel.ts), and rank 0's
+ * weights everywhere.
+ */
+function joinGroup(ctx: Ctx, group: ProcessGroup): void {
+  ctx.dist = new DataParallel(group, planOf(ctx).isDefault ? "split" : "local");
+  ctx.rng = Rng.fromSeed(BigInt(ctx.dist.streamSeed(ctx.cfg.seed)));
+  ctx.dist.broadcastParameters(ctx.params);
+}
+
+async function setup(cfg: TrainConfig, log: (l: string) => void, group?: ProcessGroup): Promise<Ctx> {
+  if (group) DataParallel.checkPrompts(cfg.train.promptsPerStep, group.worldSize);
+  setNumThreads(cfg.threads ?? (group ? threadsPerRank() : availableParallelism()));
+  manualSeed(group ? rankSeed(cfg.seed, group.rank) : cfg.seed);
   const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
   const modelDir = resolvePath(cfg, cfg.model.path);
   const dir = readModelDir(modelDir);
@@ -152,16 +186,20 @@ async function setup(cfg: TrainConfig, log: (l: string) => void): Promise<Ctx> {
   for (const t of Object.values(dir.tensors)) t.dispose();
   const params = model.parameters();
   const opt = new AdamW(params, { lr: cfg.train.lr, betas: cfg.train.betas, weightDecay: cfg.train.weightDecay });
+  const env = cfg.env ? new EpisodeSource(cfg.env, tok) : null;
   let task: Task;
-  if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
+  if (env) task = env.task;
+  else if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
   else {
     const ds = cfg.dataset as NonNullable<TrainConfig["dataset"]>;
     task = jsonlTask(await loadJsonl(resolvePath(cfg, ds.path), ds.options));
   }
-  const rewards = await resolveRewards(cfg.rewards, {
-    task,
-    ...(cfg.configFile ? { configFile: cfg.configFile } : {}),
-  });
+  const rewards = env
+    ? env.rewards
+    : await resolveRewards(cfg.rewards, {
+        task,
+        ...(cfg.configFile ? { configFile: cfg.configFile } : {}),
+      });
   const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
   const evalProblems = Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
   const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
@@ -184,7 +222,10 @@ async function setup(cfg: TrainConfig, log: (l: string) => void): Promise<Ctx> {
     evalProblems,
     stopIds,
     log,
-    diagnostics: new Diagnostics(log),
+    diagnostics: new Diagnostics(group && group.rank > 0 ? () => {} : log),
+    dist: null,
+    env,
+    remote: cfg.sampler.kind === "openai" ? remoteRollouts(cfg.sampler, runDir, log) : null,
   };
 }
 
@@ -204,6 +245,11 @@ export function evaluate(
   step: number,
 ): { accuracy: number; format: number; samples: Record<string, unknown>[] } {
   const { cfg, tok, task } = ctx;
+  if (ctx.env) {
+    const seeds = ctx.evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
+    const params = { temperature: cfg.eval.temperature, stopTokenIds: ctx.stopIds };
+    return ctx.env.evaluate(ctx.sampler, ctx.evalProblems, seeds, params, cfg.eval.logSamples, step);
+  }
   const prompts = ctx.evalProblems.map((p) => encodePrompt(tok, p.prompt));
   const comps = ctx.sampler.generateSync(prompts, {
     maxTokens: cfg.sampling.maxNewTokens,
@@ -254,15 +300,26 @@ function planOf(ctx: Ctx): RolloutPlan {
  * `counts[b]` completions of `problems[b]` (0 = skipped); request seeds start at `seedOffset`. `promptTexts[b]`,
  * when given, is sampled from instead of `problems[b].prompt` (rollout wrappers); rows keep `problems[b]`.
  */
-function rollout(
+async function rollout(
   ctx: Ctx,
   step: number,
   problems: readonly Problem[],
   counts: readonly number[],
   seedOffset: number,
   promptTexts?: readonly (string | undefined)[],
-): Rollout {
+): Promise<Rollout> {
   const { cfg, tok } = ctx;
+  if (ctx.env) {
+    const { temperature, topK, topP, minP } = cfg.sampling;
+    const params = { temperature, topK, topP, minP, stopTokenIds: ctx.stopIds };
+    return ctx.env.rollout(
+      ctx.sampler,
+      problems,
+      counts,
+      (i) => requestSeed(streamSeed(ctx), step, seedOffset + i),
+      params,
+    );
+  }
   const prompts: number[][] = [];
   const groupIndex: number[] = [];
   const perRow: Problem[] = [];
@@ -278,7 +335,7 @@ function rollout(
     }
     group++;
   });
-  const completions = ctx.sampler.generateSync(prompts, {
+  const params = {
     maxTokens: cfg.sampling.maxNewTokens,
     temperature: cfg.sampling.temperature,
     topK: cfg.sampling.topK,
@@ -286,8 +343,11 @@ function rollout(
     minP: cfg.sampling.minP,
     stopTokenIds: ctx.stopIds,
     ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
-    seed: prompts.map((_, i) => requestSeed(cfg.seed, step, seedOffset + i)),
-  });
+    seed: prompts.map((_, i) => requestSeed(streamSeed(ctx), step, seedOffset + i)),
+  };
+  const completions = ctx.remote
+    ? await ctx.remote.sampler.generate(prompts, params)
+    : ctx.sampler.generateSync(prompts, params);
   return {
     prompts,
     completions,
@@ -297,9 +357,55 @@ function rollout(
   };
 }
 
+/** A completion that was not sampled from the policy (a DaGRPO anchor). */
+type OffPolicyCompletion = Completion & { offPolicy: true };
+
+function isOffPolicy(c: Completion): boolean {
+  return (c as Partial<OffPolicyCompletion>).offPolicy === true;
+}
+
+/**
+ * `WrapperHost.offPolicy`: one row (its own group) per problem whose completion is `texts[b]` + EOS, prompted
+ * by `promptTexts[b]` ?? the problem's prompt. No sampler log-prob exists for these rows: their `logprobs`
+ * are the training model's at the sampling temperature, computed here without grad (= ℓ_old of the step).
+ */
+function offPolicyRollout(
+  ctx: Ctx,
+  problems: readonly Problem[],
+  texts: readonly string[],
+  promptTexts?: readonly (string | undefined)[],
+): Rollout {
+  const { tok } = ctx;
+  const prompts = problems.map((p, b) => encodePrompt(tok, promptTexts?.[b] ?? p.prompt));
+  const tokens = texts.map((t) => [...tok.encode(t), tok.eosId]);
+  const { lp, C } = noGrad(() =>
+    tidy(() => {
+      const packed = packBatch(prompts, tokens, { padId: tok.padId });
+      const P = packed.promptLength;
+      const r = ctx.model.logprobs(packed, { temperature: ctx.cfg.sampling.temperature });
+      // [n, C] completion columns
+      return { lp: r.lp.slice(1, P).to("f64").data() as Float64Array, C: (packed.inputIds.shape[1] as number) - P };
+    }),
+  );
+  const completions: OffPolicyCompletion[] = tokens.map((ids, b) => ({
+    tokens: ids,
+    logprobs: Array.from(lp.subarray(b * C, b * C + ids.length)),
+    finishReason: "stop",
+    offPolicy: true,
+  }));
+  return {
+    prompts,
+    completions,
+    texts: completions.map((c) => completionText(tok, c)),
+    problems: [...problems],
+    groupIndex: Int32Array.from(problems, (_, b) => b),
+  };
+}
+
 /** Scores a round with every reward function; failures go to reward_failures.jsonl. */
 async function scoreRollout(ctx: Ctx, step: number, ro: Rollout): Promise<{ byFn: Float64Array[]; failures: number }> {
   const { cfg } = ctx;
+  if (ctx.env) return { byFn: ctx.env.scores(ro.completions), failures: 0 };
   const samples: RewardSample[] = ro.problems.map((p, i) => toRewardSample(p, ro.texts[i] as string));
   const scored = await scoreAll(ctx.rewards, samples, {
     timeoutMs: cfg.rewardTimeoutMs,
@@ -335,16 +441,21 @@ interface Collected {
  */
 async function collect(ctx: Ctx, step: number): Promise<Collected> {
   const plan = planOf(ctx);
-  const B = ctx.cfg.train.promptsPerStep;
-  const total = B * ctx.cfg.train.groupSize;
-  let offset = 0;
+  const { promptsPerStep, groupSize } = ctx.cfg.train;
+  // with data parallelism: this rank's B/N prompts; request seeds continue from its first global row
+  const B = ctx.dist ? ctx.dist.localPrompts(promptsPerStep) : promptsPerStep;
+  const total = B * groupSize;
+  let offset = ctx.dist ? ctx.dist.firstRow(promptsPerStep, groupSize) : 0;
   let failures = 0;
   let sampledTokens = 0;
   let samplingMs = 0;
   const counts: number[] = [];
   const wrapperMetrics: Record<string, number>[] = [];
   const runRound = async (): Promise<ScoredRollout<Completion>> => {
-    const problems = plan.sampler.next(B, ctx.rng);
+    const problems =
+      ctx.dist?.mode === "split"
+        ? ctx.dist.share(plan.sampler.next(promptsPerStep, ctx.rng))
+        : plan.sampler.next(B, ctx.rng);
     const alloc = plan.allocator.allocate(problems, plan.history, total);
     counts.push(...alloc);
     if (plan.wrapper !== undefined) {
@@ -355,7 +466,7 @@ async function collect(ctx: Ctx, step: number): Promise<Collected> {
       return b;
     }
     const t = performance.now();
-    const ro = rollout(ctx, step, problems, alloc, offset);
+    const ro = await rollout(ctx, step, problems, alloc, offset);
     samplingMs += performance.now() - t;
     offset += ro.completions.length;
     for (const c of ro.completions) sampledTokens += c.tokens.length;
@@ -375,7 +486,7 @@ async function collect(ctx: Ctx, step: number): Promise<Collected> {
         return { ...none, byFn: ctx.rewards.map(() => new Float64Array(0)) };
       }
       const t = performance.now();
-      const r = rollout(ctx, step, ps, cs, offset, texts);
+      const r = await rollout(ctx, step, ps, cs, offset, texts);
       samplingMs += performance.now() - t;
       offset += r.completions.length;
       for (const c of r.completions) sampledTokens += c.tokens.length;
@@ -385,6 +496,14 @@ async function collect(ctx: Ctx, step: number): Promise<Collected> {
     },
     success: (batch, i) => plan.isSuccess(batch.byFn, i),
     reward: (batch, i) => plan.successReward(batch.byFn, i),
+    successIndex: plan.successIndex,
+    task: ctx.task,
+    offPolicy: async (ps, texts, promptTexts) => {
+      const r = offPolicyRollout(ctx, ps, texts, promptTexts);
+      const sc = await scoreRollout(ctx, step, r);
+      failures += sc.failures;
+      return { ...r, byFn: sc.byFn };
+    },
   });
   const ds = plan.cfg.dynamicSampling;
   const metrics: Record<string, number> = {};
@@ -401,6 +520,7 @@ async function collect(ctx: Ctx, step: number): Promise<Collected> {
           c.logprobs.length ? c.logprobs.reduce((a, b) => a + b, 0) / c.logprobs.length : 0,
         ),
         truncated: Uint8Array.from(r.completions, (c) => (c.finishReason === "length" ? 1 : 0)),
+        texts: r.texts,
       });
       return { batch: r, keptGroups };
     });
@@ -436,6 +556,8 @@ interface Micro {
   oldLp: Tensor | null;
   refLp: Tensor | null;
   truncated: Uint8Array;
+  /** 1 = an off-policy row (DaGRPO anchor): no sampler log-prob, left out of the mismatch metric. */
+  offPolicy: Uint8Array;
   /** Set with `train.forward: shared-prefix`: the rows' token ids, so rows sharing a prompt form a group. */
   seqs?: { prompts: number[][]; completions: number[][] };
 }
@@ -491,7 +613,9 @@ function buildMicro(ctx: Ctx, ro: Rollout, rows: number[], adv: Advantages): Mic
   const packed = packBatch(prompts, comps, { padId: ctx.tok.padId });
   const P = packed.promptLength;
   const C = packed.inputIds.shape[1]! - P;
-  const mask = keep(packed.completionMask.slice(1, P));
+  // episodes: observation tokens are holes in the loss mask
+  const rowComps = rows.map((r) => ro.completions[r] as Completion);
+  const mask = keep(rowComps.every(isEpisodeCompletion) ? holeMask(rowComps, C) : packed.completionMask.slice(1, P));
   const lpRows = rows.map((r) => {
     const lp = (ro.completions[r] as Completion).logprobs;
     return [...lp, ...new Array<number>(C - lp.length).fill(0)];
@@ -511,6 +635,7 @@ function buildMicro(ctx: Ctx, ro: Rollout, rows: number[], adv: Advantages): Mic
     oldLp: null,
     refLp: null,
     truncated,
+    offPolicy: Uint8Array.from(rows, (r) => (isOffPolicy(ro.completions[r] as Completion) ? 1 : 0)),
     ...(ctx.cfg.train.forward === "shared-prefix" ? { seqs: { prompts, completions: comps } } : {}),
   };
 }
@@ -570,10 +695,18 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
   );
   const stage = (() => {
     try {
+      if (ctx.env) return ctx.env.advantages(algo, byFn, ro.completions, ro.groupIndex, () => meanEntropies(ctx, ro));
       return rewardsToAdvantages(
         algo,
         byFn,
-        { groupIndex: ro.groupIndex, lengths, meanLogprobs, truncated },
+        {
+          groupIndex: ro.groupIndex,
+          lengths,
+          meanLogprobs,
+          truncated,
+          texts: ro.texts,
+          ...oneStepEpisodes(ro.problems),
+        },
         { mask: fullMask, meanEntropy: () => meanEntropies(ctx, ro) },
       );
     } finally {
@@ -613,7 +746,11 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
 
   // ---- pack kept rows into minibatches and micro-batches -------------------------------------------
   const kept = Array.from({ length: N }, (_, i) => i).filter((i) => stage.keep[i] === 1);
-  const miniBatches = kept.length > 0 ? split(kept, Math.min(cfg.train.miniBatches, kept.length)) : [];
+  const miniBatches = ctx.dist
+    ? ctx.dist.miniBatches(kept, cfg.train.miniBatches)
+    : kept.length > 0
+      ? split(kept, Math.min(cfg.train.miniBatches, kept.length))
+      : [];
   const micros: Micro[][] = miniBatches.map((mb) =>
     split(mb, Math.ceil(mb.length / cfg.train.microBatchSize)).map((rows) =>
       buildMicro(ctx, ro, rows, stage.advantages),
@@ -667,6 +804,7 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
   let klSum = 0;
   let mismatchSum = 0;
   let mismatchTok = 0;
+  let isStats = emptyIsStats();
   let skipped = 0;
   let optSteps = 0;
   const lossMetrics: Record<string, number[]> = {};
@@ -683,26 +821,31 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
   for (let it = 0; it < cfg.train.innerIterations; it++) {
     for (const mb of micros) {
       ctx.opt.zeroGrad();
-      const counts = globalCounts(
+      const localCounts = globalCounts(
         mb.map((m) => m.mask),
         {
           countMaskedSequences: algo.aggregate.countMaskedSequences,
           ...(algo.aggregate.maxLength !== undefined ? { maxLength: algo.aggregate.maxLength } : {}),
         },
       );
+      const counts = ctx.dist ? ctx.dist.reduceCounts(localCounts) : localCounts;
       let finiteLoss = true;
       for (const m of mb) {
         tidy(() => {
           const f = forward(ctx.model, m, T, entropyNeeded);
           const lp = f.lp;
           const oldLp = m.oldLp ?? lp.detach();
+          // train/sampler mismatch correction (src/serve/importance.ts): w scales each token's advantage
+          const is = ctx.remote?.importanceSampling;
+          const isw = is ? samplerImportanceWeights(oldLp, m.samplerLp, m.mask, is.mode, is.cap, m.offPolicy) : null;
+          if (isw && it === 0) isStats = mergeIsStats(isStats, isw.stats);
           const res = ctx.loss.compute(
             {
               logprobs: lp,
               oldLogprobs: oldLp,
               ...(m.refLp ? { refLogprobs: m.refLp } : {}),
               ...(f.entropy ? { entropy: f.entropy } : {}), // with grad: entropy bonuses differentiate it
-              advantages: m.adv,
+              advantages: isw ? broadcastAdvantages(m.adv, lp).mul(isw.weights) : m.adv,
               mask: m.mask,
               groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
               rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
@@ -726,8 +869,18 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
               entTok += nTok;
             }
             const before = m.oldLp ?? lp.detach();
-            mismatchSum += maskedMean(before.sub(m.samplerLp).abs(), tokens) * nTok;
-            mismatchTok += nTok;
+            // off-policy rows carry the training model's log-probs, not a sampler's: not a mismatch sample
+            const onPolicyTokens = m.offPolicy.includes(1)
+              ? tokens.mul(
+                  tensor(
+                    Float32Array.from(m.offPolicy, (o) => 1 - o),
+                    { shape: [m.rows.length, 1] },
+                  ),
+                )
+              : tokens;
+            const nSampled = onPolicyTokens.sum().item();
+            mismatchSum += maskedMean(before.sub(m.samplerLp).abs(), onPolicyTokens) * nSampled;
+            mismatchTok += nSampled;
             const refOrOld = m.refLp ?? m.oldLp;
             if (refOrOld) {
               const d = refOrOld.sub(lp.detach()).clamp(-20, 20);
@@ -736,6 +889,7 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
           }
         });
       }
+      if (ctx.dist) finiteLoss = ctx.dist.reduceGradients(ctx.params, finiteLoss);
       const gn =
         cfg.train.maxGradNorm > 0
           ? clipGradNorm(ctx.params, cfg.train.maxGradNorm)
@@ -767,11 +921,32 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
   metrics.skipped_updates = skipped;
   for (const [k, vs] of Object.entries(lossMetrics)) metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
   metrics["sampler/logprob_abs_diff_mean"] = mismatchTok > 0 ? mismatchSum / mismatchTok : 0;
+  Object.assign(metrics, isMetrics(isStats));
   metrics["tokens_per_s/sampling"] = sampledTokens / ((tSample - t0) / 1000);
   metrics["tokens_per_s/training"] = trainedTokens / Math.max(1e-9, (tEnd - tTrain0) / 1000);
   metrics["time/sampling_s"] = (tSample - t0) / 1000;
   metrics["time/training_s"] = (tEnd - tTrain0) / 1000;
   metrics["time/step_s"] = (tEnd - t0) / 1000;
+  if (ctx.dist) {
+    // the whole batch's metrics, from every rank's (src/dist/metrics.ts)
+    const rewardsByFn = Object.fromEntries(
+      ctx.rewards.map((r, k) => [r.name, Array.from(byFn[k] as Float64Array).filter((x) => !Number.isNaN(x))]),
+    );
+    const facts = {
+      rewards: finite,
+      rewardsByFn,
+      lengths: Array.from(lengths),
+      truncated: truncated.reduce((a, b) => a + b, 0),
+      groups: B,
+      zeroStdGroups: zeroStd,
+      entropyTokens: entTok,
+      mismatchTokens: mismatchTok,
+      sampledTokens,
+      trainedTokens,
+      microBatchValues: Object.fromEntries(Object.entries(lossMetrics).map(([k, vs]) => [k, vs.length])),
+    };
+    Object.assign(metrics, ctx.dist.reduceMetrics(metrics, facts));
+  }
 
   // diagnostics that explain themselves
   ctx.diagnostics.zeroStd(step, metrics.frac_reward_zero_std as number);
@@ -793,21 +968,23 @@ function trainableState(ctx: Ctx): Record<string, Tensor> {
   return Object.fromEntries(ctx.lora ? ctx.lora.namedParameters() : ctx.model.namedParameters());
 }
 
+/** Saves a checkpoint (with data parallelism: rank 0 writes every rank's state; others return ""). */
 function save(ctx: Ctx, step: number): string {
+  let state: Record<string, unknown> = {
+    rng: ctx.rng.state(),
+    torchRng: toBase64(getRngState()),
+    policyLoss: ctx.loss.state(),
+    diagnostics: ctx.diagnostics.state(),
+    rollout: planOf(ctx).state(),
+  };
+  if (ctx.dist) {
+    const all = ctx.dist.gatherStates(state);
+    if (!ctx.dist.isMain) return "";
+    state = ctx.dist.checkpointState(all);
+  }
   const dir = saveCheckpoint(
     ctx.runDir,
-    {
-      step,
-      weights: trainableState(ctx),
-      optimizer: ctx.opt.state(),
-      state: {
-        rng: ctx.rng.state(),
-        torchRng: toBase64(getRngState()),
-        policyLoss: ctx.loss.state(),
-        diagnostics: ctx.diagnostics.state(),
-        rollout: planOf(ctx).state(),
-      },
-    },
+    { step, weights: trainableState(ctx), optimizer: ctx.opt.state(), state },
     ctx.cfg.checkpoint.keep,
   );
   return dir;
@@ -815,6 +992,7 @@ function save(ctx: Ctx, step: number): string {
 
 function restore(ctx: Ctx, dir: string): number {
   const ck = loadCheckpoint(dir);
+  checkResumeWorldSize(ck.state, ctx.dist?.worldSize ?? 1, dir);
   const named = new Map(ctx.lora ? ctx.lora.namedParameters() : ctx.model.namedParameters());
   tidy(() => {
     for (const [name, p] of named) {
@@ -826,7 +1004,7 @@ function restore(ctx: Ctx, dir: string): number {
   });
   ctx.opt.load(ck.optimizer);
   for (const t of [...Object.values(ck.weights), ...Object.values(ck.optimizer.tensors)]) t.dispose();
-  const s = ck.state as {
+  const s = (ctx.dist ? ctx.dist.rankState(ck.state, dir) : ck.state) as {
     rng: ReturnType<Rng["state"]>;
     torchRng: string;
     policyLoss: Record<string, unknown>;
@@ -866,8 +1044,10 @@ function dispose(ctx: Ctx): void {
 /** Runs (or resumes) a training run; returns when it finishes or is stopped. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const ctx = await setup(cfg, log);
+  const ctx = await setup(cfg, log, opts.dist);
   try {
+    if (opts.dist) joinGroup(ctx, opts.dist);
+    const rankMetrics: MetricRecord[] = []; // ranks other than 0 keep their records in memory
     mkdirSync(ctx.runDir, { recursive: true });
     const metricsLog = new MetricsLog(join(ctx.runDir, "metrics.jsonl"));
     const samplesPath = join(ctx.runDir, "samples.jsonl");
@@ -876,15 +1056,15 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     if (opts.resume && latest === null) log(`no checkpoint in ${ctx.runDir}; starting from step 0`);
     if (latest !== null) {
       start = restore(ctx, latest);
-      metricsLog.truncateAfter(start);
+      if (isMain(ctx)) metricsLog.truncateAfter(start);
       log(`resumed from ${latest} (step ${start})`);
-    } else {
+    } else if (isMain(ctx)) {
       writeFileSync(metricsLog.path, "");
       writeFileSync(samplesPath, "");
       writeJsonAtomic(join(ctx.runDir, "config.json"), { ...cfg, resolvedAlgo: cfg.resolvedAlgo });
     }
     const evalEvery = cfg.eval.everySteps;
-    if (start === 0 && evalEvery > 0) {
+    if (start === 0 && evalEvery > 0 && isMain(ctx)) {
       const ev = evaluate(ctx, 0);
       metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format });
       for (const s of ev.samples) writeFileSync(samplesPath, `${JSON.stringify(s)}\n`, { flag: "a" });
@@ -897,32 +1077,36 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       // let signal handlers (Ctrl-C) and timers run between steps: a step is mostly synchronous native work
       await new Promise((r) => setImmediate(r));
       step++;
+      await ctx.remote?.sync(ctx.model, ctx.lora); // sampler.syncWeights: rollouts sample from these weights
       const m = await trainStep(ctx, step);
-      if (evalEvery > 0 && (step % evalEvery === 0 || step === cfg.train.steps)) {
+      if (evalEvery > 0 && isMain(ctx) && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = evaluate(ctx, step);
         m.eval_accuracy = ev.accuracy;
         m.eval_format = ev.format;
         for (const s of ev.samples) writeFileSync(samplesPath, `${JSON.stringify(s)}\n`, { flag: "a" });
       }
-      metricsLog.append(m);
+      if (isMain(ctx)) metricsLog.append(m);
+      else rankMetrics.push(m);
       opts.onStep?.(m);
-      const stopping = opts.stopSignal?.stop === true;
+      // every rank stops after the same step (a stop request reaches them at different moments)
+      const stopRequested = opts.stopSignal?.stop === true;
+      const stopping = ctx.dist ? ctx.dist.group.any(stopRequested) : stopRequested;
       const every = cfg.checkpoint.everySteps;
       if ((every > 0 && step % every === 0) || step === cfg.train.steps || stopping) {
         const d = save(ctx, step);
-        if (stopping) log(`saved ${d}`);
+        if (stopping && d !== "") log(`saved ${d}`);
       }
       if (stopping) {
         stoppedEarly = true;
         break;
       }
     }
-    if (step === cfg.train.steps) exportModel(ctx, join(ctx.runDir, "final"));
+    if (step === cfg.train.steps && isMain(ctx)) exportModel(ctx, join(ctx.runDir, "final"));
     return {
       runDir: ctx.runDir,
       steps: step,
       stoppedEarly: stoppedEarly || step < cfg.train.steps,
-      metrics: metricsLog.read(),
+      metrics: isMain(ctx) ? metricsLog.read() : rankMetrics,
     };
   } finally {
     dispose(ctx);

@@ -245,7 +245,7 @@ describe("sample filter: DAPO zero-std", () => {
     assert.equal(r.removedTokens, 3 + 3);
     mask.dispose();
     assert.throws(() => zeroStdFilter({ rewards: Float64Array.of(1), groupIndex: Int32Array.of(0) }), /lengths/);
-    assert.deepEqual(sampleFilters.names(), ["zero_std"]);
+    assert.deepEqual(sampleFilters.names(), ["dagrpo_pairs", "zero_std"]);
   });
 });
 

@@ -71,6 +71,13 @@ function fakeHost(
     },
     success: (b, i) => ((b.byFn[0] as Float64Array)[i] as number) > 0.5,
     reward: (b, i) => (b.byFn[0] as Float64Array)[i] as number,
+    successIndex: 0,
+    task: {
+      name: "exact",
+      sample: () => assert.fail("the wrappers draw no problems"),
+      verify: (p, c) => ({ correct: c === p.answer, format: true, parsed: c }),
+    },
+    offPolicy: async () => assert.fail("these wrappers inject no off-policy rows"),
   };
   return { host, calls, rewardInputs };
 }
@@ -141,7 +148,7 @@ test("igrpo: invalid options fail naming the key and the fix", () => {
   assert.throws(
     () => validateRolloutConfig({ wrapper: { name: "igrpoo" } }),
     (e: unknown) =>
-      e instanceof ConfigError && e.path === "algo.rollout.wrapper.name" && /known: igrpo/.test(e.message),
+      e instanceof ConfigError && e.path === "algo.rollout.wrapper.name" && /known: .*\bigrpo,/.test(e.message),
   );
 });
 

@@ -1,14 +1,19 @@
 /**
  * Rollout wrappers (ALGORITHMS.md §C `RolloutWrapper`): iGRPO (draft → refine), SAGE and Scaf-GRPO (hints
- * for all-fail groups). Importing this module registers them.
+ * for all-fail groups), DaGRPO (off-policy anchors for all-fail groups), PS-GRPO (paraphrase-set groups with
+ * a group-similarity reward). Importing this module registers them.
  * @module
  */
+import "./dagrpo.js";
 import "./igrpo.js";
+import "./ps-grpo.js";
 import "./sage.js";
 import "./scaf-grpo.js";
 
+export { DagrpoWrapper } from "./dagrpo.js";
 export * from "./hints.js";
 export { draftCount, IgrpoWrapper } from "./igrpo.js";
+export { answerSimilarity, type ParaphrasingTask, PsGrpoWrapper, paraphrasesOf } from "./ps-grpo.js";
 export * from "./registry.js";
 export { SageWrapper } from "./sage.js";
 export { ScafGrpoWrapper } from "./scaf-grpo.js";

@@ -3,11 +3,12 @@
  * default is direct sampling (no wrapper); a wrapper may rewrite prompts, sample in several stages or
  * re-sample with hints. A wrapper never changes the reward functions: every row is scored against its
  * original `Problem`, whatever prompt text was sampled from; the loss sees the prompt tokens that were
- * actually sampled from.
+ * actually sampled from. (PS-GRPO's group-similarity reward is the one exception: it replaces the success
+ * reward's row of its batch, see ps-grpo.ts.)
  * @module
  */
 import { Registry } from "../../algo/registry.js";
-import type { Problem } from "../../task/types.js";
+import type { Problem, Task } from "../../task/types.js";
 import type { ScoredRollout } from "../dynamic.js";
 
 /** What the trainer lends a wrapper for one generation round. */
@@ -30,6 +31,21 @@ export interface WrapperHost<C> {
   success(batch: ScoredRollout<C>, i: number): boolean;
   /** Value of the success reward of row `i` (NaN when it failed to score). */
   reward(batch: ScoredRollout<C>, i: number): number;
+  /** Row of `byFn` that holds the success reward (`algo.rollout.success.reward`). */
+  readonly successIndex: number;
+  /** The run's task (its verifier extracts answers; some tasks also write paraphrases). */
+  readonly task: Task;
+  /**
+   * Off-policy rows (DaGRPO anchors): `completions[b]` (text; EOS is appended) becomes one row, in its own
+   * group, of `problems[b]`, sampled from `promptTexts[b]` ?? the problem's prompt, scored with the unchanged
+   * reward functions. Nothing is sampled: the row's log-probs are the training model's (no sampler log-prob
+   * exists), and the trainer leaves it out of the sampler/trainer log-prob mismatch metric.
+   */
+  offPolicy(
+    problems: readonly Problem[],
+    completions: readonly string[],
+    promptTexts?: readonly (string | undefined)[],
+  ): Promise<ScoredRollout<C>>;
 }
 
 export interface WrapperResult<C> {

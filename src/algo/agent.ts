@@ -1,0 +1,174 @@
+/**
+ * Advantage estimators for hierarchical and multi-agent episodes (ALGORITHMS.md B.22, B.37), and the table of
+ * which estimators read one row per agent step instead of one row per episode.
+ *
+ * Rows are agent steps (one LLM turn each) when an estimator is listed in `STEP_ESTIMATORS`: the rollout of
+ * a multi-turn environment (src/env) then hands the estimator a `RewardBatch` whose rows are steps, with
+ * `trajectoryIndex` (episode of the row), `stepIndex`, `observationKey` (anchor state), `agentId` and
+ * `episodeRewards`; the advantage of a step row is broadcast to that turn's action tokens. For a
+ * single-turn task every completion is a one-step episode (`oneStepEpisodes` in src/env).
+ * @module
+ */
+import { CohortError } from "../errors.js";
+import {
+  advantageEstimators,
+  checkOptions,
+  compositeKeys,
+  discountedStepReturns,
+  type GroupNormOptions,
+  groupMembers,
+  groupNormalize,
+  type SequenceAdvantages,
+} from "./advantage.js";
+import type { RewardBatch } from "./types.js";
+
+/** A step batch with the execution feedback of each step (Hi-Agent foresight). */
+export interface AgentRewardBatch extends RewardBatch {
+  /** 1 when the low-level execution of the step succeeded / advanced the task, else 0 (Hi-Agent). */
+  executed?: Uint8Array;
+}
+
+/**
+ * Estimators whose rows are agent steps, and which reward each step row carries: `"step"` = the step's own
+ * reward r_{τ,t} (GiGPO builds returns from them; Step-GRPO and Hi-Agent normalise them), `"episode"` = the
+ * episode's outcome reward R^E on every step of the episode (Dr. MAS, M-GRPO: every agent invocation shares
+ * the trajectory's reward). Every other estimator reads one row per episode with R^E.
+ */
+export const STEP_ESTIMATORS: Readonly<Record<string, { reward: "step" | "episode" }>> = {
+  gigpo: { reward: "step" },
+  step_grpo: { reward: "step" },
+  hi_agent: { reward: "step" },
+  dr_mas: { reward: "episode" },
+  m_grpo: { reward: "episode" },
+};
+
+export const AGENT_OPTION_KEYS = {
+  m_grpo: ["subAgentSteps", "scale", "std", "eps", "singleton"],
+  hi_agent: ["lambda", "gamma", "scale", "std", "eps", "singleton"],
+} as const satisfies Record<string, readonly string[]>;
+
+function requireLength(what: string, got: ArrayLike<unknown> | undefined, n: number, who: string): void {
+  if (got !== undefined && got.length !== n) {
+    throw new CohortError(`${who}: ${what} has length ${got.length} but the batch has ${n} rows; give one per row`);
+  }
+}
+
+// ---- M-GRPO ---------------------------------------------------------------------------------------
+
+export interface MGrpoOptions extends GroupNormOptions {
+  /** K_sub: sub-agent invocations each rollout contributes after alignment. Default 2. */
+  subAgentSteps?: number;
+}
+
+/**
+ * Trajectory alignment of M-GRPO (B.22, design choice): how many times each row counts. Main-agent rows
+ * (agentId 0) count once. The sub-agent rows (agentId ≠ 0) of each trajectory, in step order, are cut or
+ * repeated to exactly K: with c ≥ K invocations the first K count once and the rest 0 (dropped); with
+ * 0 < c < K they are repeated cyclically, row j counting ⌊K/c⌋ + [j < K mod c] times.
+ */
+export function alignSubAgentSteps(batch: RewardBatch, k: number): Int32Array {
+  if (!Number.isInteger(k) || k < 1) {
+    throw new CohortError(`m_grpo: subAgentSteps must be an integer ≥ 1, got ${k}`);
+  }
+  const agent = batch.agentId as Int32Array;
+  const n = batch.rewards.length;
+  const traj = batch.trajectoryIndex ?? Int32Array.from({ length: n }, (_, i) => i);
+  const out = new Int32Array(n);
+  for (const rows of groupMembers(traj)) {
+    const step = batch.stepIndex;
+    const ordered = step === undefined ? rows : [...rows].sort((a, b) => step[a]! - step[b]!);
+    const subs = ordered.filter((i) => agent[i] !== 0);
+    for (const i of ordered) if (agent[i] === 0) out[i] = 1;
+    const c = subs.length;
+    if (c === 0) continue;
+    subs.forEach((i, j) => {
+      out[i] = c >= k ? (j < k ? 1 : 0) : Math.floor(k / c) + (j < k % c ? 1 : 0);
+    });
+  }
+  return out;
+}
+
+/**
+ * M-GRPO: group-relative advantages computed separately for the main agent (agentId 0) and the sub-agents
+ * (agentId ≠ 0) of a prompt group, all with the trajectory's outcome reward (B.22). Sub-agent rows are first
+ * aligned to K_sub per trajectory (`alignSubAgentSteps`); the sub-agent statistics run over the aligned
+ * multiset (a repeated row counts as many times as it is repeated), and a row's advantage is multiplied by
+ * its count: a dropped invocation gets 0, a repeated one the gradient of its copies. Options as GRPO.
+ */
+// arXiv 2511.13288 [ABSTRACT] (alignment rule: design choice)
+export function mGrpo(batch: RewardBatch, opts: MGrpoOptions = {}): SequenceAdvantages {
+  checkOptions("m_grpo", opts, AGENT_OPTION_KEYS.m_grpo);
+  const n = batch.rewards.length;
+  if (batch.agentId === undefined) {
+    throw new CohortError("m_grpo needs batch.agentId (0 = main agent, other ids = sub-agents); set it");
+  }
+  requireLength("agentId", batch.agentId, n, "m_grpo");
+  requireLength("trajectoryIndex", batch.trajectoryIndex, n, "m_grpo");
+  requireLength("groupIndex", batch.groupIndex, n, "m_grpo");
+  const { subAgentSteps, ...norm } = opts;
+  const count = alignSubAgentSteps(batch, subAgentSteps ?? 2);
+  // expand the aligned multiset: row i appears count[i] times under key (group, role)
+  const values: number[] = [];
+  const keys: string[] = [];
+  const first = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const role = batch.agentId[i] === 0 ? "main" : "sub";
+    for (let c = 0; c < count[i]!; c++) {
+      if (c === 0) first[i] = values.length;
+      values.push(batch.rewards[i]!);
+      keys.push(`${batch.groupIndex[i]}\u0000${role}`);
+    }
+  }
+  const a = groupNormalize(Float64Array.from(values), groupMembers(keys), norm);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) if (first[i]! >= 0) out[i] = a[first[i]!]! * count[i]!;
+  return { kind: "sequence", values: out };
+}
+
+// ---- Hi-Agent -------------------------------------------------------------------------------------
+
+export interface HiAgentOptions extends GroupNormOptions {
+  /** λ: weight of the execution-feedback (foresight) term. Default 0.5 (design choice). */
+  lambda?: number;
+  /** Discount of the step return used as the environment term; 0 (default) = the step reward itself. */
+  gamma?: number;
+}
+
+/**
+ * Hi-Agent foresight advantage (B.37, design choice): each step's high-level reward is
+ * `r_high = R^S_γ + λ·1[execution succeeded]`, where R^S_γ is the discounted return-to-go of the step rewards
+ * (γ = 0: the step reward r_env_step of ALGORITHMS.md) and the execution flag is `batch.executed` (absent:
+ * no feedback, 0). `r_high` is group-normalised over the steps taken from the same state of the same prompt
+ * group (`observationKey`; absent: the prompt group), i.e. over the candidates sampled for that state.
+ * A state reached by one step only gets 0. Options as GRPO.
+ */
+// arXiv 2510.14388 [ABSTRACT] (foresight combination: design choice)
+export function hiAgent(batch: AgentRewardBatch, opts: HiAgentOptions = {}): SequenceAdvantages {
+  checkOptions("hi_agent", opts, AGENT_OPTION_KEYS.hi_agent);
+  const n = batch.rewards.length;
+  requireLength("executed", batch.executed, n, "hi_agent");
+  requireLength("trajectoryIndex", batch.trajectoryIndex, n, "hi_agent");
+  requireLength("observationKey", batch.observationKey, n, "hi_agent");
+  const { lambda = 0.5, gamma = 0, ...norm } = opts;
+  if (!(lambda >= 0) || !(gamma >= 0 && gamma <= 1)) {
+    throw new CohortError(`hi_agent: lambda must be ≥ 0 and gamma in [0, 1] (got lambda ${lambda}, gamma ${gamma})`);
+  }
+  for (let i = 0; i < n; i++) {
+    if (Number.isNaN(batch.rewards[i]!)) {
+      throw new CohortError(`hi_agent: step reward ${i} is missing (NaN); every step needs a reward (use 0)`);
+    }
+  }
+  const env =
+    batch.trajectoryIndex === undefined
+      ? batch.rewards
+      : discountedStepReturns(batch.rewards, batch.trajectoryIndex, gamma, batch.stepIndex);
+  const high = Float64Array.from(env, (r, i) => r + lambda * (batch.executed?.[i] ?? 0));
+  const groups =
+    batch.observationKey === undefined
+      ? groupMembers(batch.groupIndex)
+      : groupMembers(compositeKeys(batch.groupIndex, batch.observationKey, "observationKey"));
+  return { kind: "sequence", values: groupNormalize(high, groups, norm) };
+}
+
+advantageEstimators.register("m_grpo", mGrpo);
+advantageEstimators.register("hi_agent", hiAgent);

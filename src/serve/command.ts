@@ -1,0 +1,99 @@
+/**
+ * `cohort serve <model-dir | run-dir | checkpoint>`: the OpenAI-compatible server as a command. Prints
+ * `cohort serve: listening on <url> (model <name>)` on stdout once it accepts requests; SIGTERM or SIGINT
+ * stops it gracefully (running requests finish, exit code 0); a second signal ends them at once.
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import type { Command } from "../cli/main.js";
+import { ConfigError } from "../errors.js";
+
+const usage =
+  "cohort serve <model-dir | run-dir | checkpoint> [--host 127.0.0.1] [--port 8000] [--max-concurrency 16] " +
+  "[--max-queue 64] [--max-batch 128] [--model-name NAME] [--threads N] [--seed N] [--drain-timeout-ms 30000] " +
+  "[--max-body-bytes 1048576] [--batch-wait-ms 20]";
+
+function intOption(values: Record<string, unknown>, name: string, min: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError(`--${name}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}\nusage: ${usage}`);
+  return n;
+}
+
+export const serveCommand: Command = {
+  summary: "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models)",
+  usage,
+  async run(args) {
+    let parsed: ReturnType<typeof parseArgs>;
+    try {
+      parsed = parseArgs({
+        args,
+        allowPositionals: true,
+        strict: true,
+        options: Object.fromEntries(
+          [
+            "host",
+            "port",
+            "max-concurrency",
+            "max-queue",
+            "max-batch",
+            "model-name",
+            "threads",
+            "seed",
+            "drain-timeout-ms",
+            "max-body-bytes",
+            "batch-wait-ms",
+          ].map((k) => [k, { type: "string" as const }]),
+        ),
+      });
+    } catch (e) {
+      throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
+    }
+    const { values, positionals } = parsed;
+    const target = positionals[0];
+    if (target === undefined) throw new ConfigError(`missing the model to serve\nusage: ${usage}`);
+    const port = intOption(values, "port", 0);
+    if (port !== undefined && port > 65535) throw new ConfigError(`--port: expected 0–65535, got ${port}`);
+    const t = await import("../tensor/index.js");
+    t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
+    const { loadServedModel } = await import("./load.js");
+    const { startServer } = await import("./server.js");
+    const served = loadServedModel(target);
+    const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
+    const server = await startServer(served, {
+      host: (values.host as string | undefined) ?? "127.0.0.1",
+      port: port ?? 8000,
+      ...opt(intOption(values, "max-concurrency", 1), "maxConcurrency"),
+      ...opt(intOption(values, "max-queue", 0), "maxQueue"),
+      ...opt(intOption(values, "max-batch", 1), "maxBatchRows"),
+      ...opt(values["model-name"] as string | undefined, "modelName"),
+      ...opt(intOption(values, "seed", 0), "seed"),
+      ...opt(intOption(values, "drain-timeout-ms", 0), "drainTimeoutMs"),
+      ...opt(intOption(values, "max-body-bytes", 1), "maxBodyBytes"),
+      ...opt(intOption(values, "batch-wait-ms", 0), "batchWaitMs"),
+    });
+    console.log(`cohort serve: listening on ${server.url} (model ${server.modelName}, from ${served.source})`);
+    await new Promise<void>((resolve) => {
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        signals++;
+        if (signals === 1) {
+          process.stderr.write(`cohort serve: ${sig}: finishing running requests, then exiting\n`);
+          void server.close().then(resolve);
+        } else {
+          process.stderr.write(`cohort serve: ${sig} again: ending running requests now\n`);
+          void server.close({ drainTimeoutMs: 0 });
+          server.engine.abortAll();
+        }
+      };
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    });
+    served.model.dispose();
+    process.stderr.write("cohort serve: stopped\n");
+    return 0;
+  },
+};

@@ -1,0 +1,538 @@
+/**
+ * The decoding engine behind `cohort serve`: a queue of generation jobs decoded in batches over one
+ * `CausalLM`, step by step, yielding to the event loop between steps so HTTP I/O, streaming, client
+ * disconnects and signals are handled while a batch decodes.
+ *
+ * - A job is one request: P prompts × n completions. Its rows always decode in the same batch.
+ * - Batching: when a batch ends, every waiting job with the same sampling settings (temperature, top-k,
+ *   top-p, min-p: the native sampler takes them per batch) joins the next one, up to `maxConcurrency` jobs
+ *   and `maxBatchRows` rows; so concurrent requests share one prefill and one decode loop. Before a batch
+ *   starts, the engine waits up to `batchWaitMs` while fewer jobs are queued than shared a recent batch, so
+ *   closed-loop clients regroup instead of alternating in two half-full batches. Jobs do not join a batch
+ *   that is already decoding (no continuous batching: the KV cache advances all rows together).
+ * - Decoding is the one of `LocalSampler` (same prefill, fused decode step, native sampler, per-row seeded
+ *   generators): row r of a job with seed s draws from generator s + r, so a request with a seed gives the
+ *   same completions as `LocalSampler.generate` with the same seeds, and its log-probs are
+ *   log softmax(logits / T)[token] over the full vocabulary (T = 1 when greedy), what training recomputes.
+ * - Weight reloads are barriers in the queue: jobs submitted before a reload decode with the old weights,
+ *   jobs after it with the new ones; a batch never sees two versions.
+ * - A cancelled job (client gone) drops out of its batch at the next step.
+ * @module
+ */
+import { CohortError } from "../errors.js";
+import { eosIds } from "../model/config.js";
+import type { CausalLM, DecodePlan, KVCache } from "../model/llama.js";
+import type { FinishReason } from "../model/sampler.js";
+import { dispose, Generator, keep, noGrad, Tensor, tensor, tidy } from "../tensor/index.js";
+import { native } from "../tensor/native.js";
+import { ApiError } from "./protocol.js";
+
+export interface EngineOptions {
+  /** Rows (completions) decoded together at most. Default 128. */
+  maxBatchRows?: number;
+  /** Jobs (requests) in one batch at most. Default 16. */
+  maxConcurrency?: number;
+  /** Jobs waiting for a batch at most; beyond it `submit` fails with 429. Default 64. */
+  maxQueue?: number;
+  /** Token ids → text without special tokens (stop strings are matched on it). */
+  decode: (ids: number[]) => string;
+  /** Id written into left padding (masked out). Default: the config's pad id, else 0. */
+  padId?: number;
+  /** Base of the seeds of jobs without one. Default 0. */
+  seed?: number;
+  /** Fused native decode step (f32 CPU). Default true. */
+  fusedDecode?: boolean;
+  /**
+   * Before a batch starts, wait up to this long while fewer jobs are queued than shared one of the last four
+   * batches (clients that send their next request when the last one returns arrive some ms apart). Default 20 ms.
+   */
+  batchWaitMs?: number;
+}
+
+export interface JobSpec {
+  /** Token ids of each prompt (non-empty). */
+  prompts: number[][];
+  /** Completions per prompt. */
+  n: number;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  /** Token ids that end a completion (included in it). */
+  stopTokenIds: number[];
+  /** Strings that end a completion once its text contains one. */
+  stop: string[];
+  /** Row r (= prompt · n + choice) draws from generator seed + r. Default: the engine's counter. */
+  seed?: number;
+  /** Alternatives per token to report (0 = none). */
+  topLogprobs: number;
+  /** Called for every sampled token of choice `index` (streaming). */
+  onToken?: (index: number, ev: TokenEvent) => void;
+  /** Called once when choice `index` ends. */
+  onFinish?: (index: number, finish: FinishReason) => void;
+}
+
+export interface TopLogprob {
+  token: number;
+  logprob: number;
+}
+
+export interface TokenEvent {
+  token: number;
+  logprob: number;
+  top: TopLogprob[] | null;
+}
+
+export interface ChoiceResult {
+  /** prompt · n + choice. */
+  index: number;
+  tokens: number[];
+  logprobs: number[];
+  top: TopLogprob[][] | null;
+  finishReason: FinishReason;
+}
+
+export interface JobResult {
+  /** false: every choice finished; true: the job was cancelled or aborted, `choices` is empty. */
+  cancelled: boolean;
+  choices: ChoiceResult[];
+  /** The weights version the job decoded with (0 = as loaded; +1 per reload). */
+  weightsVersion: number;
+}
+
+export interface EngineStats {
+  queued: number;
+  active: number;
+  batches: number;
+  /** Most jobs that shared one batch so far. */
+  maxJobsPerBatch: number;
+  completed: number;
+  cancelled: number;
+  generatedTokens: number;
+  weightsVersion: number;
+}
+
+/** A submitted request. `result` settles when it finishes or is cancelled (it never rejects on cancel). */
+export class Job {
+  cancelled = false;
+  readonly result: Promise<JobResult>;
+  #resolve!: (r: JobResult) => void;
+  #reject!: (e: unknown) => void;
+  settled = false;
+
+  constructor(readonly spec: JobSpec) {
+    this.result = new Promise((res, rej) => {
+      this.#resolve = res;
+      this.#reject = rej;
+    });
+  }
+
+  get rows(): number {
+    return this.spec.prompts.length * this.spec.n;
+  }
+
+  /** Stops decoding this job at the next step (e.g. the client disconnected). */
+  cancel(): void {
+    this.cancelled = true;
+  }
+
+  /** @internal */
+  settle(r: JobResult | Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (r instanceof Error) this.#reject(r);
+    else this.#resolve(r);
+  }
+}
+
+interface Row {
+  job: Job;
+  index: number;
+  prompt: number[];
+  tokens: number[];
+  lps: number[];
+  top: TopLogprob[][] | null;
+  done: FinishReason | "abort" | null;
+  gen: Generator;
+  stopIds: Set<number>;
+}
+
+type QueueItem =
+  | { kind: "job"; job: Job }
+  | { kind: "reload"; tensors: Record<string, Tensor>; resolve: (v: number) => void; reject: (e: unknown) => void };
+
+const sameSampling = (a: JobSpec, b: JobSpec) =>
+  a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP;
+
+const nextTick = () => new Promise<void>((r) => setImmediate(r));
+
+export class Engine {
+  readonly #opts: Required<Omit<EngineOptions, "padId">> & { padId: number };
+  readonly #queue: QueueItem[] = [];
+  #active: Job[] = [];
+  #running = false;
+  #closed = false;
+  #nextSeed: number;
+  #idle: (() => void)[] = [];
+  #wake: (() => void) | null = null;
+  /** Jobs in each of the last four batches. */
+  #recentBatchJobs: number[] = [];
+  #stats = { batches: 0, maxJobsPerBatch: 0, completed: 0, cancelled: 0, generatedTokens: 0 };
+  weightsVersion = 0;
+
+  constructor(
+    readonly model: CausalLM,
+    opts: EngineOptions,
+  ) {
+    this.#opts = {
+      maxBatchRows: opts.maxBatchRows ?? 128,
+      maxConcurrency: opts.maxConcurrency ?? 16,
+      maxQueue: opts.maxQueue ?? 64,
+      decode: opts.decode,
+      padId: opts.padId ?? model.config.padTokenId ?? 0,
+      seed: opts.seed ?? 0,
+      fusedDecode: opts.fusedDecode ?? true,
+      batchWaitMs: opts.batchWaitMs ?? 20,
+    };
+    this.#nextSeed = this.#opts.seed;
+  }
+
+  /** The model's default stop ids (its eos ids). */
+  get eosIds(): number[] {
+    return eosIds(this.model.config);
+  }
+
+  get maxBatchRows(): number {
+    return this.#opts.maxBatchRows;
+  }
+
+  stats(): EngineStats {
+    return {
+      queued: this.#queue.filter((q) => q.kind === "job").length,
+      active: this.#active.length,
+      weightsVersion: this.weightsVersion,
+      ...this.#stats,
+    };
+  }
+
+  /** Queues a job. Throws ApiError 429 when the queue is full and 503 once the engine is closed. */
+  submit(spec: JobSpec): Job {
+    if (this.#closed) throw new ApiError(503, "the server is shutting down; send the request elsewhere or retry later");
+    const waiting = this.#queue.filter((q) => q.kind === "job").length;
+    if (waiting >= this.#opts.maxQueue) {
+      throw new ApiError(
+        429,
+        `the request queue is full (${waiting} requests waiting, --max-queue ${this.#opts.maxQueue}); retry with backoff`,
+      );
+    }
+    if (spec.prompts.length === 0 || spec.prompts.some((p) => p.length === 0))
+      throw new ApiError(400, "every prompt needs at least one token", "prompt");
+    const job = new Job(spec);
+    this.#queue.push({ kind: "job", job });
+    this.#kick();
+    return job;
+  }
+
+  /**
+   * Copies `tensors` (Hugging Face names) into the model once every job submitted before this call has
+   * finished; later jobs see the new weights. Resolves with the new weights version. The tensors are
+   * disposed either way; on a mismatch (missing name, wrong shape) the weights stay as they were.
+   */
+  reload(tensors: Record<string, Tensor>): Promise<number> {
+    if (this.#closed) {
+      dispose(tensors);
+      return Promise.reject(new ApiError(503, "the server is shutting down"));
+    }
+    const p = new Promise<number>((resolve, reject) => this.#queue.push({ kind: "reload", tensors, resolve, reject }));
+    this.#kick();
+    return p;
+  }
+
+  /** Refuses new jobs (503); queued and running ones continue. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Resolves when nothing is queued or decoding. */
+  idle(): Promise<void> {
+    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  /** Cancels every queued and running job (their results settle as cancelled). */
+  abortAll(): void {
+    for (const q of this.#queue) if (q.kind === "job") q.job.cancel();
+    for (const j of this.#active) j.cancel();
+  }
+
+  #kick(): void {
+    if (this.#running) {
+      if (this.#wake !== null && this.#queuedJobs() >= this.#target()) this.#wake();
+      return;
+    }
+    this.#running = true;
+    // start on a later turn of the event loop: the caller finishes its synchronous work first (e.g. writes
+    // response headers)
+    setImmediate(() => void this.#loop());
+  }
+
+  /** Jobs a batch waits for (up to batchWaitMs): the most that shared one of the last few batches. */
+  #target(): number {
+    return Math.min(this.#opts.maxConcurrency, Math.max(1, ...this.#recentBatchJobs));
+  }
+
+  /**
+   * Closed-loop clients (each sends its next request when the last returns) otherwise split into groups
+   * that alternate batches forever: wait briefly until as many jobs are queued as recently shared a batch.
+   */
+  async #gather(): Promise<void> {
+    const wait = this.#opts.batchWaitMs;
+    if (wait <= 0 || this.#queuedJobs() >= this.#target()) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      this.#wake = done;
+    });
+  }
+
+  #queuedJobs(): number {
+    let n = 0;
+    for (const q of this.#queue) if (q.kind === "job") n++;
+    return n;
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const head = this.#queue[0] as QueueItem;
+        if (head.kind === "reload") {
+          this.#queue.shift();
+          this.#applyReload(head);
+          continue;
+        }
+        await this.#gather();
+        const batch = this.#takeBatch();
+        if (batch.length === 0) continue;
+        this.#active = batch;
+        this.#recentBatchJobs = [...this.#recentBatchJobs.slice(-3), batch.length];
+        try {
+          await this.#decode(batch);
+        } catch (e) {
+          // a failure inside decoding is the server's fault, not the request's
+          const msg = e instanceof Error ? e.message : String(e);
+          const err = new ApiError(500, `decoding failed: ${msg}`, null, "server_error");
+          for (const j of batch) j.settle(err);
+        } finally {
+          this.#active = [];
+        }
+      }
+    } finally {
+      this.#running = false;
+      for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  #applyReload(item: Extract<QueueItem, { kind: "reload" }>): void {
+    try {
+      this.model.load({ tensors: item.tensors, meta: {} });
+      this.weightsVersion++;
+      item.resolve(this.weightsVersion);
+    } catch (e) {
+      item.reject(e instanceof CohortError ? new ApiError(400, e.message, "path") : e);
+    } finally {
+      dispose(item.tensors);
+    }
+  }
+
+  /** Jobs for the next batch: the first waiting job and every later one it can share a batch with. */
+  #takeBatch(): Job[] {
+    const batch: Job[] = [];
+    let rows = 0;
+    for (let i = 0; i < this.#queue.length && batch.length < this.#opts.maxConcurrency; ) {
+      const it = this.#queue[i] as QueueItem;
+      if (it.kind === "reload") break;
+      const job = it.job;
+      if (job.cancelled) {
+        this.#queue.splice(i, 1);
+        this.#stats.cancelled++;
+        job.settle({ cancelled: true, choices: [], weightsVersion: this.weightsVersion });
+        continue;
+      }
+      const first = batch[0];
+      if (first === undefined || (sameSampling(first.spec, job.spec) && rows + job.rows <= this.#opts.maxBatchRows)) {
+        batch.push(job);
+        rows += job.rows;
+        this.#queue.splice(i, 1);
+      } else i++;
+    }
+    return batch;
+  }
+
+  async #decode(batch: Job[]): Promise<void> {
+    const model = this.model;
+    this.#stats.batches++;
+    this.#stats.maxJobsPerBatch = Math.max(this.#stats.maxJobsPerBatch, batch.length);
+    const rows: Row[] = [];
+    for (const job of batch) {
+      const s = job.spec;
+      const base = s.seed ?? this.#nextSeed;
+      if (s.seed === undefined) this.#nextSeed += job.rows;
+      const stopIds = new Set(s.stopTokenIds);
+      s.prompts.forEach((prompt, p) => {
+        for (let c = 0; c < s.n; c++) {
+          const index = p * s.n + c;
+          rows.push({
+            job,
+            index,
+            prompt,
+            tokens: [],
+            lps: [],
+            top: s.topLogprobs > 0 ? [] : null,
+            done: null,
+            gen: new Generator(base + index),
+            stopIds,
+          });
+        }
+      });
+    }
+    const spec0 = (batch[0] as Job).spec;
+    const { temperature, topK, topP, minP } = spec0;
+    const topN = Math.max(...batch.map((j) => j.spec.topLogprobs));
+    const B = rows.length;
+    const P = Math.max(...rows.map((r) => r.prompt.length));
+    const maxNew = Math.max(...batch.map((j) => j.spec.maxTokens));
+    const ids = new Array<number>(B * P).fill(this.#opts.padId);
+    const mask = new Array<number>(B * P).fill(0);
+    rows.forEach((r, b) => {
+      r.prompt.forEach((t, i) => {
+        ids[b * P + P - r.prompt.length + i] = t;
+        mask[b * P + P - r.prompt.length + i] = 1;
+      });
+    });
+    const decode = this.#opts.decode;
+    const plan: DecodePlan | null = this.#opts.fusedDecode ? model.decodePlan(P + maxNew) : null;
+    let cache: KVCache | null = null;
+    let logits: Tensor | null = null;
+    // order[i] = the row held in cache row i; finished rows leave the cache once they are a quarter of it
+    let order = rows.map((_, i) => i);
+    let genHandles = rows.map((r) => r.gen.h);
+    const finish = (r: Row, why: FinishReason) => {
+      r.done = why;
+      r.job.spec.onFinish?.(r.index, why);
+    };
+    try {
+      cache = model.newCache(B, P + maxNew);
+      const c = cache;
+      logits = noGrad(() =>
+        keep(
+          tidy(() =>
+            model.prefill(
+              c,
+              tensor(ids, { shape: [B, P], dtype: "i64" }),
+              tensor(mask, { shape: [B, P], dtype: "i64" }),
+            ),
+          ),
+        ),
+      ); // [B, V]
+      for (;;) {
+        for (const r of rows) if (r.done === null && r.job.cancelled) r.done = "abort";
+        if (!rows.some((r) => r.done === null)) break;
+        const lg = logits as Tensor;
+        const { drawn, drawnLp, topV, topI } = noGrad(() =>
+          tidy(() => {
+            const [tokT, lpT] = (
+              native.sampleTokens!(lg.h, genHandles, temperature, topK, topP, minP) as unknown[]
+            ).map((x) => new Tensor(x)) as [Tensor, Tensor];
+            let tv: Float64Array | null = null;
+            let ti: BigInt64Array | null = null;
+            if (topN > 0) {
+              const k = Math.min(topN, model.config.vocabSize);
+              const [v, i] = lg
+                .to("f64")
+                .div(temperature > 0 ? temperature : 1)
+                .logSoftmax(-1)
+                .topk(k);
+              tv = v.data() as Float64Array;
+              ti = i.data() as BigInt64Array;
+            }
+            return {
+              drawn: tokT.data() as BigInt64Array,
+              drawnLp: lpT.data() as Float32Array,
+              topV: tv,
+              topI: ti,
+            };
+          }),
+        );
+        lg.dispose();
+        logits = null;
+        const k = topN > 0 ? Math.min(topN, model.config.vocabSize) : 0;
+        let live = 0;
+        for (const [i, ri] of order.entries()) {
+          const r = rows[ri] as Row;
+          if (r.done !== null) continue;
+          const t = Number(drawn[i]);
+          const lp = drawnLp[i] as number;
+          r.tokens.push(t);
+          r.lps.push(lp);
+          let top: TopLogprob[] | null = null;
+          if (r.top !== null && topV !== null && topI !== null) {
+            const want = r.job.spec.topLogprobs;
+            top = Array.from({ length: Math.min(want, k) }, (_, j) => ({
+              token: Number(topI[i * k + j]),
+              logprob: topV[i * k + j] as number,
+            }));
+            r.top.push(top);
+          }
+          this.#stats.generatedTokens++;
+          r.job.spec.onToken?.(r.index, { token: t, logprob: lp, top });
+          const stops = r.job.spec.stop;
+          if (r.stopIds.has(t)) finish(r, "stop");
+          else if (stops.length > 0 && stops.some((s) => decode(r.tokens).includes(s))) finish(r, "stop");
+          else if (r.tokens.length >= r.job.spec.maxTokens) finish(r, "length");
+          if (r.done === null) live++;
+        }
+        if (live === 0) break;
+        if (live <= (order.length * 3) / 4) {
+          const keepIdx = order.flatMap((ri, i) => ((rows[ri] as Row).done === null ? [i] : []));
+          c.keepRows(keepIdx);
+          genHandles = keepIdx.map((i) => genHandles[i]);
+          order = keepIdx.map((i) => order[i] as number);
+        }
+        const next = order.map((ri) => (rows[ri] as Row).tokens.at(-1) ?? this.#opts.padId);
+        logits = noGrad(() =>
+          keep(tidy(() => model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan))),
+        );
+        await nextTick();
+      }
+    } finally {
+      logits?.dispose();
+      (cache as KVCache | null)?.dispose();
+      plan?.dispose();
+    }
+    for (const job of batch) {
+      if (job.cancelled) {
+        this.#stats.cancelled++;
+        job.settle({ cancelled: true, choices: [], weightsVersion: this.weightsVersion });
+        continue;
+      }
+      const mine = rows.filter((r) => r.job === job).sort((a, b) => a.index - b.index);
+      this.#stats.completed++;
+      job.settle({
+        cancelled: false,
+        weightsVersion: this.weightsVersion,
+        choices: mine.map((r) => ({
+          index: r.index,
+          tokens: r.tokens,
+          logprobs: r.lps,
+          top: r.top,
+          finishReason: r.done === "stop" ? "stop" : "length",
+        })),
+      });
+    }
+  }
+}

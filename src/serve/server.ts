@@ -1,0 +1,478 @@
+/**
+ * `cohort serve`: an OpenAI-compatible HTTP server (node:http) over a local `CausalLM`.
+ *
+ * ```
+ * GET  /v1/models             the served model
+ * POST /v1/completions        prompt (text, texts, token ids) → completions; logprobs = OpenAI's legacy shape
+ * POST /v1/chat/completions   messages → the tokenizer's chat template → completions
+ * POST /v1/reload             {"path": …} swaps the weights between batches (see engine.ts); in-flight requests finish
+ * GET  /health                queue, batches, weights version, counters
+ * ```
+ * Streaming is server-sent events ending with `data: [DONE]`. Errors are OpenAI's JSON error body with a
+ * 4xx/5xx status: 400 names the parameter, 404 unknown model or route, 413 oversized body, 429 full queue,
+ * 503 shutting down. `close()` stops accepting connections, lets queued and running requests finish (up to
+ * `drainTimeoutMs`, then ends them cleanly) and resolves when every response is closed.
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { z } from "zod";
+import { CohortError } from "../errors.js";
+import type { FinishReason } from "../model/sampler.js";
+import type { ChatMessage } from "../tokenizer/types.js";
+import { type ChoiceResult, Engine, type Job, type JobSpec, type TokenEvent } from "./engine.js";
+import { Handler, StreamText } from "./handler.js";
+import { readReloadWeights, type ServedModel } from "./load.js";
+import {
+  ApiError,
+  type ChatRequest,
+  type CompletionRequest,
+  chatRequestSchema,
+  completionRequestSchema,
+  messageText,
+  parseRequest,
+  promptList,
+  stopList,
+  type Usage,
+} from "./protocol.js";
+
+export interface ServeOptions {
+  /** Interface to listen on. Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** TCP port; 0 picks a free one. Default 8000. */
+  port?: number;
+  /** Requests decoded together at most (one batch). Default 16. */
+  maxConcurrency?: number;
+  /** Requests waiting for a batch at most; more get 429. Default 64. */
+  maxQueue?: number;
+  /** Completions (rows) in one batch at most; also the limit of prompts × n per request. Default 128. */
+  maxBatchRows?: number;
+  /** The model id clients send and /v1/models lists. Default: the model directory's name. */
+  modelName?: string;
+  /** Largest request body. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** How long `close()` lets running requests finish before ending them. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Base seed of requests without one. Default 0. */
+  seed?: number;
+  /** Stop strings per request at most. Default 16. */
+  maxStop?: number;
+  /** How long an idle engine waits for as many requests as shared its last batch. Default 20 ms. */
+  batchWaitMs?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  host: string;
+  port: number;
+  modelName: string;
+  engine: Engine;
+  /** Graceful shutdown (see the module doc); resolves once the listener and every response are closed. */
+  close(opts?: { drainTimeoutMs?: number }): Promise<void>;
+}
+
+const reloadSchema = z.object({ path: z.string().min(1) });
+
+const newId = (prefix: string) => `${prefix}-${randomBytes(12).toString("hex")}`;
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, e: ApiError, headers: Record<string, string> = {}): void {
+  const extra: Record<string, string> = e.status === 429 ? { "retry-after": "1", ...headers } : headers;
+  sendJson(res, e.status, e.body(), extra);
+}
+
+/** Reads the body (at most `max` bytes) and parses it as JSON. */
+function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? Number.NaN);
+    if (declared > max) {
+      reject(new ApiError(413, `the request body is ${declared} bytes; the limit is ${max} (--max-body-bytes)`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on("data", (c: Buffer) => {
+      if (failed) return;
+      size += c.length;
+      if (size > max) {
+        failed = true;
+        reject(new ApiError(413, `the request body exceeds ${max} bytes (--max-body-bytes)`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => {
+      if (failed) return;
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (text.trim() === "") {
+        reject(new ApiError(400, "the request body is empty; send a JSON object"));
+        return;
+      }
+      try {
+        resolve(JSON.parse(text));
+      } catch (e) {
+        reject(new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`));
+      }
+    });
+    req.on("error", reject);
+  });
+}
+
+interface Endpoint {
+  kind: "completion" | "chat";
+  req: CompletionRequest | ChatRequest;
+  spec: JobSpec;
+  /** Per-prompt token ids. */
+  prompts: number[][];
+}
+
+export async function startServer(served: ServedModel, opts: ServeOptions = {}): Promise<RunningServer> {
+  const modelName = opts.modelName ?? (served.modelDir.split(/[\\/]/).filter(Boolean).at(-1) as string);
+  const tok = served.tokenizer;
+  const engine = new Engine(served.model, {
+    decode: (ids) => tok.decode(ids, { skipSpecialTokens: true }),
+    padId: tok.padId,
+    maxBatchRows: opts.maxBatchRows ?? 128,
+    maxConcurrency: opts.maxConcurrency ?? 16,
+    maxQueue: opts.maxQueue ?? 64,
+    seed: opts.seed ?? 0,
+    ...(opts.batchWaitMs !== undefined ? { batchWaitMs: opts.batchWaitMs } : {}),
+  });
+  const h = new Handler(engine, tok, modelName, opts);
+  const maxBody = opts.maxBodyBytes ?? 1 << 20;
+  const created = Math.floor(Date.now() / 1000);
+  const open = new Set<ServerResponse>();
+  let closing = false;
+
+  const completionEndpoint = (body: unknown): Endpoint => {
+    const req = parseRequest(completionRequestSchema, body, h.limits);
+    h.checkModel(req.model);
+    const prompts = promptList(req.prompt).map((p, i) =>
+      typeof p === "string" ? h.encodeText(p, promptList(req.prompt).length > 1 ? `prompt.${i}` : "prompt", true) : p,
+    );
+    const spec = h.spec(req, prompts, "max_tokens", req.max_tokens, req.logprobs ?? 0);
+    return { kind: "completion", req, spec, prompts };
+  };
+
+  const chatEndpoint = (body: unknown): Endpoint => {
+    const req = parseRequest(chatRequestSchema, body, h.limits);
+    h.checkModel(req.model);
+    const messages: ChatMessage[] = req.messages.map((m) => ({ ...m, content: messageText(m.content) }));
+    let text: string;
+    try {
+      text = tok.applyChatTemplate(messages, {
+        addGenerationPrompt: req.add_generation_prompt,
+        ...(req.chat_template_kwargs ? { vars: req.chat_template_kwargs } : {}),
+      });
+    } catch (e) {
+      throw new ApiError(400, `messages: ${(e as Error).message}`, "messages");
+    }
+    const prompt = h.encodeText(text, "messages", false);
+    if (req.top_logprobs && !req.logprobs)
+      throw new ApiError(400, "top_logprobs: needs logprobs: true", "top_logprobs");
+    const maxTokens = req.max_completion_tokens ?? req.max_tokens;
+    const param = req.max_completion_tokens ? "max_completion_tokens" : "max_tokens";
+    const spec = h.spec(req, [prompt], param, maxTokens, req.logprobs ? (req.top_logprobs ?? 0) : 0);
+    return { kind: "chat", req, spec, prompts: [prompt] };
+  };
+
+  const usageOf = (prompts: number[][], n: number, choices: { tokens: readonly number[] }[]): Usage => {
+    const prompt = prompts.reduce((a, p) => a + p.length, 0) * n;
+    const completion = choices.reduce((a, c) => a + c.tokens.length, 0);
+    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  };
+
+  const respond = (ep: Endpoint, choices: ChoiceResult[], version: number) => {
+    const { req, prompts } = ep;
+    const stops = stopList(req.stop);
+    const asIds = req.return_tokens_as_token_ids;
+    const usage = usageOf(prompts, req.n, choices);
+    const base = { created: Math.floor(Date.now() / 1000), model: modelName, system_fingerprint: `cohort-w${version}` };
+    if (ep.kind === "completion") {
+      const k = (req as CompletionRequest).logprobs;
+      return {
+        id: newId("cmpl"),
+        object: "text_completion",
+        ...base,
+        choices: choices.map((c) => ({
+          index: c.index,
+          text: h.finalText(c, stops),
+          logprobs:
+            k === null || k === undefined ? null : h.completionLogprobs(c.tokens, c.logprobs, c.top, k, asIds, 0),
+          finish_reason: c.finishReason,
+          stop_reason: null,
+          ...(req.return_token_ids
+            ? { prompt_token_ids: prompts[Math.floor(c.index / req.n)], token_ids: c.tokens }
+            : {}),
+        })),
+        usage,
+      };
+    }
+    const chat = req as ChatRequest;
+    return {
+      id: newId("chatcmpl"),
+      object: "chat.completion",
+      ...base,
+      choices: choices.map((c) => ({
+        index: c.index,
+        message: { role: "assistant", content: h.finalText(c, stops) },
+        logprobs: chat.logprobs ? { content: h.chatLogprobs(c.tokens, c.logprobs, c.top, asIds) } : null,
+        finish_reason: c.finishReason,
+        stop_reason: null,
+        ...(req.return_token_ids ? { token_ids: c.tokens } : {}),
+      })),
+      usage,
+      ...(req.return_token_ids ? { prompt_token_ids: prompts[0] } : {}),
+    };
+  };
+
+  /** Runs a generation request, streamed or not. */
+  const generate = async (res: ServerResponse, ep: Endpoint): Promise<void> => {
+    const { req, spec, prompts } = ep;
+    if (!req.stream) {
+      const job = engine.submit(spec);
+      res.on("close", () => {
+        if (!res.writableFinished) job.cancel();
+      });
+      const r = await job.result;
+      if (r.cancelled) {
+        if (!res.destroyed) sendError(res, new ApiError(503, "the request was cancelled: the server is shutting down"));
+        return;
+      }
+      sendJson(res, 200, respond(ep, r.choices, r.weightsVersion));
+      return;
+    }
+    // ---- streaming: one SSE chunk per sampled token and choice -------------------------------------
+    const id = newId(ep.kind === "chat" ? "chatcmpl" : "cmpl");
+    const stops = stopList(req.stop);
+    const rows = prompts.length * req.n;
+    const streams = Array.from({ length: rows }, () => new StreamText(h, stops));
+    const asIds = req.return_tokens_as_token_ids;
+    const k = ep.kind === "completion" ? (req as CompletionRequest).logprobs : undefined;
+    const chatLp = ep.kind === "chat" && (req as ChatRequest).logprobs;
+    const firstSent = new Array<boolean>(rows).fill(false);
+    const offsets = new Array<number>(rows).fill(0);
+    const write = (obj: unknown) => {
+      if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(obj)}\n\n`);
+    };
+    const chunk = (index: number, delta: string, ev: TokenEvent | null, finish: FinishReason | null) => {
+      const base = {
+        id,
+        created: Math.floor(Date.now() / 1000),
+        model: modelName,
+        system_fingerprint: `cohort-w${engine.weightsVersion}`,
+      };
+      const ids = req.return_token_ids ? { token_ids: ev ? [ev.token] : [] } : {};
+      const first = !firstSent[index];
+      firstSent[index] = true;
+      if (ep.kind === "completion") {
+        const lp =
+          k === null || k === undefined || ev === null
+            ? null
+            : h.completionLogprobs([ev.token], [ev.logprob], [ev.top], k, asIds, offsets[index] as number);
+        offsets[index] = (offsets[index] as number) + delta.length;
+        write({
+          ...base,
+          object: "text_completion",
+          choices: [
+            {
+              index,
+              text: delta,
+              logprobs: lp,
+              finish_reason: finish,
+              ...ids,
+              ...(first && req.return_token_ids ? { prompt_token_ids: prompts[Math.floor(index / req.n)] } : {}),
+            },
+          ],
+        });
+        return;
+      }
+      write({
+        ...base,
+        object: "chat.completion.chunk",
+        choices: [
+          {
+            index,
+            delta: { ...(first ? { role: "assistant" } : {}), ...(delta !== "" || first ? { content: delta } : {}) },
+            logprobs:
+              chatLp && ev !== null ? { content: h.chatLogprobs([ev.token], [ev.logprob], [ev.top], asIds) } : null,
+            finish_reason: finish,
+            ...ids,
+          },
+        ],
+        ...(first && index === 0 && req.return_token_ids ? { prompt_token_ids: prompts[0] } : {}),
+      });
+    };
+    spec.onToken = (index, ev) => chunk(index, (streams[index] as StreamText).push(ev.token), ev, null);
+    spec.onFinish = (index, finish) => chunk(index, (streams[index] as StreamText).flush(finish, stops), null, finish);
+    const job: Job = engine.submit(spec); // may throw 429/503 before any byte is sent
+    res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      connection: closing ? "close" : "keep-alive",
+    });
+    res.flushHeaders();
+    res.on("close", () => {
+      if (!res.writableFinished) job.cancel();
+    });
+    let r: Awaited<typeof job.result>;
+    try {
+      r = await job.result;
+    } catch (e) {
+      write({ error: new ApiError(500, (e as Error).message, null, "server_error").body().error });
+      if (!res.writableEnded) res.end("data: [DONE]\n\n");
+      return;
+    }
+    if (res.destroyed) return;
+    if (r.cancelled) {
+      write({ error: new ApiError(503, "the server is shutting down; the completion was cut short").body().error });
+    } else if (req.stream_options?.include_usage) {
+      write({
+        id,
+        object: ep.kind === "chat" ? "chat.completion.chunk" : "text_completion",
+        created: Math.floor(Date.now() / 1000),
+        model: modelName,
+        choices: [],
+        usage: usageOf(prompts, req.n, r.choices),
+      });
+    }
+    res.end("data: [DONE]\n\n");
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+    const allow = (m: string) => {
+      if (method !== m) throw new ApiError(405, `${path} takes ${m} requests, not ${method}`);
+    };
+    if (closing && method === "POST")
+      throw new ApiError(503, "the server is shutting down; send the request elsewhere or retry later");
+    switch (path) {
+      case "/v1/models":
+        allow("GET");
+        sendJson(res, 200, {
+          object: "list",
+          data: [
+            {
+              id: modelName,
+              object: "model",
+              created,
+              owned_by: "cohort",
+              root: served.source,
+              max_model_len: h.maxPositions,
+            },
+          ],
+        });
+        return;
+      case "/health":
+        allow("GET");
+        sendJson(res, 200, { status: closing ? "draining" : "ok", ...engine.stats() });
+        return;
+      case "/v1/completions":
+        allow("POST");
+        await generate(res, completionEndpoint(await readJson(req, maxBody)));
+        return;
+      case "/v1/chat/completions":
+        allow("POST");
+        await generate(res, chatEndpoint(await readJson(req, maxBody)));
+        return;
+      case "/v1/reload": {
+        allow("POST");
+        const r = reloadSchema.safeParse(await readJson(req, maxBody));
+        if (!r.success) throw new ApiError(400, 'path: expected {"path": "<safetensors file or directory>"}', "path");
+        let tensors: ReturnType<typeof readReloadWeights>;
+        try {
+          tensors = readReloadWeights(r.data.path);
+        } catch (e) {
+          throw new ApiError(400, `path: ${(e as Error).message}`, "path");
+        }
+        const version = await engine.reload(tensors);
+        sendJson(res, 200, { weights_version: version, path: r.data.path });
+        return;
+      }
+      default:
+        throw new ApiError(404, `no route ${method} ${path}; see /v1/models, /v1/completions, /v1/chat/completions`);
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    open.add(res);
+    res.on("close", () => open.delete(res));
+    route(req, res).catch((e: unknown) => {
+      const err =
+        e instanceof ApiError
+          ? e
+          : e instanceof CohortError
+            ? new ApiError(400, e.message)
+            : new ApiError(500, `internal error: ${(e as Error).message ?? String(e)}`, null, "server_error");
+      if (res.headersSent) {
+        if (!res.writableEnded) res.end();
+        return;
+      }
+      sendError(res, err, err.status === 413 || closing ? { connection: "close" } : {});
+      if (err.status === 413) req.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 8000, opts.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = opts.host ?? "127.0.0.1";
+  const hostInUrl = host.includes(":") ? `[${host}]` : host;
+  let closed: Promise<void> | null = null;
+
+  return {
+    url: `http://${hostInUrl}:${addr.port}`,
+    host,
+    port: addr.port,
+    modelName,
+    engine,
+    close(o = {}) {
+      if (closed) return closed;
+      closing = true;
+      engine.close();
+      const listenerClosed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      closed = (async () => {
+        const timeoutMs = o.drainTimeoutMs ?? opts.drainTimeoutMs ?? 30_000;
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          engine.idle().then(() => true),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(false), timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!drained) {
+          engine.abortAll();
+          await engine.idle();
+        }
+        // let finished responses flush, then drop whatever connection is left (idle keep-alives)
+        const deadline = Date.now() + 2_000;
+        while (open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        server.closeAllConnections();
+        await listenerClosed;
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,34 @@
+// `cohort train --nproc 2` against one process on the same batch: the same metric trajectory (fp32, 1e-5), and a
+// checkpoint holding both ranks' state.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { latestCheckpoint, loadCheckpoint } from "../../src/train/checkpoint.js";
+import { loadTrainConfig } from "../../src/train/config.js";
+import { MetricsLog } from "../../src/train/metrics.js";
+import { train } from "../../src/train/trainer.js";
+import { assertSameTrajectory, cohort, tinyModelDir, tmpRunRoot, writeConfig } from "./helpers.js";
+
+test("--nproc 2 follows the metric trajectory of one process on the combined batch", async () => {
+  const root = tmpRunRoot();
+  const model = tinyModelDir(3);
+  const one = await train(loadTrainConfig(writeConfig(root, model, "one")), { log: () => {} });
+  const run = cohort([writeConfig(root, model, "two"), "--nproc", "2", "--quiet"]);
+  const { code } = await run.exited;
+  assert.equal(code, 0, run.out.stderr);
+  assert.match(run.out.stderr, /cohort: 2 ranks on 127\.0\.0\.1:\d+ \(pids \d+, \d+\)/);
+  const two = new MetricsLog(join(root, "two", "metrics.jsonl")).read();
+  // the run learns, so agreement is not trivial
+  assert.ok(one.metrics.some((m) => typeof m.grad_norm === "number" && m.grad_norm > 0.1));
+  assert.ok(one.metrics.some((m) => typeof m.eval_accuracy === "number"));
+  assertSameTrajectory(two, one.metrics, 1e-5, "2 ranks vs 1 process");
+  // rank 0 wrote a checkpoint holding both ranks' state, and the final model
+  const ck = loadCheckpoint(latestCheckpoint(join(root, "two")) as string);
+  for (const t of [...Object.values(ck.weights), ...Object.values(ck.optimizer.tensors)]) t.dispose();
+  const ranks = ck.state.ranks as { torchRng: string }[];
+  assert.equal(ck.state.worldSize, 2);
+  assert.equal(ranks.length, 2);
+  assert.notEqual(ranks[0]?.torchRng, ranks[1]?.torchRng, "each rank has its own derived seed");
+  assert.ok(existsSync(join(root, "two", "final", "model.safetensors")));
+});
