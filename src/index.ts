@@ -2,11 +2,14 @@
  * Cohort: group-relative policy optimization (GRPO and its variants) for TypeScript, on libtorch.
  *
  * The trainer is exported at the top level; each layer is also available as a namespace
- * (`t` tensors, `model`, `io`, `tokenizer`, `algo`, `presets`, `tasks`, `rewards`, `serve`, `tfgrpo`).
+ * (`t` tensors, `model`, `io`, `tokenizer`, `algo`, `presets`, `tasks`, `rewards`, `env`, `serve`, `tfgrpo`,
+ * `dist`).
  * @module
  */
 
 export * as algo from "./algo/index.js";
+export * as dist from "./dist/index.js";
+export * as env from "./env/index.js";
 export * from "./errors.js";
 export * as io from "./io/index.js";
 export * as model from "./model/index.js";

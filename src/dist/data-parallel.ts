@@ -18,6 +18,7 @@
  */
 import type { GlobalCounts } from "../algo/types.js";
 import { CohortError, ConfigError } from "../errors.js";
+import { mix32 } from "../task/rng.js";
 import { type Tensor, tensor, zerosLike } from "../tensor/index.js";
 import type { MetricRecord } from "../train/metrics.js";
 import type { ProcessGroup } from "./group.js";
@@ -28,13 +29,7 @@ export type ShareMode = "split" | "local";
 /** A seed for rank `rank` of a run seeded `seed` (rank 0 keeps the run's seed). */
 export function rankSeed(seed: number, rank: number): number {
   if (rank === 0) return seed;
-  let h = (seed * 0x9e3779b1 + (rank + 1) * 0x632be5ab) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d) >>> 0;
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
+  return mix32(seed * 0x9e3779b1 + (rank + 1) * 0x632be5ab);
 }
 
 /** The world size a checkpoint's state was written by (1 for a one-process run). */

@@ -11,6 +11,7 @@
  */
 import { CohortError } from "../errors.js";
 import type { LocalSampler } from "../model/sampler.js";
+import { mix32 } from "../task/rng.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type TemplateKind, TurnTemplate } from "./template.js";
 import type { EnvFactory, EpisodeLimits, StepInfo } from "./types.js";
@@ -67,13 +68,7 @@ export interface RollParams {
 
 /** Seed of turn `t` of an episode seeded `s` (a hash, so turns draw independent streams). */
 export function turnSeed(s: number, t: number): number {
-  let h = (Math.imul(s >>> 0, 0x9e3779b1) ^ Math.imul(t + 1, 0x85ebca6b)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d) >>> 0;
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
+  return mix32(Math.imul(s >>> 0, 0x9e3779b1) ^ Math.imul(t + 1, 0x85ebca6b));
 }
 
 interface Live {

@@ -20,6 +20,7 @@ import { Rng } from "../task/rng.js";
 import { AdamW, learningRate, manualSeed, setNumThreads, tensor, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import type { SftRunOptions } from "../train/pretrain.js";
 import { createEnv } from "./registry.js";
 import { EpisodeRoller } from "./roller.js";
 import type { EnvFactory, ScriptedPolicy } from "./types.js";
@@ -65,31 +66,14 @@ export function scriptedEpisode(
   return { prompt, completion, mask, success };
 }
 
-export interface EnvPretrainOptions {
+export interface EnvPretrainOptions extends SftRunOptions {
   /** Environment name (maze, calculator) and its options. */
   env: string;
   envOptions?: Record<string, unknown>;
   /** How often the expert acts at random, in [0, 1]. Default 0.3. */
   noise?: number;
-  out: string;
-  seed?: number;
-  maxSteps?: number;
-  batchSize?: number;
-  lr?: number;
-  warmupSteps?: number;
-  evalEvery?: number;
-  evalProblems?: number;
-  /** Stop once the greedy held-out success rate reaches this (0–1); 1 trains for maxSteps. */
-  targetAccuracy?: number;
-  hiddenSize?: number;
-  layers?: number;
-  heads?: number;
-  kvHeads?: number;
-  intermediateSize?: number;
   /** Context length of the model. Default 128. */
   maxPositions?: number;
-  command?: string;
-  log?: (line: string) => void;
 }
 
 export interface EnvPretrainResult {

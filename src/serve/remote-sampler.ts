@@ -22,11 +22,21 @@ import { writeSafetensors } from "../io/safetensors.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import type { Completion, Sampler, SamplingParams, TokenIds } from "../model/sampler.js";
-import { type CompletionChoice, OpenAIClient, OpenAIError } from "./client.js";
+import { type CompletionChoice, type CompletionResponse, OpenAIClient, OpenAIError } from "./client.js";
 import type { ImportanceSamplingMode } from "./importance.js";
+import { RolloutPool } from "./pool.js";
+
+/** What `RemoteSampler` sends requests to: one `OpenAIClient` or a `RolloutPool` of workers. */
+export interface CompletionsBackend {
+  readonly baseUrl: string;
+  completions(body: Record<string, unknown>): Promise<CompletionResponse & { policyVersion?: number }>;
+}
+
+/** A sampled completion with the policy version of the weights that drew it (from a `RolloutPool`). */
+export type VersionedCompletion = Completion & { policyVersion?: number };
 
 export interface RemoteSamplerOptions {
-  client: OpenAIClient;
+  client: CompletionsBackend;
   /** The model id the server serves (`GET /v1/models`). */
   model: string;
 }
@@ -41,7 +51,7 @@ export function choiceTokenIds(c: CompletionChoice): number[] | null {
 }
 
 export class RemoteSampler implements Sampler {
-  readonly client: OpenAIClient;
+  readonly client: CompletionsBackend;
   readonly model: string;
 
   constructor(opts: RemoteSamplerOptions) {
@@ -99,11 +109,13 @@ export class RemoteSampler implements Sampler {
               `${this.client.baseUrl} returned ${Array.isArray(lps) ? lps.length : "no"} log-probs for ${tokens.length} tokens; request logprobs: 0 is not honoured`,
               200,
             );
-          out[start + j] = {
+          const comp: VersionedCompletion = {
             tokens,
             logprobs: lps as number[],
             finishReason: c.finish_reason === "length" ? "length" : "stop",
           };
+          if (res.policyVersion !== undefined) comp.policyVersion = res.policyVersion;
+          out[start + j] = comp;
         });
       }),
     );
@@ -129,20 +141,27 @@ export async function pushWeights(
   model: CausalLM,
   lora: LoraAdapter | null,
 ): Promise<number> {
+  writeWeightsSnapshot(file, model, lora);
+  const r = await client.reload(file);
+  return r.weights_version;
+}
+
+/** Writes the policy's current weights (LoRA merged in) to `file` as safetensors. */
+export function writeWeightsSnapshot(file: string, model: CausalLM, lora: LoraAdapter | null): void {
   if (lora) lora.merge();
   try {
     writeSafetensors(file, Object.fromEntries(model.namedParameters()), { format: "pt" });
   } finally {
     if (lora) lora.unmerge();
   }
-  const r = await client.reload(file);
-  return r.weights_version;
 }
 
 /** The `sampler: {kind: openai}` section of a train config (src/train/config.ts). */
 export interface RemoteSamplerConfig {
   kind: "openai";
-  baseUrl: string;
+  /** One endpoint, or `baseUrls`: a `RolloutPool` of workers (exactly one of the two). */
+  baseUrl?: string | undefined;
+  baseUrls?: string[] | undefined;
   model: string;
   apiKeyEnv?: string | undefined;
   timeoutMs: number;
@@ -150,6 +169,12 @@ export interface RemoteSamplerConfig {
   backoffMs: number;
   maxConcurrency: number;
   syncWeights: boolean;
+  /** Push the weights every K optimizer steps (and before the first step). Default 1. */
+  syncEvery?: number | undefined;
+  /** Pool: most policy versions a worker may lag before it is left out until reloaded. */
+  maxStaleness?: number | undefined;
+  /** Pool: how often down workers are probed. */
+  healthIntervalMs?: number | undefined;
   importanceSampling?: { mode: ImportanceSamplingMode; cap: number } | undefined;
 }
 
@@ -157,8 +182,17 @@ export interface RemoteSamplerConfig {
 export interface RemoteRollouts {
   sampler: RemoteSampler;
   importanceSampling: { mode: ImportanceSamplingMode; cap: number } | null;
-  /** Pushes the policy's weights to the server when `syncWeights` is on (no-op otherwise). */
-  sync(model: CausalLM, lora: LoraAdapter | null): Promise<void>;
+  /** With `baseUrls`: the worker pool. */
+  pool: RolloutPool | null;
+  /**
+   * Before optimizer step `step` (1-based; policy version `step - 1`): pushes the policy's weights to the
+   * server(s) when `syncWeights` is on and the push is due (the first call, then every `syncEvery` steps).
+   */
+  sync(model: CausalLM, lora: LoraAdapter | null, step?: number): Promise<void>;
+  /** The pool's metrics since the last call (`pool/…`); empty without a pool. */
+  takeMetrics(): Record<string, number>;
+  /** Stops the pool's health probes. */
+  close(): void;
 }
 
 /** Builds the trainer's remote sampler from its config; `runDir` holds the weight snapshots it pushes. */
@@ -171,23 +205,55 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
         `sampler.apiKeyEnv: the environment variable ${cfg.apiKeyEnv} is not set; export the API key in it`,
       );
   }
-  const client = new OpenAIClient({
-    baseUrl: cfg.baseUrl,
+  const urls = cfg.baseUrls ?? (cfg.baseUrl !== undefined ? [cfg.baseUrl] : []);
+  if (urls.length === 0 || (cfg.baseUrl !== undefined && cfg.baseUrls !== undefined))
+    throw new CohortError("sampler: set exactly one of baseUrl (one endpoint) and baseUrls (a pool of workers)");
+  const clientOptions = {
     ...(apiKey ? { apiKey } : {}),
     timeoutMs: cfg.timeoutMs,
-    maxRetries: cfg.maxRetries,
-    backoffMs: cfg.backoffMs,
     maxConcurrency: cfg.maxConcurrency,
-    log: (l) => log(`sampler: ${l}`),
-  });
+  };
+  const pool =
+    cfg.baseUrls !== undefined
+      ? new RolloutPool({
+          baseUrls: cfg.baseUrls,
+          client: clientOptions,
+          maxRetries: cfg.maxRetries,
+          backoffMs: cfg.backoffMs,
+          ...(cfg.maxStaleness !== undefined ? { maxStaleness: cfg.maxStaleness } : {}),
+          ...(cfg.healthIntervalMs !== undefined ? { healthIntervalMs: cfg.healthIntervalMs } : {}),
+          log: (l) => log(`sampler: ${l}`),
+        })
+      : null;
+  const client =
+    pool === null
+      ? new OpenAIClient({
+          ...clientOptions,
+          baseUrl: urls[0] as string,
+          maxRetries: cfg.maxRetries,
+          backoffMs: cfg.backoffMs,
+          log: (l) => log(`sampler: ${l}`),
+        })
+      : null;
   const file = join(runDir, "sync", "model.safetensors");
+  const every = cfg.syncEvery ?? 1;
+  let pushed = false;
   return {
-    sampler: new RemoteSampler({ client, model: cfg.model }),
+    sampler: new RemoteSampler({ client: pool ?? (client as OpenAIClient), model: cfg.model }),
     importanceSampling: cfg.importanceSampling ?? null,
-    async sync(model, lora) {
-      if (!cfg.syncWeights) return;
+    pool,
+    async sync(model, lora, step = 1) {
+      const version = step - 1;
+      pool?.setVersion(version);
+      if (!cfg.syncWeights || (pushed && version % every !== 0)) return;
       mkdirSync(dirname(file), { recursive: true });
-      await pushWeights(client, file, model, lora);
+      if (pool) {
+        writeWeightsSnapshot(file, model, lora);
+        await pool.sync(file, version);
+      } else await pushWeights(client as OpenAIClient, file, model, lora);
+      pushed = true;
     },
+    takeMetrics: () => pool?.takeMetrics() ?? {},
+    close: () => pool?.close(),
   };
 }

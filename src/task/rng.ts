@@ -15,6 +15,17 @@
 import { CohortError } from "../errors.js";
 
 /** Serialisable generator state: `s` holds the four uint32 state words. */
+/** A 32-bit integer hash finaliser (the "lowbias32" mixer): derives independent seeds from seed arithmetic. */
+export function mix32(x: number): number {
+  let h = x >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d) >>> 0;
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 export interface RngState {
   algorithm: "xoshiro128**";
   s: [number, number, number, number];

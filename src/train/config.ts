@@ -38,7 +38,12 @@ const samplerSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("openai"),
     /** e.g. http://127.0.0.1:8000/v1 */
-    baseUrl: z.string().url(),
+    baseUrl: z.string().url().optional(),
+    /**
+     * A pool of rollout workers instead of one `baseUrl` (src/serve/pool.ts): least-in-flight load
+     * balancing, health checks, failed requests retried on the other workers.
+     */
+    baseUrls: z.array(z.string().url()).min(1).optional(),
     /** The served model id (GET /v1/models). */
     model: z.string().min(1),
     /** Name of the environment variable holding the API key (never the key itself). */
@@ -54,6 +59,12 @@ const samplerSchema = z.discriminatedUnion("kind", [
      * (`cohort serve` on the same disk only). Off: the server's weights stay fixed (off-policy samples).
      */
     syncWeights: z.boolean().default(false),
+    /** Push the weights every K optimizer steps (and before the first step). */
+    syncEvery: z.number().int().positive().default(1),
+    /** Pool: a worker whose weights lag more than this many policy versions is left out until reloaded. */
+    maxStaleness: z.number().int().min(0).optional(),
+    /** Pool: how often down workers are probed (GET /health, else /v1/models). */
+    healthIntervalMs: z.number().int().positive().default(1_000),
     /**
      * Importance-sampling correction of the train/sampler mismatch, TRL's `vllm_importance_sampling_*`
      * (modes token/sequence × truncate/mask, cap C; TRL defaults: sequence_mask, 3.0). Absent = off.
@@ -284,6 +295,25 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       `${weightsLen} reward weights for ${rewardFunctions} reward functions`,
       "algo.reward.weights",
     );
+  }
+  if (c.sampler.kind === "openai" && (c.sampler.baseUrl === undefined) === (c.sampler.baseUrls === undefined)) {
+    throw new ConfigError(
+      "set exactly one of sampler.baseUrl (one endpoint) and sampler.baseUrls (a pool of rollout workers)",
+      "sampler.baseUrl",
+    );
+  }
+  if (c.sampler.kind === "openai" && c.sampler.maxStaleness !== undefined) {
+    const s = c.sampler;
+    if (!s.syncWeights)
+      throw new ConfigError(
+        "maxStaleness bounds how far workers' weights lag the policy, which only moves with syncWeights: true; turn it on or remove maxStaleness",
+        "sampler.maxStaleness",
+      );
+    if (s.maxStaleness !== undefined && s.maxStaleness < s.syncEvery - 1)
+      throw new ConfigError(
+        `with syncEvery ${s.syncEvery} workers lag up to ${s.syncEvery - 1} versions between pushes, more than maxStaleness ${s.maxStaleness}; raise maxStaleness or lower syncEvery`,
+        "sampler.maxStaleness",
+      );
   }
   if (c.sampler.kind === "openai" && c.env !== undefined) {
     throw new ConfigError(

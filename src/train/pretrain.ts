@@ -73,9 +73,8 @@ export function thoughtDropout(
   return { targets: out, dropped };
 }
 
-export interface PretrainOptions {
-  task: string;
-  taskOptions?: Record<string, unknown>;
+/** What every supervised pre-training run takes: output, schedule, stopping rule and the tiny model's shape. */
+export interface SftRunOptions {
   out: string;
   seed?: number;
   maxSteps?: number;
@@ -84,21 +83,26 @@ export interface PretrainOptions {
   warmupSteps?: number;
   evalEvery?: number;
   evalProblems?: number;
-  /** Stop once greedy eval accuracy reaches this (0–1); 1 trains for maxSteps. */
+  /** Stop once greedy held-out accuracy (success rate) reaches this (0–1); 1 trains for maxSteps. */
   targetAccuracy?: number;
   hiddenSize?: number;
   layers?: number;
   heads?: number;
   kvHeads?: number;
   intermediateSize?: number;
+  /** The command line that produced the checkpoint, recorded next to it. */
+  command?: string;
+  log?: (line: string) => void;
+}
+
+export interface PretrainOptions extends SftRunOptions {
+  task: string;
+  taskOptions?: Record<string, unknown>;
   maxNewTokens?: number;
   /** Targets carry the task's reasoning trace: `<think>trace</think><answer>…</answer>` (task must write traces). */
   think?: boolean;
   /** TON: probability of replacing a target's trace with the empty thought (needs `think`). Default 0. */
   thoughtDropout?: number;
-  /** The command line that produced the checkpoint, recorded next to it. */
-  command?: string;
-  log?: (line: string) => void;
 }
 
 export interface PretrainResult {

@@ -51,7 +51,7 @@ import { emptyIsStats, isMetrics, mergeIsStats, samplerImportanceWeights } from 
 import { type RemoteRollouts, remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
-import { Rng } from "../task/rng.js";
+import { mix32, Rng } from "../task/rng.js";
 import type { Problem, Task } from "../task/types.js";
 import {
   AdamW,
@@ -132,13 +132,7 @@ function resolvePath(cfg: TrainConfig, p: string): string {
 
 /** Seed of request `i` of a step: a hash of (run seed, step, i), so sampling does not depend on history. */
 export function requestSeed(seed: number, step: number, i: number): number {
-  let h = (seed * 0x9e3779b1 + step * 0x85ebca6b + i * 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d) >>> 0;
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
+  return mix32(seed * 0x9e3779b1 + step * 0x85ebca6b + i * 0xc2b2ae35);
 }
 
 /** Base of the request seeds: the run's seed, or with data parallelism the rank's stream seed. */
@@ -1077,8 +1071,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       // let signal handlers (Ctrl-C) and timers run between steps: a step is mostly synchronous native work
       await new Promise((r) => setImmediate(r));
       step++;
-      await ctx.remote?.sync(ctx.model, ctx.lora); // sampler.syncWeights: rollouts sample from these weights
+      await ctx.remote?.sync(ctx.model, ctx.lora, step); // sampler.syncWeights: rollouts sample from these weights
       const m = await trainStep(ctx, step);
+      if (ctx.remote) Object.assign(m, ctx.remote.takeMetrics()); // sampler.baseUrls: pool/… metrics
       if (evalEvery > 0 && isMain(ctx) && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = evaluate(ctx, step);
         m.eval_accuracy = ev.accuracy;
@@ -1109,6 +1104,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       metrics: isMain(ctx) ? metricsLog.read() : rankMetrics,
     };
   } finally {
+    ctx.remote?.close();
     dispose(ctx);
   }
 }

@@ -1,0 +1,154 @@
+// The trainer with `sampler: {kind: openai, baseUrls: […]}` over two real `cohort serve` child processes:
+// both workers serve requests and load the pushed weights; a worker killed mid-run is dropped and its requests
+// are retried on the other, with no sample lost.
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { ConfigError } from "../../src/errors.js";
+import { RolloutPool } from "../../src/serve/pool.js";
+import { RemoteSampler, type VersionedCompletion } from "../../src/serve/remote-sampler.js";
+import { parseTrainConfig } from "../../src/train/config.js";
+import { train } from "../../src/train/trainer.js";
+import { tmpRunRoot } from "../train/helpers.js";
+import { http, type ServeProcess, sleep, startServe } from "./helpers.js";
+
+const MODEL = resolve("models/arithmetic-tiny");
+const B = 3;
+const G = 4;
+
+function config(sampler: Record<string, unknown>, steps: number) {
+  return parseTrainConfig({
+    name: "pool",
+    outputDir: tmpRunRoot(),
+    seed: 1,
+    threads: 1,
+    model: { path: MODEL },
+    task: { name: "arithmetic", options: { ops: { add: 1, sub: 1 }, digits: [1, 2] } },
+    train: { steps, promptsPerStep: B, groupSize: G, lr: 3e-4 },
+    sampling: { maxNewTokens: 24 },
+    eval: { everySteps: 0 },
+    checkpoint: { everySteps: 0 },
+    sampler: { kind: "openai", model: "arithmetic-tiny", ...sampler },
+  });
+}
+
+const health = async (s: ServeProcess) => (await http(`${s.url}/health`, "GET")).json();
+
+let a: ServeProcess;
+let b: ServeProcess;
+before(async () => {
+  [a, b] = await Promise.all([startServe(MODEL), startServe(MODEL)]);
+});
+after(async () => {
+  assert.equal(await a.stop(), 0, a.stderr());
+  await b.stop();
+});
+
+test("a pool of 2 workers: both serve, both load every pushed snapshot, IS correction applies", async () => {
+  const r = await train(
+    config(
+      {
+        baseUrls: [`${a.url}/v1`, `${b.url}/v1`],
+        syncWeights: true,
+        importanceSampling: { mode: "token_truncate", cap: 2 },
+      },
+      3,
+    ),
+    { log: () => {} },
+  );
+  assert.equal(r.steps, 3);
+  for (const m of r.metrics) {
+    assert.equal(m["pool/workers_up"], 2);
+    assert.equal(m["pool/requests"], B, "one request per group");
+    assert.equal(m["pool/requests_retried"], 0);
+    assert.equal(m["pool/policy_lag_max"], 0, "weights are pushed before every step");
+    const d = m["sampler/logprob_abs_diff_mean"] as number;
+    assert.ok(d < 1e-4, `step ${m.step}: both workers sample the trained weights, yet |Δ| = ${d}`);
+    assert.ok(Math.abs((m["sampler/is_ratio/mean"] as number) - 1) < 1e-3);
+  }
+  const last = r.metrics.at(-1) as Record<string, number>;
+  assert.ok((last["pool/served/0"] as number) > 0 && (last["pool/served/1"] as number) > 0);
+  for (const s of [a, b]) {
+    const h = await health(s);
+    assert.ok(h.completed > 0, `${s.url} served no request`);
+    assert.equal(h.weightsVersion, 3, `${s.url} loaded ${h.weightsVersion} snapshots, not 3`);
+  }
+});
+
+test("a worker killed mid-run is dropped; its requests are retried on the other and no sample is lost", async () => {
+  const aBefore = (await health(a)).weightsVersion as number;
+  let killed = false;
+  const r = await train(
+    config(
+      { baseUrls: [`${a.url}/v1`, `${b.url}/v1`], syncWeights: true, syncEvery: 2, maxStaleness: 1, backoffMs: 10 },
+      3,
+    ),
+    {
+      log: () => {},
+      onStep: (m) => {
+        if (m.step !== 1) return;
+        // kill b while it holds a request of step 2 (no weight push before step 2 with syncEvery 2)
+        void (async () => {
+          for (;;) {
+            const h = await health(b).catch(() => null);
+            if (h === null) return;
+            if (h.active > 0 || h.queued > 0) break;
+            await sleep(2);
+          }
+          b.child.kill("SIGKILL");
+          killed = true;
+        })();
+      },
+    },
+  );
+  assert.ok(killed, "the worker was not killed");
+  assert.equal(r.steps, 3, "the run completes");
+  const [m1, m2, m3] = r.metrics as Record<string, number>[];
+  assert.equal(m1?.["pool/workers_up"], 2);
+  assert.ok((m2?.["pool/requests_retried"] as number) >= 1, "b's request was retried on a");
+  assert.equal(m2?.["pool/requests"], B + (m2?.["pool/requests_retried"] as number));
+  assert.equal(m2?.["pool/workers_down_events"], 1);
+  assert.equal(m2?.["pool/workers_up"], 1);
+  assert.equal(m2?.["pool/policy_lag_max"], 1, "step 2 samples version 0 while the policy is at 1");
+  assert.equal(m3?.["pool/policy_lag_max"], 0, "the snapshot pushed before step 3 reached a");
+  assert.equal(m3?.["pool/requests_retried"], 0);
+  assert.equal((await health(a)).weightsVersion, aBefore + 2, "a loaded the pushes before steps 1 and 3");
+
+  // the pool on its own: a dead worker's refused connections are retried, every group gets its G samples
+  const pool = new RolloutPool({ baseUrls: [`${b.url}/v1`, `${a.url}/v1`], backoffMs: 10 });
+  try {
+    const prompts = [1, 2, 3, 4].flatMap((k) => Array.from({ length: G }, () => [k + 3, 5, k + 4]));
+    const out = (await new RemoteSampler({ client: pool, model: "arithmetic-tiny" }).generate(prompts, {
+      maxTokens: 8,
+      seed: 7,
+    })) as VersionedCompletion[];
+    assert.equal(out.length, 4 * G);
+    for (const c of out) {
+      assert.ok(c.tokens.length > 0 && c.logprobs.length === c.tokens.length);
+      assert.equal(c.policyVersion, 0);
+    }
+    const [wb, wa] = pool.workers();
+    assert.equal(wb?.up, false);
+    assert.equal(wb?.served, 0);
+    assert.equal(wa?.served, 4);
+    assert.ok((pool.takeMetrics()["pool/requests_retried"] as number) >= 1);
+  } finally {
+    pool.close();
+  }
+});
+
+test("config: exactly one of baseUrl and baseUrls; maxStaleness needs syncWeights and covers syncEvery", () => {
+  const bad = (sampler: Record<string, unknown>, re: RegExp) =>
+    assert.throws(
+      () => config(sampler, 1),
+      (e: unknown) => e instanceof ConfigError && e.path.startsWith("sampler") && re.test(e.message),
+    );
+  bad({}, /exactly one of sampler.baseUrl/);
+  bad({ baseUrl: "http://127.0.0.1:1/v1", baseUrls: ["http://127.0.0.1:2/v1"] }, /exactly one/);
+  bad({ baseUrls: [] }, /./);
+  bad({ baseUrls: ["http://127.0.0.1:1/v1"], maxStaleness: 2 }, /syncWeights: true/);
+  bad({ baseUrls: ["http://127.0.0.1:1/v1"], syncWeights: true, syncEvery: 4, maxStaleness: 2 }, /up to 3 versions/);
+  const ok = config({ baseUrls: ["http://127.0.0.1:1/v1"], syncWeights: true, syncEvery: 2, maxStaleness: 1 }, 1);
+  assert.equal(ok.sampler.kind === "openai" && ok.sampler.syncEvery, 2);
+  assert.throws(() => new RolloutPool({ baseUrls: ["http://127.0.0.1:1/v1", "http://127.0.0.1:1"] }), /twice/);
+});
