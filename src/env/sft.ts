@@ -13,14 +13,14 @@ import { ConfigError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeModelDir } from "../io/hf.js";
 import { packBatch } from "../model/batch.js";
-import { configToHF, modelConfig } from "../model/config.js";
-import { CausalLM } from "../model/llama.js";
+import { configToHF } from "../model/config.js";
+import type { CausalLM } from "../model/llama.js";
 import { LocalSampler } from "../model/sampler.js";
 import { Rng } from "../task/rng.js";
-import { AdamW, learningRate, manualSeed, setNumThreads, tensor, tidy } from "../tensor/index.js";
+import { learningRate, manualSeed, setNumThreads, tensor, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import type { SftRunOptions } from "../train/pretrain.js";
+import { type SftRunOptions, sftOptimizer, tinyCharModel } from "../train/pretrain.js";
 import { createEnv } from "./registry.js";
 import { EpisodeRoller } from "./roller.js";
 import type { EnvFactory, ScriptedPolicy } from "./types.js";
@@ -122,36 +122,15 @@ export function pretrainEnv(o: EnvPretrainOptions): EnvPretrainResult {
   }
   const policy = factory.expert(noise);
   const roller = new EpisodeRoller(factory, tok, { template: "text" });
-  const cfg = modelConfig({
-    vocabSize: tok.vocabSize,
-    hiddenSize: o.hiddenSize ?? 128,
-    intermediateSize: o.intermediateSize ?? 384,
-    numHiddenLayers: o.layers ?? 4,
-    numAttentionHeads: o.heads ?? 4,
-    numKeyValueHeads: o.kvHeads ?? 2,
-    maxPositionEmbeddings: o.maxPositions ?? 128,
-    tieWordEmbeddings: true,
-    bosTokenId: tok.bosId,
-    eosTokenId: tok.eosId,
-    padTokenId: tok.padId,
-  });
-  const model = new CausalLM(cfg, { seed });
+  const { cfg, model } = tinyCharModel(o, tok, o.maxPositions ?? 128, seed);
   const maxSteps = o.maxSteps ?? 1000;
   const batch = o.batchSize ?? 32;
   const evalEvery = o.evalEvery ?? 100;
   const target = o.targetAccuracy ?? 1;
-  const lr = o.lr ?? 3e-3;
-  const opt = new AdamW(model.parameters(), { lr, betas: [0.9, 0.98], weightDecay: 0.01 });
+  const { opt, schedule } = sftOptimizer(model, o, maxSteps, 50);
   const rng = Rng.fromSeed(BigInt(seed));
   const evalRng = Rng.fromSeed(BigInt(seed) ^ 0xe7a1n);
   const evalTasks = Array.from({ length: o.evalProblems ?? 200 }, () => factory.sampleTask(evalRng, "eval").task);
-  const schedule = {
-    kind: "cosine" as const,
-    lr,
-    warmupSteps: o.warmupSteps ?? 50,
-    totalSteps: maxSteps,
-    minLrRatio: 0.1,
-  };
   const history: EnvPretrainResult["history"] = [];
   let acc = 0;
   let step = 0;

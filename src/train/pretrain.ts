@@ -17,13 +17,13 @@ import { CohortError, ConfigError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeModelDir } from "../io/hf.js";
 import { packBatch } from "../model/batch.js";
-import { configToHF, modelConfig } from "../model/config.js";
+import { configToHF, type ModelConfig, modelConfig } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
 import { LocalSampler } from "../model/sampler.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import type { Problem, Task } from "../task/types.js";
-import { AdamW, learningRate, manualSeed, setNumThreads, tidy } from "../tensor/index.js";
+import { AdamW, learningRate, manualSeed, type ScheduleOptions, setNumThreads, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 
 /** A task that writes a reasoning trace for its problems (the text of a `<think>…</think>` part). */
@@ -95,6 +95,48 @@ export interface SftRunOptions {
   log?: (line: string) => void;
 }
 
+/** The tiny char-level Llama both pre-training paths start from (d 128, 4 layers, 4 heads, 2 KV, MLP 384, tied). */
+export function tinyCharModel(
+  o: SftRunOptions,
+  tok: CharTokenizer,
+  maxPositions: number,
+  seed: number,
+): { cfg: ModelConfig; model: CausalLM } {
+  const cfg = modelConfig({
+    vocabSize: tok.vocabSize,
+    hiddenSize: o.hiddenSize ?? 128,
+    intermediateSize: o.intermediateSize ?? 384,
+    numHiddenLayers: o.layers ?? 4,
+    numAttentionHeads: o.heads ?? 4,
+    numKeyValueHeads: o.kvHeads ?? 2,
+    maxPositionEmbeddings: maxPositions,
+    tieWordEmbeddings: true,
+    bosTokenId: tok.bosId,
+    eosTokenId: tok.eosId,
+    padTokenId: tok.padId,
+  });
+  return { cfg, model: new CausalLM(cfg, { seed }) };
+}
+
+/** AdamW (β 0.9/0.98, weight decay 0.01) with a cosine schedule to 10% after `warmupSteps` (default given). */
+export function sftOptimizer(
+  model: CausalLM,
+  o: SftRunOptions,
+  maxSteps: number,
+  defaultWarmup: number,
+): { opt: AdamW; schedule: ScheduleOptions } {
+  const lr = o.lr ?? 3e-3;
+  const opt = new AdamW(model.parameters(), { lr, betas: [0.9, 0.98], weightDecay: 0.01 });
+  const schedule: ScheduleOptions = {
+    kind: "cosine",
+    lr,
+    warmupSteps: o.warmupSteps ?? defaultWarmup,
+    totalSteps: maxSteps,
+    minLrRatio: 0.1,
+  };
+  return { opt, schedule };
+}
+
 export interface PretrainOptions extends SftRunOptions {
   task: string;
   taskOptions?: Record<string, unknown>;
@@ -152,26 +194,13 @@ export function pretrain(o: PretrainOptions): PretrainResult {
       "--think",
     );
   }
-  const cfg = modelConfig({
-    vocabSize: tok.vocabSize,
-    hiddenSize: o.hiddenSize ?? 128,
-    intermediateSize: o.intermediateSize ?? 384,
-    numHiddenLayers: o.layers ?? 4,
-    numAttentionHeads: o.heads ?? 4,
-    numKeyValueHeads: o.kvHeads ?? 2,
-    maxPositionEmbeddings: 128,
-    tieWordEmbeddings: true,
-    bosTokenId: tok.bosId,
-    eosTokenId: tok.eosId,
-    padTokenId: tok.padId,
-  });
-  const model = new CausalLM(cfg, { seed });
+  const { cfg, model } = tinyCharModel(o, tok, 128, seed);
   const maxSteps = o.maxSteps ?? 3000;
   const batch = o.batchSize ?? 64;
   const evalEvery = o.evalEvery ?? 250;
   const target = o.targetAccuracy ?? 1;
   const maxNew = o.maxNewTokens ?? (o.think === true ? 96 : 24);
-  const opt = new AdamW(model.parameters(), { lr: o.lr ?? 3e-3, betas: [0.9, 0.98], weightDecay: 0.01 });
+  const { opt, schedule } = sftOptimizer(model, o, maxSteps, 100);
   const rng = Rng.fromSeed(BigInt(seed));
   const dropRng = Rng.fromSeed(BigInt(seed) ^ 0x7090n);
   const thoughts = { total: 0, dropped: 0 };
@@ -180,13 +209,6 @@ export function pretrain(o: PretrainOptions): PretrainResult {
   const history: PretrainResult["history"] = [];
   let acc = 0;
   let step = 0;
-  const schedule = {
-    kind: "cosine" as const,
-    lr: o.lr ?? 3e-3,
-    warmupSteps: o.warmupSteps ?? 100,
-    totalSteps: maxSteps,
-    minLrRatio: 0.1,
-  };
   while (step < maxSteps) {
     step++;
     const problems = Array.from({ length: batch }, () => task.sample(rng, "train"));
