@@ -15,6 +15,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { endianness } from "node:os";
+import { describeValue } from "../config-issue.js";
 import { CohortError } from "../errors.js";
 import { type Device, type DType, dispose, fromBytes, type Tensor } from "../tensor/index.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -149,10 +150,7 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
+const describe = (v: unknown): string => describeValue(v, 80);
 
 function parseHeader(fd: number, path: string): SafetensorsHeader {
   const fileBytes = fstatSync(fd).size;

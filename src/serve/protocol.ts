@@ -10,6 +10,7 @@
  * @module
  */
 import { z } from "zod";
+import { describeValue, valueAt } from "../config-issue.js";
 import { CohortError } from "../errors.js";
 
 /** An error with an HTTP status, sent as OpenAI's `{"error": {message, type, param, code}}`. */
@@ -96,18 +97,6 @@ export const chatRequestSchema = z.object({
 export type CompletionRequest = z.output<typeof completionRequestSchema>;
 export type ChatRequest = z.output<typeof chatRequestSchema>;
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
-  let cur = obj;
-  for (const k of path)
-    cur = cur !== null && typeof cur === "object" ? (cur as Record<PropertyKey, unknown>)[k] : undefined;
-  return cur;
-}
-
 /** Parses a request body with `schema`; the first problem becomes a 400 naming the parameter and the value. */
 export function parseRequest<S extends z.ZodType>(schema: S, body: unknown, limits: RequestLimits): z.output<S> {
   if (body === null || typeof body !== "object" || Array.isArray(body))
@@ -119,7 +108,7 @@ export function parseRequest<S extends z.ZodType>(schema: S, body: unknown, limi
     const got = valueAt(body, issue.path);
     let msg = issue.message;
     if (issue.code === "invalid_union") msg = "has an unsupported type or shape";
-    const text = `${param ?? "body"}: ${msg}${got !== undefined ? ` (got ${describe(got)})` : ""}`;
+    const text = `${param ?? "body"}: ${msg}${got !== undefined ? ` (got ${describeValue(got)})` : ""}`;
     throw new ApiError(400, text, param);
   }
   const req = r.data as CompletionRequest | ChatRequest;

@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { valueAt } from "../config-issue.js";
 import { ConfigError } from "../errors.js";
 
 /** Parse `input` with `schema`; on failure throw a ConfigError at `path` listing every issue (paths relative to it). */
@@ -17,15 +18,6 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, pat
     return `${issue.path.map(String).join(".")}: ${issue.message}${shown}`;
   });
   throw new ConfigError(lines.join("; "), path);
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = input;
-  for (const key of path) {
-    if (v === null || typeof v !== "object") return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
 }
 
 /** An inclusive integer range `[min, max]` in [lo, hi]; a single integer n means [n, n]. */

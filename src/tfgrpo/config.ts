@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { configErrorFromIssues } from "../config-issue.js";
 import { ConfigError } from "../errors.js";
 
 const endpoint = {
@@ -90,27 +91,11 @@ export const tfgrpoConfigSchema = z.strictObject({
 
 export type TfgrpoConfig = z.output<typeof tfgrpoConfigSchema> & { configFile?: string };
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
 /** Validates a parsed config object (defaults filled). */
 export function parseTfgrpoConfig(raw: unknown, configFile?: string): TfgrpoConfig {
   const r = tfgrpoConfigSchema.safeParse(raw ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0] as z.core.$ZodIssue;
-    let path = issue.path.map(String);
-    let message = issue.message;
-    if (issue.code === "unrecognized_keys") {
-      if (issue.keys.length === 1) path = [...path, issue.keys[0] as string];
-      message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling`;
-    } else {
-      let cur: unknown = raw;
-      for (const k of issue.path) cur = cur !== null && typeof cur === "object" ? (cur as never)[k] : undefined;
-      if (cur !== undefined) message = `${message} (got ${describe(cur)})`;
-    }
-    throw new ConfigError(message, path.join("."));
+    throw configErrorFromIssues(r.error.issues, raw);
   }
   const c = r.data;
   if ((c.task === undefined) === (c.dataset === undefined)) {

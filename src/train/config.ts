@@ -11,6 +11,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { STEP_ESTIMATORS } from "../algo/agent.js";
 import { type AlgoConfig, parseAlgoConfig } from "../algo/config.js";
+import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
@@ -211,18 +212,6 @@ export type TrainConfig = z.output<typeof trainConfigSchema> & {
   configFile?: string;
 };
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
-  let cur = obj;
-  for (const k of path)
-    cur = cur !== null && typeof cur === "object" ? (cur as Record<PropertyKey, unknown>)[k] : undefined;
-  return cur;
-}
-
 /** Sets `a.b.c=value` overrides from the command line (`--set train.lr=3e-4`); values are parsed as YAML. */
 export function applySets(raw: Record<string, unknown>, sets: string[]): Record<string, unknown> {
   for (const s of sets) {
@@ -248,17 +237,7 @@ export function applySets(raw: Record<string, unknown>, sets: string[]): Record<
 export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig {
   const r = trainConfigSchema.safeParse(raw ?? {});
   if (!r.success) {
-    const issue = r.error.issues[0] as z.core.$ZodIssue;
-    let path = issue.path.map(String);
-    let message = issue.message;
-    if (issue.code === "unrecognized_keys") {
-      if (issue.keys.length === 1) path = [...path, issue.keys[0] as string];
-      message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling (see the config reference in the README)`;
-    } else {
-      const got = valueAt(raw, issue.path);
-      if (got !== undefined) message = `${message} (got ${describe(got)})`;
-    }
-    throw new ConfigError(message, path.join("."));
+    throw configErrorFromIssues(r.error.issues, raw, "check the spelling (see the config reference in the README)");
   }
   const c = r.data;
   const sources = [c.task && "task", c.dataset && "dataset", c.env && "env"].filter((x) => x !== undefined);
