@@ -6,7 +6,8 @@
  * at each of its thread settings (OpenBLAS threads are fixed at library load), interleaved with the other
  * side, then twice more at its best setting; each side's fastest run is kept.
  * Throughput counts every sampled token over prefill + decoding. Last line: JSON with ratio = ours/peer
- * (higher is better).
+ * (higher is better). `BENCH_DEVICE=cuda` puts both models on the GPU (ours draws each token on the CPU
+ * from the device's logits; the peer samples on the GPU); `BENCH_PRECISION=bf16` runs ours in bf16.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,13 +18,15 @@ import { readSafetensors, writeSafetensors } from "../src/io/safetensors.js";
 import { configToHF, modelConfig } from "../src/model/config.js";
 import { CausalLM } from "../src/model/llama.js";
 import { LocalSampler } from "../src/model/sampler.js";
-import { dispose, getNumThreads, setNumThreads, torchVersion } from "../src/tensor/index.js";
+import { type Device, dispose, getNumThreads, setNumThreads, torchVersion } from "../src/tensor/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BATCH = 64;
 const NEW_TOKENS = Number(process.env.BENCH_NEW_TOKENS ?? 128);
 const PROMPT_LEN = 16;
 const SEED = 1234;
+const DEVICE = (process.env.BENCH_DEVICE ?? "cpu") as Device;
+const PRECISION = process.env.BENCH_PRECISION === "bf16" ? "bf16" : "fp32";
 
 const config = modelConfig({
   modelType: "llama",
@@ -51,7 +54,7 @@ interface Result {
 /** Worker: loads the weights, warms up, times one generate() of the whole batch. */
 function worker(dir: string, threads: number): void {
   setNumThreads(threads);
-  const model = new CausalLM(config);
+  const model = new CausalLM(config, { device: DEVICE, precision: PRECISION });
   const { tensors } = readSafetensors(join(dir, "model.safetensors"));
   model.load({ tensors, meta: {} });
   dispose(tensors);
@@ -110,7 +113,11 @@ function main(): void {
     const runPeer = ({ env, threads }: (typeof settings)[number]) =>
       run(
         process.env.BENCH_PYTHON ?? "/usr/bin/python3", // a Python with torch (gpu-check.sh passes its own)
-        [join(here, "peers", "decode_peer.py"), dir, "--threads", String(threads), "--new-tokens", String(NEW_TOKENS)],
+        [
+          join(here, "peers", "decode_peer.py"),
+          dir,
+          ...["--threads", String(threads), "--new-tokens", String(NEW_TOKENS), "--device", DEVICE],
+        ],
         { OMP_WAIT_POLICY: "PASSIVE", ...env },
       );
     // Interleaved, so a change in machine load hits both sides alike; then each side's best setting twice
@@ -134,7 +141,9 @@ function main(): void {
     }
     const o = best(ours);
     const p = best(peers);
-    console.log(`torch ${torchVersion()}; ${BATCH} sequences × ${NEW_TOKENS} new tokens, prompts of ${PROMPT_LEN}`);
+    console.log(
+      `torch ${torchVersion()}; ${BATCH} sequences × ${NEW_TOKENS} new tokens, prompts of ${PROMPT_LEN}; device ${DEVICE}, ours ${PRECISION}`,
+    );
     for (const [who, rs] of [
       ["ours", ours],
       ["peer", peers],
@@ -149,6 +158,8 @@ function main(): void {
     console.log(
       JSON.stringify({
         bench: "decode",
+        device: DEVICE,
+        precision: PRECISION,
         ours_tok_s: Math.round(o.tok_s),
         peer_tok_s: Math.round(p.tok_s),
         ratio: Number((o.tok_s / p.tok_s).toFixed(3)),

@@ -5,9 +5,10 @@
 #      TypeScript;
 #   3. runs the CUDA op tests (test/cuda: ops on cuda vs CPU, NCCL with 2+ GPUs), the tensor and model tests and
 #      the data-parallel tests on that build;
-#   4. bench:core on the GPU against PyTorch on the same GPU, and bench:decode (the sampler runs on the CPU);
-#   5. a short training run with `device: cuda` (recorded as unsupported while the trainer has no device option),
-#      then the same run on the CPU, and a 2-rank run (--nproc 2, Gloo);
+#   4. bench:core on the GPU against PyTorch on the same GPU, and bench:decode on the GPU (fp32 and bf16) and
+#      on the CPU;
+#   5. short training runs with `model.device: cuda` (fp32, then bf16), the same run on the CPU, a 2-rank run
+#      on the CPU (--nproc 2, Gloo) and, with 2+ GPUs, a 2-rank run on cuda (NCCL);
 #   6. writes every log and summary.jsonl to runs/gpu-check/<UTC time>/ (COHORT_GPU_OUT to choose).
 #
 # Usage: bash scripts/gpu-check.sh [python]      python: one whose torch has CUDA (default: python3)
@@ -87,6 +88,8 @@ step test-tensor-model node scripts/test.mjs test/tensor test/model
 step test-dist node scripts/test.mjs test/dist
 
 step bench-core-cuda env BENCH_DEVICE=cuda npm run bench:core
+step bench-decode-cuda env BENCH_DEVICE=cuda npm run bench:decode
+step bench-decode-cuda-bf16 env BENCH_DEVICE=cuda BENCH_PRECISION=bf16 npm run bench:decode
 step bench-decode npm run bench:decode
 
 # A short run of the shipped arithmetic model (5 steps, 8 prompts × 8 completions).
@@ -102,17 +105,15 @@ sampling: {maxNewTokens: 24}
 eval: {everySteps: 5, problems: 64}
 checkpoint: {everySteps: 0}
 EOF
-train_cuda() {
-  node --import tsx src/cli/main.ts train "$OUT/train.yaml" --quiet --set device=cuda --set name=cuda
-  local rc=$?
-  if grep -q 'unknown key "device"' "$OUT/train-cuda.log"; then
-    echo '{"train":"cuda","supported":false,"why":"the train config has no device option yet"}'
-  fi
-  return $rc
-}
-step train-cuda train_cuda
-step train-cpu node --import tsx src/cli/main.ts train "$OUT/train.yaml" --quiet --set name=cpu
-step train-2-ranks node --import tsx src/cli/main.ts train "$OUT/train.yaml" --quiet --set name=ranks --nproc 2
+train() { node --import tsx src/cli/main.ts train "$OUT/train.yaml" --quiet "$@"; }
+step train-cuda train --set model.device=cuda --set name=cuda
+step train-cuda-bf16 train --set model.device=cuda --set model.precision=bf16 --set name=cuda-bf16
+step train-cpu train --set name=cpu
+step train-2-ranks train --set name=ranks --nproc 2
+gpus=$("$PY" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+if [ "${gpus:-0}" -ge 2 ]; then
+  step train-2-ranks-nccl train --set model.device=cuda --set name=ranks-nccl --nproc 2 --dist-backend nccl
+fi
 
 echo "results: $OUT (summary.jsonl: one line per step; paste the figures into docs/GPU.md)"
 exit $failures

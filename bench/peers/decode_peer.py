@@ -3,7 +3,7 @@
 Run with /usr/bin/python3 (Debian's torch). Thread variables (OPENBLAS_NUM_THREADS, OMP_*) are set by the
 caller before start-up; torch's intra-op threads come from --threads.
 
-usage: decode_peer.py DIR --threads N --new-tokens T
+usage: decode_peer.py DIR --threads N --new-tokens T [--device cuda]
   DIR holds config.json, model.safetensors, prompts.json ([[ids]] of equal length)
 prints one JSON line: {"tok_s": …, "seconds": …, "cpu_seconds": …, "tokens": …, "threads": N, "mean_logprob": …}
 
@@ -75,6 +75,12 @@ class Model:
         emb = torch.cat((freqs, freqs), -1)
         self.cos, self.sin = emb.cos(), emb.sin()
 
+    def to(self, dev):
+        for k in ("emb", "head", "norm", "cos", "sin"):
+            setattr(self, k, getattr(self, k).to(dev))
+        self.layers = [{k: v.to(dev) for k, v in L.items()} for L in self.layers]
+        return self
+
     def step(self, x, pos, caches, col):
         """x [B, T, D] at positions pos..pos+T-1 written into cache columns col..col+T-1."""
         B, T, _ = x.shape
@@ -105,7 +111,8 @@ class Model:
                 ks = ks.repeat_interleave(g, 1)
                 vs = vs.repeat_interleave(g, 1)
                 att = (q @ ks.transpose(-2, -1)) / hd**0.5
-                att = att.masked_fill(torch.ones(T, S, dtype=torch.bool).tril(S - T).logical_not(), float("-inf"))
+                causal = torch.ones(T, S, dtype=torch.bool, device=att.device).tril(S - T)
+                att = att.masked_fill(causal.logical_not(), float("-inf"))
                 o = (torch.softmax(att, -1) @ vs).transpose(1, 2).reshape(B, T, H * hd)
             x = x + o @ L["o"].T
             h = rms_norm(x, L["n2"], self.eps)
@@ -117,10 +124,12 @@ class Model:
 def generate(model, prompts, new_tokens, seed):
     B, P = prompts.shape
     S = P + new_tokens
+    dev = prompts.device
     caches = [
-        (torch.zeros(B, model.Hkv, S, model.hd), torch.zeros(B, model.Hkv, S, model.hd)) for _ in model.layers
+        (torch.zeros(B, model.Hkv, S, model.hd, device=dev), torch.zeros(B, model.Hkv, S, model.hd, device=dev))
+        for _ in model.layers
     ]
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     logits = model.step(model.emb[prompts], 0, caches, 0)
     out, lps = [], []
     for t in range(new_tokens):
@@ -138,14 +147,18 @@ def main():
     d = sys.argv[1]
     threads = int(sys.argv[sys.argv.index("--threads") + 1])
     new_tokens = int(sys.argv[sys.argv.index("--new-tokens") + 1])
+    dev = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu"
     torch.set_num_threads(threads)
     cfg = json.load(open(f"{d}/config.json"))
-    model = Model(cfg, read_safetensors(f"{d}/model.safetensors"))
-    prompts = torch.tensor(json.load(open(f"{d}/prompts.json")))
+    model = Model(cfg, read_safetensors(f"{d}/model.safetensors")).to(dev)
+    prompts = torch.tensor(json.load(open(f"{d}/prompts.json"))).to(dev)
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     with torch.inference_mode():
         generate(model, prompts[:8], 16, 0)  # warm-up
+        sync()
         t0, c0 = time.perf_counter(), time.process_time()
         toks, lps = generate(model, prompts, new_tokens, 1)
+        sync()
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = toks.numel()
     print(

@@ -21,6 +21,7 @@ import {
   arange,
   attention,
   cat,
+  type Device,
   embedding as embed,
   full,
   Generator,
@@ -89,7 +90,20 @@ export interface ModelOptions {
   seed?: number;
   /** Std of the initial weights; Hugging Face's `initializer_range` default 0.02. */
   initStd?: number;
+  /** Where the weights live and every forward runs: `cpu` (default), `cuda`, `cuda:N`. */
+  device?: Device;
+  /** Matmul precision; the weights stay fp32 either way (see `Precision`). Default `fp32`. */
+  precision?: Precision;
 }
+
+/**
+ * `fp32`: every op in fp32. `bf16`: mixed precision in the manner of autocast: the projections and attention
+ * run in bf16 (inputs cast on the fly, outputs cast back to fp32), while the weights (fp32 master copies, so
+ * the optimizer updates fp32), the residual stream, RMSNorm, RoPE, and lm_head with its log-softmax stay fp32.
+ * Keeping lm_head fp32 is a design choice: token log-probs feed the importance ratio, and bf16 logits
+ * would put a mismatch of ~1e-2 between the sampler's and the trainer's log-probs.
+ */
+export type Precision = "fp32" | "bf16";
 
 /** One decoder layer's weights; `names` are the state-dict keys of the projections. */
 interface Layer {
@@ -129,15 +143,16 @@ export class KVCache {
     batch: number,
     readonly maxLength: number,
     dtype: "f32" | "f16" | "bf16" = "f32",
+    readonly device: Device = "cpu",
   ) {
     this.batch = batch;
     const shape = [batch, config.numKeyValueHeads, maxLength, config.headDim];
     for (let i = 0; i < config.numHiddenLayers; i++) {
-      this.k.push(keep(zeros(shape, { dtype })));
-      this.v.push(keep(zeros(shape, { dtype })));
+      this.k.push(keep(zeros(shape, { dtype, device })));
+      this.v.push(keep(zeros(shape, { dtype, device })));
     }
-    this.keyValid = keep(zeros([batch, maxLength], { dtype: "bool" }));
-    this.positions = keep(zeros([batch, 1], { dtype: "i64" }));
+    this.keyValid = keep(zeros([batch, maxLength], { dtype: "bool", device }));
+    this.positions = keep(zeros([batch, 1], { dtype: "i64", device }));
   }
 
   setPositions(p: Tensor): void {
@@ -147,7 +162,7 @@ export class KVCache {
 
   /** Keeps only the given rows, in that order (drops finished sequences so later steps skip them). */
   keepRows(rows: number[]): void {
-    const idx = tensor(rows, { dtype: "i64" });
+    const idx = tensor(rows, { dtype: "i64", device: this.device });
     const pick = (t: Tensor): Tensor => {
       const out = keep(t.indexSelect(0, idx).contiguous());
       t.dispose();
@@ -181,19 +196,29 @@ export class CausalLM implements Policy {
   readonly finalNorm: Tensor;
   /** null when tied to `embedTokens`. */
   readonly lmHead: Tensor | null;
+  /** The device of every weight, as libtorch names it (`cpu`, `cuda:0`, …). */
+  readonly device: Device;
+  readonly precision: Precision;
   readonly #named = new Map<string, Tensor>();
   #cos: Tensor | null = null;
   #sin: Tensor | null = null;
 
   constructor(config: ModelConfig, opts: ModelOptions = {}) {
     this.config = config;
+    this.precision = opts.precision ?? "fp32";
+    if (this.precision !== "fp32" && this.precision !== "bf16")
+      throw new CohortError(`model precision must be "fp32" or "bf16", got ${JSON.stringify(this.precision)}`);
     const c = config;
     const gen = new Generator(opts.seed ?? 0);
     const std = opts.initStd ?? 0.02;
+    const dev = opts.device ?? "cpu";
+    // initialised on the CPU (the seeded generator is a CPU one), then moved: the same weights on every device
     const param = (name: string, shape: number[], init: "normal" | "ones" | "zeros"): Tensor => {
-      const t = tidy(() =>
-        init === "normal" ? randn(shape, { generator: gen }).mul(std) : init === "ones" ? ones(shape) : zeros(shape),
-      );
+      const t = tidy(() => {
+        const w =
+          init === "normal" ? randn(shape, { generator: gen }).mul(std) : init === "ones" ? ones(shape) : zeros(shape);
+        return dev === "cpu" ? w : w.to(dev);
+      });
       keep(t).requireGrad();
       this.#named.set(name, t);
       return t;
@@ -232,13 +257,26 @@ export class CausalLM implements Policy {
     }
     this.finalNorm = param("model.norm.weight", [D], "ones");
     this.lmHead = c.tieWordEmbeddings ? null : param("lm_head.weight", [c.vocabSize, D], "normal");
+    this.device = this.embedTokens.device as Device;
   }
 
-  /** A model from a Hugging Face config.json object and a state dict (e.g. read from safetensors). */
-  static fromHF(configJson: Record<string, unknown>, tensors: Record<string, Tensor>): CausalLM {
-    const m = new CausalLM(configFromHF(configJson));
+  /**
+   * A model from a Hugging Face config.json object and a state dict (e.g. read from safetensors), on
+   * `opts.device` (the state dict may live anywhere: it is copied over).
+   */
+  static fromHF(
+    configJson: Record<string, unknown>,
+    tensors: Record<string, Tensor>,
+    opts: Pick<ModelOptions, "device" | "precision"> = {},
+  ): CausalLM {
+    const m = new CausalLM(configFromHF(configJson), opts);
     m.load({ tensors, meta: {} });
     return m;
+  }
+
+  /** `t` on this model's device (itself when it is there already; else a copy, owned by the enclosing scope). */
+  onDevice(t: Tensor): Tensor {
+    return t.device === this.device ? t : t.to(this.device);
   }
 
   // ---- parameters and state ---------------------------------------------------------------------
@@ -311,10 +349,19 @@ export class CausalLM implements Policy {
 
   // ---- building blocks ----------------------------------------------------------------------------
 
-  /** x @ Wᵀ (+ b), plus the adapter's delta when one is attached. */
+  /** x @ Wᵀ (+ b), plus the adapter's delta when one is attached. With bf16 precision: in bf16, back to fp32. */
   proj(name: string, x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
-    const y = linear(x, w, b);
+    const y =
+      this.precision === "bf16"
+        ? linear(x.to("bf16"), w.to("bf16"), b === null ? null : b.to("bf16")).to("f32")
+        : linear(x, w, b);
     return this.adapter ? this.adapter.apply(name, x, y) : y;
+  }
+
+  /** Scaled dot-product attention (mask: true = attend); in bf16 with bf16 precision, the output fp32. */
+  attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
+    if (this.precision !== "bf16") return attention(q, k, v, mask, false);
+    return attention(q.to("bf16"), k.to("bf16"), v.to("bf16"), mask, false).to("f32");
   }
 
   /** cos/sin tables [n, hd] for positions 0..n-1, grown on demand (HF: emb = cat(freqs, freqs)). */
@@ -331,7 +378,7 @@ export class CausalLM implements Policy {
         const pos = arange(0, len, 1, { dtype: "f32" }); // [n]
         const freqs = pos.unsqueeze(1).mul(invFreq.unsqueeze(0)); // [n, hd/2]
         const emb = cat([freqs, freqs], -1); // [n, hd]
-        return [emb.cos(), emb.sin()];
+        return [this.onDevice(emb.cos()), this.onDevice(emb.sin())];
       });
       this.#cos?.dispose();
       this.#sin?.dispose();
@@ -360,9 +407,9 @@ export class CausalLM implements Policy {
    * The boolean attention mask [B, 1, T, T] (true = attend): causal, padded keys hidden. A padding query
    * attends to itself, so its row is never empty (empty rows would give NaN that leaks through 0·NaN).
    */
-  static attentionMask(attentionMask: Tensor | null, B: number, T: number): Tensor {
+  static attentionMask(attentionMask: Tensor | null, B: number, T: number, device: Device = "cpu"): Tensor {
     return tidy(() => {
-      const idx = arange(0, T); // [T]
+      const idx = arange(0, T, 1, { device: (attentionMask?.device as Device | undefined) ?? device }); // [T]
       const causal = idx.unsqueeze(0).le(idx.unsqueeze(1)); // [T, T]: key ≤ query
       if (attentionMask === null) return causal.unsqueeze(0).unsqueeze(0).expand(B, 1, T, T);
       const keyValid = attentionMask.ne(0).reshape(B, 1, 1, T); // [B, 1, 1, T]
@@ -385,12 +432,16 @@ export class CausalLM implements Policy {
     const Hkv = c.numKeyValueHeads;
     const hd = c.headDim;
     return tidy(() => {
-      const positions = attentionMask ? CausalLM.positionIds(attentionMask) : arange(0, T).unsqueeze(0).expand(B, T); // [B, T]
+      inputIds = this.onDevice(inputIds);
+      if (attentionMask) attentionMask = this.onDevice(attentionMask);
+      const positions = attentionMask
+        ? CausalLM.positionIds(attentionMask)
+        : arange(0, T, 1, { device: this.device }).unsqueeze(0).expand(B, T); // [B, T]
       const [cosT, sinT] = this.ropeTables(T);
       const flat = positions.reshape(B * T);
       const cos = cosT.indexSelect(0, flat).reshape(B, 1, T, hd); // [B, 1, T, hd]
       const sin = sinT.indexSelect(0, flat).reshape(B, 1, T, hd); // [B, 1, T, hd]
-      const mask = CausalLM.attentionMask(attentionMask, B, T); // [B, 1, T, T]
+      const mask = CausalLM.attentionMask(attentionMask, B, T, this.device); // [B, 1, T, T]
       let x = embed(this.embedTokens, inputIds); // [B, T, D]
       for (const [i, L] of this.layers.entries()) {
         // attention
@@ -406,7 +457,7 @@ export class CausalLM implements Policy {
         }
         const kx = Hkv === H ? kr : kr.repeatInterleave(H / Hkv, 1); // [B, H, T, hd]
         const vx = Hkv === H ? v : v.repeatInterleave(H / Hkv, 1); // [B, H, T, hd]
-        const a = attention(qr, kx, vx, mask, false); // [B, H, T, hd]
+        const a = this.attend(qr, kx, vx, mask); // [B, H, T, hd]
         const merged = a.transpose(1, 2).reshape(B, T, H * hd); // [B, T, H·hd]
         x = x.add(this.proj(L.names.o, merged, L.o)); // [B, T, D]
         // SwiGLU MLP
@@ -416,7 +467,11 @@ export class CausalLM implements Policy {
         x = x.add(this.proj(L.names.down, g.mul(u), L.down)); // [B, T, D]
       }
       if (cache) {
-        cache.keyValid.sliceAssign_(1, 0, attentionMask ? attentionMask.ne(0) : ones([B, T], { dtype: "bool" }));
+        cache.keyValid.sliceAssign_(
+          1,
+          0,
+          attentionMask ? attentionMask.ne(0) : ones([B, T], { dtype: "bool", device: this.device }),
+        );
         cache.setPositions(positions.narrow(1, T - 1, 1).add(int64(1))); // [B, 1]
         cache.length = T;
       }
@@ -455,14 +510,14 @@ export class CausalLM implements Policy {
       const hidden = this.hidden(batch.inputIds, batch.attentionMask); // [N, L, D]
       const n = L - start;
       const h = hidden.narrow(1, start - 1, n).reshape(N * n, D); // [N·n, D]: position t-1 predicts token t
-      const targets = batch.inputIds
+      const targets = this.onDevice(batch.inputIds)
         .narrow(1, start, n)
         .to("i64")
         .reshape(N * n); // [N·n]
       const r = (
         native.linearTokenLogprobs!(h.h, this.outputWeight.h, targets.h, T, withEnt, chunkRows) as unknown[]
       ).map((x) => new Tensor(x));
-      const lead = zeros([N, start]); // [N, start]
+      const lead = zeros([N, start], { device: this.device }); // [N, start]
       const lp = cat([lead, (r[0] as Tensor).reshape(N, n)], 1); // [N, L]
       return withEnt ? { lp, entropy: cat([lead, (r[1] as Tensor).reshape(N, n)], 1) } : { lp };
     });
@@ -472,7 +527,7 @@ export class CausalLM implements Policy {
 
   /** A cache for `batch` rows of up to `maxLength` tokens (prompt + completion). */
   newCache(batch: number, maxLength: number): KVCache {
-    return new KVCache(this.config, batch, maxLength, this.embedTokens.dtype as "f32");
+    return new KVCache(this.config, batch, maxLength, this.embedTokens.dtype as "f32", this.device);
   }
 
   /** Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V]. */
@@ -482,7 +537,7 @@ export class CausalLM implements Policy {
     if (P > cache.maxLength)
       throw new CohortError(`prefill: ${P} prompt tokens exceed the cache length ${cache.maxLength}`);
     return tidy(() => {
-      const h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]
+      const h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]  (moved to the model's device there)
       return linear(h.narrow(1, P - 1, 1), this.outputWeight).reshape(B, this.config.vocabSize); // [B, V]
     });
   }
@@ -492,7 +547,7 @@ export class CausalLM implements Policy {
    * (only f32 CPU weights are supported; other dtypes and devices decode op by op).
    */
   decodePlan(maxPositions: number): DecodePlan | null {
-    if (this.embedTokens.dtype !== "f32" || this.embedTokens.device !== "cpu") return null;
+    if (this.embedTokens.dtype !== "f32" || this.device !== "cpu" || this.precision !== "fp32") return null;
     const c = this.config;
     const [cos, sin] = this.ropeTables(maxPositions);
     const owned: Tensor[] = [];
@@ -531,6 +586,7 @@ export class CausalLM implements Policy {
    * (from `decodePlan`) the whole step is one native call; without, it runs op by op.
    */
   decodeStep(cache: KVCache, tokens: Tensor, plan: DecodePlan | null = null): Tensor {
+    if (tokens.device !== this.device) return tidy(() => this.decodeStep(cache, tokens.to(this.device), plan));
     if (plan !== null) {
       const col = cache.length;
       if (col >= cache.maxLength) throw new CohortError(`decodeStep: the cache is full (${cache.maxLength} columns)`);
@@ -557,9 +613,9 @@ export class CausalLM implements Policy {
     const hd = c.headDim;
     const col = cache.length;
     if (col >= cache.maxLength) throw new CohortError(`decodeStep: the cache is full (${cache.maxLength} columns)`);
-    const fused = this.embedTokens.dtype === "f32" && this.embedTokens.device === "cpu";
+    const fused = this.embedTokens.dtype === "f32" && this.device === "cpu" && this.precision === "fp32";
     const out = tidy(() => {
-      cache.keyValid.sliceAssign_(1, col, ones([B, 1], { dtype: "bool" }));
+      cache.keyValid.sliceAssign_(1, col, ones([B, 1], { dtype: "bool", device: this.device }));
       const [cosT, sinT] = this.ropeTables(col + 1);
       const pos = cache.positions.reshape(B); // [B]
       const cos = cosT.indexSelect(0, pos).reshape(B, 1, hd); // [B, 1, hd]
@@ -584,7 +640,7 @@ export class CausalLM implements Policy {
           const vs = vc.narrow(2, 0, col + 1); // [B, Hkv, S, hd]
           const kx = Hkv === H ? ks : ks.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
           const vx = Hkv === H ? vs : vs.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
-          a = attention(q.unsqueeze(2), kx, vx, maskS, false).reshape(B, H, hd);
+          a = this.attend(q.unsqueeze(2), kx, vx, maskS).reshape(B, H, hd);
         }
         x = x.add(this.proj(L.names.o, a.reshape(B, 1, H * hd), L.o)); // [B, 1, D]
         const h2 = rmsNorm(x, L.postNorm, c.rmsNormEps); // [B, 1, D]

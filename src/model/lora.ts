@@ -73,10 +73,11 @@ export class LoraAdapter implements ProjectionAdapter {
           tidy(() =>
             rand([this.rank, inp], { generator: gen })
               .mul(2 * bound)
-              .sub(bound),
+              .sub(bound)
+              .to(model.device),
           ),
         ).requireGrad();
-        const b = keep(zeros([out, this.rank])).requireGrad();
+        const b = keep(zeros([out, this.rank], { device: model.device })).requireGrad();
         this.#pairs.set(name, { a, b, weight });
       }
     }

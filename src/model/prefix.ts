@@ -15,7 +15,7 @@
  */
 // Prefix Grouper (shared-prefix forward) — [ABSTRACT + README]
 import { CohortError } from "../errors.js";
-import { arange, attention, cat, embedding as embed, rmsNorm, Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+import { arange, cat, embedding as embed, rmsNorm, Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 import { native } from "../tensor/native.js";
 import { CausalLM, type LogprobOptions } from "./llama.js";
 
@@ -72,7 +72,8 @@ export function logprobsSharedPrefix(
   const C = Math.max(...comps.map((x) => x.length));
   const withEnt = opts.entropy ?? false;
   if (C === 0) {
-    return tidy(() => (withEnt ? { lp: zeros([N, 0]), entropy: zeros([N, 0]) } : { lp: zeros([N, 0]) }));
+    const on = { device: model.device };
+    return tidy(() => (withEnt ? { lp: zeros([N, 0], on), entropy: zeros([N, 0], on) } : { lp: zeros([N, 0], on) }));
   }
   const chunkRows = opts.chunkSize !== undefined ? opts.chunkSize * N : Math.max(1, Math.floor((1 << 24) / V));
 
@@ -102,11 +103,12 @@ export function logprobsSharedPrefix(
 
   return tidy(() => {
     const [cosT, sinT] = model.ropeTables(maxPos);
-    const gIdx = tensor(rowGroup, { dtype: "i64" }); // [N]
+    const device = model.device;
+    const gIdx = tensor(rowGroup, { dtype: "i64", device }); // [N]
 
     // ---- prefix: K groups × P columns, exactly CausalLM.hidden's layer, keeping per-layer K/V
-    const promptIds = tensor(pIds, { shape: [K, P], dtype: "i64" });
-    const promptMask = tensor(pMask, { shape: [K, P], dtype: "i64" });
+    const promptIds = tensor(pIds, { shape: [K, P], dtype: "i64", device });
+    const promptMask = tensor(pMask, { shape: [K, P], dtype: "i64", device });
     const pPos = CausalLM.positionIds(promptMask).reshape(K * P);
     const pCos = cosT.indexSelect(0, pPos).reshape(K, 1, P, hd); // [K, 1, P, hd]
     const pSin = sinT.indexSelect(0, pPos).reshape(K, 1, P, hd); // [K, 1, P, hd]
@@ -123,7 +125,7 @@ export function logprobsSharedPrefix(
       const kr = CausalLM.rope(k, pCos, pSin);
       prefixK.push(kr);
       prefixV.push(v);
-      const a = attention(qr, expandHeads(kr, H, Hkv), expandHeads(v, H, Hkv), pAttn, false); // [K, H, P, hd]
+      const a = model.attend(qr, expandHeads(kr, H, Hkv), expandHeads(v, H, Hkv), pAttn); // [K, H, P, hd]
       x = x.add(model.proj(L.names.o, a.transpose(1, 2).reshape(K, P, H * hd), L.o));
       x = x.add(mlp(model, L, x));
     }
@@ -131,12 +133,12 @@ export function logprobsSharedPrefix(
     const prefixLast = rmsNorm(x.narrow(1, P - 1, 1), model.finalNorm, c.rmsNormEps); // [K, 1, D]
 
     // ---- suffix: N rows × C columns attending to [prefix of their group ; own causal keys]
-    const compIds = tensor(cIds, { shape: [N, C], dtype: "i64" });
-    const compValid = tensor(cMask, { shape: [N, C], dtype: "i64" }).ne(0); // [N, C]
-    const cPosT = tensor(cPos, { dtype: "i64" });
+    const compIds = tensor(cIds, { shape: [N, C], dtype: "i64", device });
+    const compValid = tensor(cMask, { shape: [N, C], dtype: "i64", device }).ne(0); // [N, C]
+    const cPosT = tensor(cPos, { dtype: "i64", device });
     const cCos = cosT.indexSelect(0, cPosT).reshape(N, 1, C, hd); // [N, 1, C, hd]
     const cSin = sinT.indexSelect(0, cPosT).reshape(N, 1, C, hd); // [N, 1, C, hd]
-    const idx = arange(0, C);
+    const idx = arange(0, C, 1, { device });
     const causal = idx.unsqueeze(0).le(idx.unsqueeze(1)); // [C, C]: key ≤ query
     const diag = idx.unsqueeze(0).eq(idx.unsqueeze(1)); // [C, C]
     const ownMask = causal.logicalAnd(compValid.reshape(N, 1, 1, C)).logicalOr(diag); // [N, 1, C, C]
@@ -152,7 +154,7 @@ export function logprobsSharedPrefix(
       const kr = CausalLM.rope(k, cCos, cSin);
       const keys = cat([(prefixK[i] as Tensor).indexSelect(0, gIdx), kr], 2); // [N, Hkv, P + C, hd]
       const vals = cat([(prefixV[i] as Tensor).indexSelect(0, gIdx), v], 2); // [N, Hkv, P + C, hd]
-      const a = attention(qr, expandHeads(keys, H, Hkv), expandHeads(vals, H, Hkv), mask, false); // [N, H, C, hd]
+      const a = model.attend(qr, expandHeads(keys, H, Hkv), expandHeads(vals, H, Hkv), mask); // [N, H, C, hd]
       y = y.add(model.proj(L.names.o, a.transpose(1, 2).reshape(N, C, H * hd), L.o));
       y = y.add(mlp(model, L, y));
     }
@@ -210,7 +212,7 @@ export function logprobsSharedPrefixRows(
   });
   return tidy(() => {
     const r = logprobsSharedPrefix(model, groups, opts);
-    const back = tensor(inverse, { dtype: "i64" });
+    const back = tensor(inverse, { dtype: "i64", device: model.device });
     const lp = r.lp.indexSelect(0, back);
     return r.entropy ? { lp, entropy: r.entropy.indexSelect(0, back) } : { lp };
   });

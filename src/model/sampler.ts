@@ -159,6 +159,12 @@ export class LocalSampler implements Sampler {
             return model.prefill(c, idsT, maskT); // [B, V]
           });
           for (let step = 0; step < p.maxTokens; step++) {
+            // sampling runs on the CPU with each request's own generator: [B, V] logits come over from the device
+            if (logits.device !== "cpu") {
+              const onHost = logits.to("cpu");
+              logits.dispose();
+              logits = onHost;
+            }
             const [tokT, lpT] = (
               native.sampleTokens!(logits.h, genHandles, temperature, topK, topP, minP) as unknown[]
             ).map((x) => new Tensor(x)) as [Tensor, Tensor];

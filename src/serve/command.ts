@@ -8,11 +8,12 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import type { Command } from "../cli/main.js";
 import { ConfigError } from "../errors.js";
+import type { Device } from "../tensor/index.js";
 
 const usage =
   "cohort serve <model-dir | run-dir | checkpoint> [--host 127.0.0.1] [--port 8000] [--max-concurrency 16] " +
   "[--max-queue 64] [--max-batch 128] [--model-name NAME] [--threads N] [--seed N] [--drain-timeout-ms 30000] " +
-  "[--max-body-bytes 1048576] [--batch-wait-ms 20]";
+  "[--max-body-bytes 1048576] [--batch-wait-ms 20] [--device cpu|cuda|cuda:N] [--precision fp32|bf16]";
 
 function intOption(values: Record<string, unknown>, name: string, min: number): number | undefined {
   const v = values[name];
@@ -46,6 +47,8 @@ export const serveCommand: Command = {
             "drain-timeout-ms",
             "max-body-bytes",
             "batch-wait-ms",
+            "device",
+            "precision",
           ].map((k) => [k, { type: "string" as const }]),
         ),
       });
@@ -57,11 +60,21 @@ export const serveCommand: Command = {
     if (target === undefined) throw new ConfigError(`missing the model to serve\nusage: ${usage}`);
     const port = intOption(values, "port", 0);
     if (port !== undefined && port > 65535) throw new ConfigError(`--port: expected 0–65535, got ${port}`);
+    const device = (values.device as string | undefined) ?? "cpu";
+    if (!/^(cpu|cuda(:\d+)?)$/.test(device))
+      throw new ConfigError(`--device: expected cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
+    const precision = (values.precision as string | undefined) ?? "fp32";
+    if (precision !== "fp32" && precision !== "bf16")
+      throw new ConfigError(`--precision: expected fp32 or bf16, got ${JSON.stringify(precision)}`);
     const t = await import("../tensor/index.js");
+    if (device !== "cpu" && !t.cudaAvailable())
+      throw new ConfigError(
+        `--device ${device}: this build of the native addon has no usable CUDA; build it against a CUDA torch (docs/GPU.md) or serve on the CPU`,
+      );
     t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
     const { loadServedModel } = await import("./load.js");
     const { startServer } = await import("./server.js");
-    const served = loadServedModel(target);
+    const served = loadServedModel(target, { device: device as Device, precision });
     const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
     const server = await startServer(served, {
       host: (values.host as string | undefined) ?? "127.0.0.1",

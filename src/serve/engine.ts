@@ -431,10 +431,12 @@ export class Engine {
       logits = noGrad(() =>
         keep(
           tidy(() =>
-            model.prefill(
-              c,
-              tensor(ids, { shape: [B, P], dtype: "i64" }),
-              tensor(mask, { shape: [B, P], dtype: "i64" }),
+            onHost(
+              model.prefill(
+                c,
+                tensor(ids, { shape: [B, P], dtype: "i64" }),
+                tensor(mask, { shape: [B, P], dtype: "i64" }),
+              ),
             ),
           ),
         ),
@@ -505,7 +507,7 @@ export class Engine {
         }
         const next = order.map((ri) => (rows[ri] as Row).tokens.at(-1) ?? this.#opts.padId);
         logits = noGrad(() =>
-          keep(tidy(() => model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan))),
+          keep(tidy(() => onHost(model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan)))),
         );
         await nextTick();
       }
@@ -535,4 +537,9 @@ export class Engine {
       });
     }
   }
+}
+
+/** Logits on the CPU, where tokens are drawn with each request's own generator (a GPU model's come over). */
+function onHost(t: Tensor): Tensor {
+  return t.device === "cpu" ? t : t.to("cpu");
 }

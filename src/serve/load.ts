@@ -16,9 +16,9 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { CohortError } from "../errors.js";
 import { readModelDir } from "../io/hf.js";
 import { readSafetensors } from "../io/safetensors.js";
-import { CausalLM } from "../model/llama.js";
+import { CausalLM, type Precision } from "../model/llama.js";
 import { applyLora, type LoraTarget } from "../model/lora.js";
-import { dispose, keep, type Tensor, tidy } from "../tensor/index.js";
+import { type Device, dispose, keep, type Tensor, tidy } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { latestCheckpoint } from "../train/checkpoint.js";
@@ -56,13 +56,19 @@ function baseModelDir(config: Record<string, unknown>): string {
   return cfgFile ? resolve(dirname(cfgFile), model.path) : resolve(model.path);
 }
 
-function modelFromDir(dir: string): { model: CausalLM; tokenizer: Tokenizer } {
+/** Where the served model runs: `model.device` / `model.precision` of the train config, as CLI flags. */
+export interface Placement {
+  device?: Device;
+  precision?: Precision;
+}
+
+function modelFromDir(dir: string, place: Placement): { model: CausalLM; tokenizer: Tokenizer } {
   const d = readModelDir(dir);
   try {
     if (d.tokenizer === undefined)
       throw new CohortError(`${dir} has no tokenizer.json; a served model needs its tokenizer to read and write text`);
     return {
-      model: CausalLM.fromHF(d.config, d.tensors),
+      model: CausalLM.fromHF(d.config, d.tensors, place),
       tokenizer: tokenizerFromFiles(d.tokenizer.json, d.tokenizer.config),
     };
   } finally {
@@ -97,7 +103,7 @@ function applyCheckpoint(model: CausalLM, ckDir: string, runConfig: Record<strin
 }
 
 /** Loads a model dir, a run dir or a checkpoint dir for serving (see the module doc). */
-export function loadServedModel(path: string): ServedModel {
+export function loadServedModel(path: string, place: Placement = {}): ServedModel {
   if (!existsSync(path))
     throw new CohortError(`${path} does not exist; pass a model directory, a run directory or a checkpoint`);
   if (
@@ -105,10 +111,10 @@ export function loadServedModel(path: string): ServedModel {
     !existsSync(join(path, "state.json")) &&
     existsSync(join(path, "tokenizer.json"))
   )
-    return { ...modelFromDir(path), source: path, modelDir: path };
+    return { ...modelFromDir(path, place), source: path, modelDir: path };
   if (existsSync(join(path, "final", "config.json"))) {
     const dir = join(path, "final");
-    return { ...modelFromDir(dir), source: dir, modelDir: dir };
+    return { ...modelFromDir(dir, place), source: dir, modelDir: dir };
   }
   let ck: string | null = null;
   if (isCheckpoint(path)) ck = path;
@@ -120,7 +126,7 @@ export function loadServedModel(path: string): ServedModel {
   }
   const { config } = runOfCheckpoint(ck);
   const modelDir = baseModelDir(config);
-  const served = modelFromDir(modelDir);
+  const served = modelFromDir(modelDir, place);
   try {
     applyCheckpoint(served.model, ck, config);
   } catch (e) {

@@ -93,6 +93,19 @@ export const trainConfigSchema = z.strictObject({
   model: z.strictObject({
     /** A Hugging Face model directory (config.json, model.safetensors, tokenizer files). Relative to the config file. */
     path: z.string().min(1),
+    /**
+     * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
+     * the addon; docs/GPU.md). Sampling draws tokens on the CPU from the device's logits.
+     */
+    device: z
+      .string()
+      .regex(/^(cpu|cuda(:\d+)?)$/, 'use "cpu", "cuda" or "cuda:N"')
+      .default("cpu"),
+    /**
+     * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
+     * lm_head, log-probs and losses (src/model/llama.ts `Precision`).
+     */
+    precision: z.enum(["fp32", "bf16"]).default("fp32"),
     /** LoRA adapters instead of full fine-tuning; the reference policy is then the model with adapters off. */
     lora: z
       .strictObject({

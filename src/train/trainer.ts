@@ -56,6 +56,8 @@ import type { Problem, Task } from "../task/types.js";
 import {
   AdamW,
   clipGradNorm,
+  cudaAvailable,
+  type Device,
   getRngState,
   keep,
   learningRate,
@@ -162,19 +164,29 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
   manualSeed(group ? rankSeed(cfg.seed, group.rank) : cfg.seed);
   const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
   const modelDir = resolvePath(cfg, cfg.model.path);
+  // data parallel on GPUs: `cuda` means this rank's own GPU, cuda:LOCAL_RANK (as torchrun's convention)
+  const device = (
+    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device
+  ) as Device;
+  const place = { device, precision: cfg.model.precision };
+  if (place.device !== "cpu" && !cudaAvailable()) {
+    throw new CohortError(
+      `model.device is "${place.device}" but this build of the native addon has no usable CUDA (no CUDA libtorch, or no GPU visible); build it against a CUDA torch (docs/GPU.md) or set model.device: cpu`,
+    );
+  }
   const dir = readModelDir(modelDir);
   if (dir.tokenizer === undefined) {
     throw new CohortError(`${modelDir} has no tokenizer.json; a model directory for training needs its tokenizer`);
   }
   const tok = tokenizerFromFiles(dir.tokenizer.json, dir.tokenizer.config);
-  const model = CausalLM.fromHF(dir.config, dir.tensors);
+  const model = CausalLM.fromHF(dir.config, dir.tensors, place);
   const algo = cfg.resolvedAlgo;
   let ref: CausalLM | null = null;
   let lora: LoraAdapter | null = null;
   if (cfg.model.lora) {
     lora = applyLora(model, { ...cfg.model.lora, seed: cfg.seed });
   } else if (needsReference(algo)) {
-    ref = CausalLM.fromHF(dir.config, dir.tensors);
+    ref = CausalLM.fromHF(dir.config, dir.tensors, place);
     for (const p of ref.parameters()) p.requireGrad(false);
   }
   for (const t of Object.values(dir.tensors)) t.dispose();
@@ -617,15 +629,23 @@ function buildMicro(ctx: Ctx, ro: Rollout, rows: number[], adv: Advantages): Mic
   const samplerLp = keep(tensor(lpRows.flat(), { shape: [rows.length, C], dtype: "f32" }));
   const truncated = Uint8Array.from(rows, (r) => ((ro.completions[r] as Completion).finishReason === "length" ? 1 : 0));
   const a = keep(advantageRows(adv, rows, C));
+  // the loss meets the model's log-probs on its device: the micro-batch is built on the host and moved there
+  const dev = ctx.model.device;
+  const put = (t: Tensor): Tensor => {
+    if (t.device === dev) return t;
+    const moved = keep(t.to(dev));
+    t.dispose();
+    return moved;
+  };
   return {
     rows,
-    inputIds: keep(packed.inputIds),
-    attentionMask: keep(packed.attentionMask),
-    completionMask: keep(packed.completionMask),
+    inputIds: put(keep(packed.inputIds)),
+    attentionMask: put(keep(packed.attentionMask)),
+    completionMask: put(keep(packed.completionMask)),
     P,
-    mask,
-    samplerLp,
-    adv: a,
+    mask: put(mask),
+    samplerLp: put(samplerLp),
+    adv: put(a),
     oldLp: null,
     refLp: null,
     truncated,
@@ -868,7 +888,7 @@ async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
               ? tokens.mul(
                   tensor(
                     Float32Array.from(m.offPolicy, (o) => 1 - o),
-                    { shape: [m.rows.length, 1] },
+                    { shape: [m.rows.length, 1], device: tokens.device as Device },
                   ),
                 )
               : tokens;
