@@ -5,9 +5,14 @@
  * - retries with exponential backoff and jitter on network errors, timeouts, 408/409/425/429/5xx
  *   (a `Retry-After` header is honoured, up to `maxBackoffMs`); other 4xx fail at once with the server's message;
  * - a timeout per attempt; a limit on requests in flight (the rest wait their turn);
- * - typed responses, including vLLM's `prompt_token_ids` / `token_ids` when the server returns them.
+ * - typed responses, including vLLM's `prompt_token_ids` / `token_ids` when the server returns them;
+ * - `whenSent()`: resolves once every request that holds a slot has been handed to the operating system, so a
+ *   caller can start a long synchronous computation (an optimizer update) while the server works on them;
+ * - SGLang's weight update (`POST /update_weights_from_disk`) and model info (`GET /get_model_info`).
  * @module
  */
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { CohortError } from "../errors.js";
 import type { CompletionLogprobs, Usage } from "./protocol.js";
 
@@ -102,17 +107,30 @@ export function normalizeBaseUrl(url: string): string {
   return `${u.origin}${path === "" ? "/v1" : path}`;
 }
 
+/** SGLang's answer to `POST /update_weights_from_disk`. */
+export interface SglangUpdateResult {
+  success: boolean;
+  message: string;
+}
+
 export class OpenAIClient {
   readonly baseUrl: string;
+  /** Scheme, host and port of `baseUrl` (server-native routes such as SGLang's live here, not under /v1). */
+  readonly origin: string;
   readonly #o: Required<Omit<OpenAIClientOptions, "apiKey" | "log" | "headers">> &
     Pick<OpenAIClientOptions, "apiKey" | "log" | "headers">;
+  readonly #agent: HttpAgent;
   #inFlight = 0;
   readonly #waiting: (() => void)[] = [];
+  /** Attempts whose request is not yet fully handed to the operating system, and who waits for none to be. */
+  #sending = 0;
+  #sentWaiters: (() => void)[] = [];
   /** Counters: requests sent (attempts), retries, failures (after the last retry). */
   readonly stats = { attempts: 0, retries: 0, failures: 0 };
 
   constructor(opts: OpenAIClientOptions) {
     this.baseUrl = normalizeBaseUrl(opts.baseUrl);
+    this.origin = new URL(this.baseUrl).origin;
     this.#o = {
       ...opts,
       timeoutMs: opts.timeoutMs ?? 120_000,
@@ -121,6 +139,29 @@ export class OpenAIClient {
       maxBackoffMs: opts.maxBackoffMs ?? 8_000,
       maxConcurrency: opts.maxConcurrency ?? 8,
     };
+    const Agent = this.origin.startsWith("https:") ? HttpsAgent : HttpAgent;
+    // idle connections are closed after 4 s, before common servers' 5 s keep-alive timeout closes them under us
+    this.#agent = new Agent({ keepAlive: true, timeout: 4_000 });
+  }
+
+  /** Requests holding a slot (sent or being sent, not yet answered). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Closes its connections (requests still in flight fail); later requests open new ones. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  /**
+   * Resolves once no request of this client is part-way through being written: every request holding a slot
+   * has been handed to the operating system (the server receives it even if this process then blocks).
+   * Requests waiting for a slot (`maxConcurrency`) or for a retry's backoff are not waited for.
+   */
+  whenSent(): Promise<void> {
+    if (this.#sending === 0) return Promise.resolve();
+    return new Promise((r) => this.#sentWaiters.push(r));
   }
 
   completions(body: Record<string, unknown>): Promise<CompletionResponse> {
@@ -140,6 +181,38 @@ export class OpenAIClient {
     return this.request("POST", "/reload", { path });
   }
 
+  /** SGLang only: `GET /get_model_info` (`model_path`, …). */
+  modelInfo(): Promise<Record<string, unknown>> {
+    return this.request("GET", "/get_model_info", undefined, { root: true });
+  }
+
+  /**
+   * SGLang only: `POST /update_weights_from_disk {"model_path"}` loads the weights of the Hugging Face model
+   * directory at `modelPath` (server-side path). A refusal (`success: false`, HTTP 200 or 400) is an
+   * `OpenAIError` naming the server and its message.
+   */
+  async updateWeightsFromDisk(modelPath: string): Promise<SglangUpdateResult> {
+    const what = `SGLang worker ${this.origin} could not load the weights at ${modelPath}`;
+    let r: Partial<SglangUpdateResult>;
+    try {
+      r = await this.request<Partial<SglangUpdateResult>>(
+        "POST",
+        "/update_weights_from_disk",
+        { model_path: modelPath },
+        { root: true },
+      );
+    } catch (e) {
+      if (e instanceof OpenAIError && e.status === 400) {
+        const message = e.message.replace(/^POST \S+: HTTP 400: /, "");
+        throw new OpenAIError(`${what}: ${message}`, 400, e.param);
+      }
+      throw e;
+    }
+    if (r.success !== true)
+      throw new OpenAIError(`${what}: ${typeof r.message === "string" ? r.message : JSON.stringify(r)}`, 200);
+    return { success: true, message: typeof r.message === "string" ? r.message : "" };
+  }
+
   async #acquire(): Promise<void> {
     if (this.#inFlight < this.#o.maxConcurrency) {
       this.#inFlight++;
@@ -154,15 +227,19 @@ export class OpenAIClient {
     else this.#inFlight--;
   }
 
-  /** One JSON request with retries, under the concurrency limit. */
-  async request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  /**
+   * One JSON request with retries, under the concurrency limit. `path` is relative to `baseUrl`, or with
+   * `root` to the server's origin.
+   */
+  async request<T>(method: "GET" | "POST", path: string, body?: unknown, opts: { root?: boolean } = {}): Promise<T> {
+    const url = `${opts.root ? this.origin : this.baseUrl}${path}`;
     await this.#acquire();
     try {
       for (let attempt = 0; ; attempt++) {
         let err: OpenAIError;
         let retryAfterMs: number | null = null;
         try {
-          return await this.#once<T>(method, path, body);
+          return await this.#once<T>(method, url, body);
         } catch (e) {
           if (!(e instanceof OpenAIError)) throw e;
           err = e;
@@ -187,41 +264,92 @@ export class OpenAIClient {
     }
   }
 
-  async #once<T>(method: string, path: string, body: unknown): Promise<T> {
+  #sent(): void {
+    this.#sending--;
+    if (this.#sending > 0) return;
+    const ws = this.#sentWaiters;
+    this.#sentWaiters = [];
+    for (const w of ws) w();
+  }
+
+  /**
+   * One attempt over node:http(s): the request's `finish` event (its last byte handed to the operating system)
+   * is what `whenSent()` waits for.
+   */
+  async #once<T>(method: string, url: string, body: unknown): Promise<T> {
     this.stats.attempts++;
-    const url = `${this.baseUrl}${path}`;
     const headers: Record<string, string> = { accept: "application/json", ...this.#o.headers };
-    if (body !== undefined) headers["content-type"] = "application/json";
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (data !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = String(data.length);
+    }
     if (this.#o.apiKey) headers.authorization = `Bearer ${this.#o.apiKey}`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(this.#o.timeoutMs),
-      });
-    } catch (e) {
-      const name = (e as Error).name;
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why =
-        name === "TimeoutError" || name === "AbortError"
-          ? `no response within ${this.#o.timeoutMs} ms (timeoutMs)`
-          : `${cause?.code ?? cause?.message ?? (e as Error).message}`;
-      throw new OpenAIError(`${method} ${url}: ${why}`, null, null, true);
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (e) {
-      throw new OpenAIError(
-        `${method} ${url}: the response broke off (${(e as Error).message})`,
-        res.status,
-        null,
-        true,
-      );
-    }
-    if (!res.ok) {
+    const timeoutMs = this.#o.timeoutMs;
+    const res = await new Promise<{ status: number; text: string; retryAfter: string | undefined }>(
+      (resolve, reject) => {
+        const send = url.startsWith("https:") ? httpsRequest : httpRequest;
+        let settled = false;
+        let sending = true;
+        let responded = false;
+        this.#sending++;
+        const sent = () => {
+          if (!sending) return;
+          sending = false;
+          this.#sent();
+        };
+        const fail = (e: OpenAIError) => {
+          sent();
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(e);
+        };
+        let req: ReturnType<typeof httpRequest>;
+        try {
+          req = send(url, { method, headers, agent: this.#agent });
+        } catch (e) {
+          fail(new OpenAIError(`${method} ${url}: ${(e as Error).message}`, null));
+          return;
+        }
+        const timer = setTimeout(() => {
+          const why = `no response within ${timeoutMs} ms (timeoutMs)`;
+          fail(
+            responded
+              ? new OpenAIError(`${method} ${url}: the response broke off (${why})`, null, null, true)
+              : new OpenAIError(`${method} ${url}: ${why}`, null, null, true),
+          );
+          req.destroy();
+        }, timeoutMs);
+        req.on("finish", sent);
+        req.on("error", (e: Error & { code?: string }) => {
+          if (responded) return; // the response's own handlers report it
+          fail(new OpenAIError(`${method} ${url}: ${e.code ?? e.message}`, null, null, true));
+        });
+        req.on("response", (r) => {
+          responded = true;
+          sent();
+          const chunks: Buffer[] = [];
+          const status = r.statusCode ?? 0;
+          const brokeOff = (why: string) =>
+            fail(new OpenAIError(`${method} ${url}: the response broke off (${why})`, status, null, true));
+          r.on("data", (c: Buffer) => chunks.push(c));
+          r.on("aborted", () => brokeOff("the connection closed early"));
+          r.on("error", (e) => brokeOff(e.message));
+          r.on("end", () => {
+            if (settled) return;
+            if (r.readableAborted || !r.complete) return brokeOff("the connection closed early");
+            settled = true;
+            clearTimeout(timer);
+            const ra = r.headers["retry-after"];
+            resolve({ status, text: Buffer.concat(chunks).toString("utf8"), retryAfter: ra });
+          });
+        });
+        req.end(data);
+      },
+    );
+    const { status, text } = res;
+    if (status < 200 || status > 299) {
       let message = text.slice(0, 500);
       let param: string | null = null;
       try {
@@ -238,20 +366,20 @@ export class OpenAIClient {
         // not JSON: keep the raw text
       }
       const err = new OpenAIError(
-        `${method} ${url}: HTTP ${res.status}: ${message}`,
-        res.status,
+        `${method} ${url}: HTTP ${status}: ${message}`,
+        status,
         param,
-        RETRY_STATUS.has(res.status),
+        RETRY_STATUS.has(status),
       );
-      const header = res.headers.get("retry-after");
-      const ra = header === null || header.trim() === "" ? Number.NaN : Number(header);
+      const header = res.retryAfter;
+      const ra = header === undefined || header.trim() === "" ? Number.NaN : Number(header);
       if (Number.isFinite(ra) && ra >= 0) (err as OpenAIError & { retryAfterMs?: number }).retryAfterMs = ra * 1000;
       throw err;
     }
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new OpenAIError(`${method} ${url}: the response is not JSON: ${text.slice(0, 200)}`, res.status);
+      throw new OpenAIError(`${method} ${url}: the response is not JSON: ${text.slice(0, 200)}`, status);
     }
   }
 }

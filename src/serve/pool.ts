@@ -8,15 +8,64 @@
  *   to another worker (429/5xx are retried with backoff without marking the worker down); down workers are
  *   probed (`GET /health`, else `GET /v1/models`) every `healthIntervalMs` and re-admitted when they answer,
  *   after the current weights are pushed to them when weight sync is on;
- * - weight sync: `sync(file, version)` asks every worker to load the snapshot at `file` (`POST /v1/reload`);
+ * - weight sync: `sync(path, version)` asks every worker to load the snapshot at `path`, in its own API
+ *   (`workerApi`): `cohort serve` takes a safetensors file or a model directory (`POST /v1/reload {path}`),
+ *   SGLang a Hugging Face model directory (`POST /update_weights_from_disk {model_path}`); with `auto` each
+ *   worker's API is detected once, before its first load (SGLang answers `GET /get_model_info`, other
+ *   servers are taken for `cohort serve`);
  * - staleness: a worker whose weights are more than `maxStaleness` policy versions behind is not used until
  *   it is reloaded;
  * - per-sample policy version: a response's `system_fingerprint` `cohort-wN` maps server weights version N
- *   to the policy version the pool pushed with it; without one, the version last pushed to that worker.
+ *   to the policy version the pool pushed with it; without one (SGLang, vLLM), the version last pushed to
+ *   that worker;
+ * - `whenSent()`: resolves once every request the pool has started is on the wire, so that the workers
+ *   generate while the caller runs a long synchronous computation (the trainer's optimizer update).
  * @module
  */
+
+import { statSync } from "node:fs";
 import { CohortError } from "../errors.js";
 import { type CompletionResponse, OpenAIClient, type OpenAIClientOptions, OpenAIError } from "./client.js";
+
+/** The weight-loading API of a rollout worker. */
+export type WorkerApi = "cohort" | "sglang";
+
+/**
+ * Which API a worker speaks: SGLang answers `GET /get_model_info` with its model path; a server without the
+ * route (404/405 from `cohort serve` and vLLM) or whose answer has no `model_path` is `cohort`. Any other
+ * failure (connection error, timeout, 5xx) is thrown: the worker cannot be classified now.
+ */
+export async function detectWorkerApi(client: OpenAIClient): Promise<WorkerApi> {
+  try {
+    const info = await client.modelInfo();
+    return typeof info === "object" && info !== null && "model_path" in info ? "sglang" : "cohort";
+  } catch (e) {
+    if (e instanceof OpenAIError && (e.status === 404 || e.status === 405)) return "cohort";
+    throw e;
+  }
+}
+
+/**
+ * Asks one worker to load the weights at `path` (a path on the worker's disk): `cohort serve` reloads a
+ * safetensors file or model directory and returns its weights version; SGLang loads a Hugging Face model
+ * directory (`update_weights_from_disk`) and reports no version (null).
+ */
+export async function loadWorkerWeights(client: OpenAIClient, api: WorkerApi, path: string): Promise<number | null> {
+  if (api === "cohort") return (await client.reload(path)).weights_version;
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch {
+    // not on this machine's disk: the worker judges
+    dir = true;
+  }
+  if (!dir)
+    throw new CohortError(
+      `weight sync: SGLang worker ${client.origin} loads a Hugging Face model directory (config.json + *.safetensors), not the file ${path}`,
+    );
+  await client.updateWeightsFromDisk(path);
+  return null;
+}
 
 export interface RolloutPoolOptions {
   baseUrls: string[];
@@ -30,6 +79,8 @@ export interface RolloutPoolOptions {
   maxBackoffMs?: number;
   /** How often down workers are probed. Default 1 000 ms. */
   healthIntervalMs?: number;
+  /** The workers' weight-loading API; `auto` (default) detects each worker's (see `detectWorkerApi`). */
+  workerApi?: WorkerApi | "auto";
   /** Most policy versions a worker's weights may lag before it is left out. Default: no bound. */
   maxStaleness?: number;
   log?: (line: string) => void;
@@ -46,6 +97,8 @@ export interface WorkerState {
   version: number;
   /** Why it was last marked down. */
   lastError: string | null;
+  /** Its weight-loading API (null: not detected yet). */
+  api: WorkerApi | null;
 }
 
 /** A completion response with the policy version its samples were drawn from. */
@@ -62,7 +115,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class RolloutPool {
   readonly baseUrl: string;
   readonly #w: Worker[];
-  readonly #o: Required<Omit<RolloutPoolOptions, "client" | "log" | "maxStaleness" | "baseUrls">> &
+  readonly #o: Required<Omit<RolloutPoolOptions, "client" | "log" | "maxStaleness" | "baseUrls" | "workerApi">> &
     Pick<RolloutPoolOptions, "log" | "maxStaleness">;
   /** Latest policy version (optimizer steps taken). */
   #version = 0;
@@ -70,8 +123,12 @@ export class RolloutPool {
   #snapshot: { file: string; version: number } | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;
   #probing = false;
-  /** Counters since the last `takeMetrics()`. */
-  #step = { requests: 0, retried: 0, downEvents: 0, samples: 0, lagSum: 0, lagMax: 0 };
+  /** Counters since the last `takeMetrics()`; sample versions, not lags: the lag is taken against the version trained. */
+  #step = RolloutPool.#emptyStep();
+
+  static #emptyStep() {
+    return { requests: 0, retried: 0, downEvents: 0, samples: 0, versionSum: 0, versionMin: Number.POSITIVE_INFINITY };
+  }
 
   constructor(opts: RolloutPoolOptions) {
     if (opts.baseUrls.length === 0)
@@ -84,6 +141,7 @@ export class RolloutPool {
       served: 0,
       version: 0,
       lastError: null,
+      api: opts.workerApi === undefined || opts.workerApi === "auto" ? null : opts.workerApi,
       serverToPolicy: new Map(),
     }));
     for (const w of this.#w) w.baseUrl = w.client.baseUrl;
@@ -102,14 +160,46 @@ export class RolloutPool {
 
   /** A snapshot of every worker's state. */
   workers(): WorkerState[] {
-    return this.#w.map(({ baseUrl, up, inFlight, served, version, lastError }) => ({
+    return this.#w.map(({ baseUrl, up, inFlight, served, version, lastError, api }) => ({
       baseUrl,
       up,
       inFlight,
       served,
       version,
       lastError,
+      api,
     }));
+  }
+
+  /**
+   * Whether a snapshot must be a Hugging Face model directory: some worker is (or, not detected yet, may be)
+   * SGLang. Detects the API of the workers that are up; one that cannot be reached is marked down.
+   */
+  async needsModelDir(): Promise<boolean> {
+    await Promise.all(this.#w.filter((w) => w.up && w.api === null).map((w) => this.#detect(w)));
+    return this.#w.some((w) => w.api !== "cohort");
+  }
+
+  /** Detects `w`'s API; a worker that cannot answer now (connection, timeout, 429/5xx) is marked down. */
+  async #detect(w: Worker): Promise<WorkerApi | null> {
+    try {
+      w.api = await detectWorkerApi(w.client);
+      return w.api;
+    } catch (e) {
+      if (!(e instanceof OpenAIError && (e.status === null || e.retryable))) throw e;
+      this.#markDown(w, `weight API detection: ${e.message}`);
+      return null;
+    }
+  }
+
+  /** Resolves once every request the pool has started is on the wire (see `OpenAIClient.whenSent`). */
+  async whenSent(): Promise<void> {
+    await Promise.all(this.#w.map((w) => w.client.whenSent()));
+  }
+
+  /** Requests sent to the workers and not answered yet. */
+  get inFlight(): number {
+    return this.#w.reduce((a, w) => a + w.inFlight, 0);
   }
 
   /** The latest policy version (set by `sync` and `setVersion`). */
@@ -203,31 +293,39 @@ export class RolloutPool {
     }
   }
 
-  async #reload(w: Worker, file: string, version: number): Promise<void> {
-    const r = await w.client.reload(file);
-    w.serverToPolicy.set(r.weights_version, version);
+  async #reload(w: Worker, path: string, version: number): Promise<void> {
+    const api = w.api ?? (await this.#detect(w));
+    // marked down: it loads the snapshot when re-admitted
+    if (api === null) throw new OpenAIError(`${w.baseUrl}: ${w.lastError ?? "its weight API is unknown"}`, null);
+    const served = await loadWorkerWeights(w.client, api, path);
+    if (served !== null) w.serverToPolicy.set(served, version);
     w.version = version;
   }
 
   /**
-   * Asks every worker that is up to load the snapshot at `file` (policy `version`). A worker that cannot be
+   * Asks every worker that is up to load the snapshot at `path` (policy `version`): a safetensors file or a
+   * Hugging Face model directory (needed by SGLang workers, see `needsModelDir`). A worker that cannot be
    * reached is marked down (it loads the snapshot when re-admitted); any other failure (the server cannot
-   * read the file, has no reload endpoint) is an error.
+   * read the path, refuses the weights, has no reload endpoint) is an error naming the worker.
    */
-  async sync(file: string, version: number): Promise<void> {
+  async sync(path: string, version: number): Promise<void> {
     this.setVersion(version);
-    this.#snapshot = { file, version };
+    this.#snapshot = { file: path, version };
     await Promise.all(
       this.#w
         .filter((w) => w.up)
         .map(async (w) => {
           try {
-            await this.#reload(w, file, version);
+            await this.#reload(w, path, version);
           } catch (e) {
             if (e instanceof OpenAIError && e.status === null) this.#markDown(w, e.message);
+            else if (w.api === "sglang")
+              throw new CohortError(
+                `weight sync: ${(e as Error).message}; the SGLang worker must read ${path} on its own disk (shared or same machine) and serve the same architecture, or turn sampler.syncWeights off`,
+              );
             else
               throw new CohortError(
-                `weight sync: ${(e as Error).message}; the worker must be a cohort serve that can read ${file} (same disk), or turn sampler.syncWeights off`,
+                `weight sync: ${(e as Error).message}; the worker must be a cohort serve (or SGLang: sampler.workerApi) that can read ${path} (same disk), or turn sampler.syncWeights off`,
               );
           }
         }),
@@ -253,10 +351,9 @@ export class RolloutPool {
         w.served++;
         const policyVersion = this.#sampleVersion(w, res.system_fingerprint);
         const n = res.choices?.length ?? 0;
-        const lag = Math.max(0, this.#version - policyVersion);
         this.#step.samples += n;
-        this.#step.lagSum += lag * n;
-        this.#step.lagMax = Math.max(this.#step.lagMax, lag);
+        this.#step.versionSum += policyVersion * n;
+        if (n > 0) this.#step.versionMin = Math.min(this.#step.versionMin, policyVersion);
         return { ...res, policyVersion };
       } catch (e) {
         if (!(e instanceof OpenAIError) || !e.retryable) throw e;
@@ -304,9 +401,10 @@ export class RolloutPool {
   /**
    * The pool's metrics since the last call: `pool/workers`, `pool/workers_up`, `pool/requests`,
    * `pool/requests_retried`, `pool/workers_down_events`, `pool/policy_lag_mean|max` (policy versions between
-   * the samples and the latest policy) and `pool/served/<i>` (requests each worker has answered so far).
+   * the samples and `trainVersion`, the policy they are trained at; default the latest) and `pool/served/<i>`
+   * (requests each worker has answered so far).
    */
-  takeMetrics(): Record<string, number> {
+  takeMetrics(trainVersion = this.#version): Record<string, number> {
     const s = this.#step;
     const m: Record<string, number> = {
       "pool/workers": this.#w.length,
@@ -314,19 +412,20 @@ export class RolloutPool {
       "pool/requests": s.requests,
       "pool/requests_retried": s.retried,
       "pool/workers_down_events": s.downEvents,
-      "pool/policy_lag_mean": s.samples > 0 ? s.lagSum / s.samples : 0,
-      "pool/policy_lag_max": s.lagMax,
+      "pool/policy_lag_mean": s.samples > 0 ? Math.max(0, trainVersion - s.versionSum / s.samples) : 0,
+      "pool/policy_lag_max": s.samples > 0 ? Math.max(0, trainVersion - s.versionMin) : 0,
     };
     this.#w.forEach((w, i) => {
       m[`pool/served/${i}`] = w.served;
     });
-    this.#step = { requests: 0, retried: 0, downEvents: 0, samples: 0, lagSum: 0, lagMax: 0 };
+    this.#step = RolloutPool.#emptyStep();
     return m;
   }
 
-  /** Stops the health probes. */
+  /** Stops the health probes and closes the workers' connections. */
   close(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    for (const w of this.#w) w.client.close();
   }
 }

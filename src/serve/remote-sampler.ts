@@ -13,18 +13,22 @@
  * - log-probs must be those of the sampling distribution at the sampling temperature: `cohort serve` reports
  *   log softmax(logits / T) over the full vocabulary, as the trainer recomputes; start vLLM with
  *   `--logprobs-mode processed_logprobs` (its default reports temperature-1 log-probs).
+ *
+ * `remoteRollouts` builds the trainer's side of it (weight pushes, the pool) and `RolloutFeed` the order in
+ * which the trainer generates, pushes and trains (`sampler.overlap`).
  * @module
  */
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CohortError } from "../errors.js";
+import { writeModelDir } from "../io/hf.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import type { Completion, Sampler, SamplingParams, TokenIds } from "../model/sampler.js";
 import { type CompletionChoice, type CompletionResponse, OpenAIClient, OpenAIError } from "./client.js";
 import type { ImportanceSamplingMode } from "./importance.js";
-import { RolloutPool } from "./pool.js";
+import { detectWorkerApi, loadWorkerWeights, RolloutPool, type WorkerApi } from "./pool.js";
 
 /** What `RemoteSampler` sends requests to: one `OpenAIClient` or a `RolloutPool` of workers. */
 export interface CompletionsBackend {
@@ -156,6 +160,20 @@ export function writeWeightsSnapshot(file: string, model: CausalLM, lora: LoraAd
   }
 }
 
+/**
+ * Writes the policy's current weights (LoRA merged in) as a Hugging Face model directory (config.json +
+ * model.safetensors, each file replaced atomically), the form SGLang's `update_weights_from_disk` loads.
+ */
+export function writeModelSnapshot(dir: string, model: CausalLM, lora: LoraAdapter | null): void {
+  if (lora) lora.merge();
+  try {
+    const st = model.state();
+    writeModelDir(dir, { config: st.meta.config as Record<string, unknown>, tensors: st.tensors });
+  } finally {
+    if (lora) lora.unmerge();
+  }
+}
+
 /** The `sampler: {kind: openai}` section of a train config (src/train/config.ts). */
 export interface RemoteSamplerConfig {
   kind: "openai";
@@ -176,6 +194,10 @@ export interface RemoteSamplerConfig {
   /** Pool: how often down workers are probed. */
   healthIntervalMs?: number | undefined;
   importanceSampling?: { mode: ImportanceSamplingMode; cap: number } | undefined;
+  /** Steps ahead whose rollouts are generated during the update (`RolloutFeed`). Default 0. */
+  overlap?: number | undefined;
+  /** The workers' weight-loading API (`cohort`, `sglang`); `auto` (default) detects it. */
+  workerApi?: WorkerApi | "auto" | undefined;
 }
 
 /** What the trainer holds for remote rollouts. */
@@ -186,12 +208,15 @@ export interface RemoteRollouts {
   pool: RolloutPool | null;
   /**
    * Before optimizer step `step` (1-based; policy version `step - 1`): pushes the policy's weights to the
-   * server(s) when `syncWeights` is on and the push is due (the first call, then every `syncEvery` steps).
+   * server(s) when `syncWeights` is on and the push is due (the first call, then every `syncEvery` steps;
+   * a version already pushed is not pushed again).
    */
   sync(model: CausalLM, lora: LoraAdapter | null, step?: number): Promise<void>;
-  /** The pool's metrics since the last call (`pool/…`); empty without a pool. */
-  takeMetrics(): Record<string, number>;
-  /** Stops the pool's health probes. */
+  /** The pool's metrics since the last call (`pool/…`; lags against `trainVersion`); empty without a pool. */
+  takeMetrics(trainVersion?: number): Record<string, number>;
+  /** Resolves once every request started so far is on the wire; with the requests then in flight. */
+  whenSent(): Promise<number>;
+  /** Stops the pool's health probes and closes the connections. */
   close(): void;
 }
 
@@ -213,6 +238,7 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
     timeoutMs: cfg.timeoutMs,
     maxConcurrency: cfg.maxConcurrency,
   };
+  const overlap = cfg.overlap ?? 0;
   const pool =
     cfg.baseUrls !== undefined
       ? new RolloutPool({
@@ -220,8 +246,10 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
           client: clientOptions,
           maxRetries: cfg.maxRetries,
           backoffMs: cfg.backoffMs,
-          ...(cfg.maxStaleness !== undefined ? { maxStaleness: cfg.maxStaleness } : {}),
+          // samples are trained `overlap` versions after they are requested (RolloutFeed): the bound applies then
+          ...(cfg.maxStaleness !== undefined ? { maxStaleness: Math.max(0, cfg.maxStaleness - overlap) } : {}),
           ...(cfg.healthIntervalMs !== undefined ? { healthIntervalMs: cfg.healthIntervalMs } : {}),
+          workerApi: cfg.workerApi ?? "auto",
           log: (l) => log(`sampler: ${l}`),
         })
       : null;
@@ -235,9 +263,12 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
           log: (l) => log(`sampler: ${l}`),
         })
       : null;
+  // cohort serve loads a safetensors file; SGLang (and a pool that may hold one) a model directory
   const file = join(runDir, "sync", "model.safetensors");
+  const dir = join(runDir, "sync", "model");
   const every = cfg.syncEvery ?? 1;
-  let pushed = false;
+  let pushedVersion: number | null = null;
+  let api: WorkerApi | null = cfg.workerApi === undefined || cfg.workerApi === "auto" ? null : cfg.workerApi;
   return {
     sampler: new RemoteSampler({ client: pool ?? (client as OpenAIClient), model: cfg.model }),
     importanceSampling: cfg.importanceSampling ?? null,
@@ -245,15 +276,168 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
     async sync(model, lora, step = 1) {
       const version = step - 1;
       pool?.setVersion(version);
-      if (!cfg.syncWeights || (pushed && version % every !== 0)) return;
-      mkdirSync(dirname(file), { recursive: true });
+      if (!cfg.syncWeights || pushedVersion === version || (pushedVersion !== null && version % every !== 0)) return;
       if (pool) {
-        writeWeightsSnapshot(file, model, lora);
-        await pool.sync(file, version);
-      } else await pushWeights(client as OpenAIClient, file, model, lora);
-      pushed = true;
+        const path = (await pool.needsModelDir()) ? dir : file;
+        mkdirSync(dirname(file), { recursive: true });
+        if (path === dir) writeModelSnapshot(dir, model, lora);
+        else writeWeightsSnapshot(file, model, lora);
+        await pool.sync(path, version);
+      } else {
+        const c = client as OpenAIClient;
+        api ??= await detectWorkerApi(c);
+        mkdirSync(dirname(file), { recursive: true });
+        if (api === "sglang") writeModelSnapshot(dir, model, lora);
+        else writeWeightsSnapshot(file, model, lora);
+        try {
+          await loadWorkerWeights(c, api, api === "sglang" ? dir : file);
+        } catch (e) {
+          throw new CohortError(
+            `weight sync: ${(e as Error).message}; the server must be a cohort serve or SGLang (sampler.workerApi) that reads ${api === "sglang" ? dir : file} on its own disk, or turn sampler.syncWeights off`,
+          );
+        }
+      }
+      pushedVersion = version;
     },
-    takeMetrics: () => pool?.takeMetrics() ?? {},
-    close: () => pool?.close(),
+    takeMetrics: (trainVersion) => pool?.takeMetrics(trainVersion) ?? {},
+    async whenSent() {
+      if (pool) {
+        await pool.whenSent();
+        return pool.inFlight;
+      }
+      const c = client as OpenAIClient;
+      await c.whenSent();
+      return c.inFlight;
+    },
+    close: () => {
+      pool?.close();
+      client?.close();
+    },
   };
+}
+
+/** How `RolloutFeed` makes the trainer's batches (see its doc). */
+export interface RolloutFeedOptions<T, S> {
+  /** `sampler.overlap`: steps ahead whose batches are generated while the current step trains. 0 = in turn. */
+  overlap: number;
+  /** The last step this run trains: no batch is started past it. */
+  lastStep: number;
+  /** The trainer's remote rollouts; null with the local sampler (overlap must be 0). */
+  remote: RemoteRollouts | null;
+  /** Pushes the policy's weights (when due) before a batch starts; `step`: the next optimizer step. */
+  sync(step: number): Promise<void>;
+  /** Generates and scores the batch of optimizer step `step` (draws its prompts from the trainer's RNG). */
+  collect(step: number): Promise<T>;
+  /** The trainer's resume state (RNG, rollout plan) as a batch is about to start: see `resumeState`. */
+  snapshot(): S;
+}
+
+interface FeedBatch<T, S> {
+  done: Promise<{ batch: T; pool: Record<string, number> }>;
+  /** The resume state right before the batch started (null until it starts). */
+  state: S | null;
+}
+
+/**
+ * The order of rollouts, weight pushes and updates in the trainer (`sampler.overlap`):
+ *
+ * - overlap 0: `take(k)` pushes policy version k−1 (when due), generates step k's batch and returns it;
+ *   generation and the optimizer update take turns.
+ * - overlap K ≥ 1: `take(k)` waits for step k's batch (started during step k−1), pushes policy version k−1,
+ *   starts the batches of steps k+1…k+K that are not under way, and returns once their requests are on the
+ *   wire. The caller's update of step k is synchronous native work that blocks this process; the rollout
+ *   workers, other processes, generate step k+1's batch meanwhile. That batch is sampled from policy version
+ *   k−1 (or older when pushes are `syncEvery` apart) and trained at version k: a lag of K, which the
+ *   per-sample policy version, `pool/policy_lag_*` and the importance-sampling correction account for; the
+ *   trainer recomputes ℓ_old at update time as without overlap.
+ *
+ * Batch k+1 starts only once batch k is complete (with several ahead, each waits for the one before), so
+ * prompts are drawn from the trainer's RNG in the same order as with overlap 0: a seed gives the same prompts
+ * per step either way. A checkpoint written while batches are ahead holds `resumeState()`, the state before
+ * the earliest of them started: those batches are dropped at a stop and generated again on resume.
+ * (design choice: pipelining of our own, no paper's algorithm; the off-policy lag it adds is bounded by K.)
+ */
+export class RolloutFeed<T, S> {
+  readonly #o: RolloutFeedOptions<T, S>;
+  readonly #ahead = new Map<number, FeedBatch<T, S>>();
+  #metrics: Record<string, number> = {};
+
+  constructor(opts: RolloutFeedOptions<T, S>) {
+    if (opts.overlap > 0 && opts.remote === null)
+      throw new CohortError("sampler.overlap needs sampler.kind openai: local rollouts run in this process");
+    this.#o = opts;
+  }
+
+  #start(step: number): FeedBatch<T, S> {
+    const prev = this.#ahead.get(step - 1);
+    let state: S | null = null;
+    const run = async () => {
+      state = this.#o.snapshot();
+      const batch = await this.#o.collect(step);
+      // the pool's counters now cover exactly this batch's requests (batches never run at the same time)
+      return { batch, pool: this.#o.remote?.takeMetrics(step - 1) ?? {} };
+    };
+    const done = prev ? prev.done.then(run) : run();
+    done.catch(() => {}); // awaited by take() or drain(); not an unhandled rejection meanwhile
+    const entry: FeedBatch<T, S> = {
+      done,
+      get state() {
+        return state;
+      },
+    };
+    this.#ahead.set(step, entry);
+    return entry;
+  }
+
+  /** Step `step`'s batch; see the class doc for what starts before it returns. */
+  async take(step: number): Promise<T> {
+    const { overlap } = this.#o;
+    let entry = this.#ahead.get(step);
+    const prefetched = entry !== undefined;
+    if (entry === undefined) {
+      await this.#o.sync(step);
+      entry = this.#start(step);
+    }
+    const tWait = performance.now();
+    let got: Awaited<FeedBatch<T, S>["done"]>;
+    try {
+      got = await entry.done;
+    } finally {
+      this.#ahead.delete(step);
+    }
+    const waitS = (performance.now() - tWait) / 1000; // generation and scoring not hidden behind an update
+    this.#metrics = { ...got.pool, "time/rollout_wait_s": waitS };
+    if (overlap > 0) {
+      const upTo = Math.min(step + overlap, this.#o.lastStep);
+      if (upTo > step && !this.#ahead.has(upTo)) {
+        await this.#o.sync(step); // policy version step−1, for the batches started now
+        for (let s = step + 1; s <= upTo; s++) if (!this.#ahead.has(s)) this.#start(s);
+      }
+      // let the requests be created, then wait until they are written: the update blocks this process
+      await new Promise((r) => setImmediate(r));
+      const inFlight = (await this.#o.remote?.whenSent()) ?? 0;
+      this.#metrics["rollout/prefetched"] = prefetched ? 1 : 0;
+      this.#metrics["rollout/ahead_in_flight"] = inFlight;
+    }
+    return got.batch;
+  }
+
+  /** The metrics of the last `take` (`pool/…`, `time/rollout_wait_s`, with overlap `rollout/prefetched|ahead_in_flight`). */
+  get metrics(): Record<string, number> {
+    return this.#metrics;
+  }
+
+  /** The resume state to checkpoint: before the earliest batch under way, or null when none is (use the live one). */
+  resumeState(): S | null {
+    if (this.#ahead.size === 0) return null;
+    const first = this.#ahead.get(Math.min(...this.#ahead.keys())) as FeedBatch<T, S>;
+    return first.state;
+  }
+
+  /** Waits for the batches under way to settle (their results are dropped), so nothing runs after the run ends. */
+  async drain(): Promise<void> {
+    const pending = [...this.#ahead.values()];
+    this.#ahead.clear();
+    await Promise.allSettled(pending.map((e) => e.done));
+  }
 }

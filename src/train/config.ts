@@ -35,7 +35,16 @@ const rewardEntry = z.union([
  * Held-out evaluation during training always decodes locally, with the weights being trained.
  */
 const samplerSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("local") }),
+  z.strictObject({
+    kind: z.literal("local"),
+    // listed only to refuse it with a reason: overlap needs rollout workers in other processes
+    overlap: z
+      .literal(0, {
+        error:
+          "overlap generates the next steps' rollouts on remote workers while this process updates; local rollouts run in this process. Use sampler.kind openai with cohort serve (or SGLang/vLLM) workers, or remove overlap",
+      })
+      .optional(),
+  }),
   z.strictObject({
     kind: z.literal("openai"),
     /** e.g. http://127.0.0.1:8000/v1 */
@@ -57,12 +66,29 @@ const samplerSchema = z.discriminatedUnion("kind", [
     /**
      * After every optimizer step (and before the first), write the policy's weights to
      * `<run>/sync/model.safetensors` and POST /v1/reload so rollouts sample from the trained policy
-     * (`cohort serve` on the same disk only). Off: the server's weights stay fixed (off-policy samples).
+     * (`cohort serve` on the same disk), or, for SGLang workers, to the model directory `<run>/sync/model/`
+     * and POST /update_weights_from_disk. Off: the server's weights stay fixed (off-policy samples).
      */
     syncWeights: z.boolean().default(false),
+    /**
+     * How workers load pushed weights: `cohort` (`cohort serve`: POST /v1/reload {path}), `sglang` (POST
+     * /update_weights_from_disk {model_path}, a Hugging Face model directory) or `auto`: detected per worker
+     * before its first load (SGLang answers GET /get_model_info; anything else is taken for cohort serve).
+     */
+    workerApi: z.enum(["auto", "cohort", "sglang"]).default("auto"),
     /** Push the weights every K optimizer steps (and before the first step). */
     syncEvery: z.number().int().positive().default(1),
-    /** Pool: a worker whose weights lag more than this many policy versions is left out until reloaded. */
+    /**
+     * Steps ahead whose rollouts are generated while this process runs the optimizer update: with 1, step
+     * k+1's requests are sent to the workers before step k's update starts (its samples come from policy
+     * version k−1 and are trained at k). 0: generation and update take turns. Prompts per step are the same
+     * either way; a checkpoint drops batches generated ahead and resume regenerates them.
+     */
+    overlap: z.number().int().min(0).default(0),
+    /**
+     * A bound on the policy lag of trained samples: a worker whose weights lag more than maxStaleness − overlap
+     * versions when a request is sent is left out until reloaded.
+     */
     maxStaleness: z.number().int().min(0).optional(),
     /** Pool: how often down workers are probed (GET /health, else /v1/models). */
     healthIntervalMs: z.number().int().positive().default(1_000),
@@ -305,6 +331,12 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       throw new ConfigError(
         `with syncEvery ${s.syncEvery} workers lag up to ${s.syncEvery - 1} versions between pushes, more than maxStaleness ${s.maxStaleness}; raise maxStaleness or lower syncEvery`,
         "sampler.maxStaleness",
+      );
+    const lag = s.overlap + s.syncEvery - 1;
+    if (s.maxStaleness !== undefined && s.overlap > 0 && s.maxStaleness < lag)
+      throw new ConfigError(
+        `with overlap ${s.overlap} (and syncEvery ${s.syncEvery}) samples are trained up to ${lag} policy versions after the weights that drew them, more than maxStaleness ${s.maxStaleness}; raise maxStaleness to ${lag} or lower overlap`,
+        "sampler.overlap",
       );
   }
   if (c.sampler.kind === "openai" && c.env !== undefined) {

@@ -48,7 +48,7 @@ import {
   type WrapperHost,
 } from "../rollout/index.js";
 import { emptyIsStats, isMetrics, mergeIsStats, samplerImportanceWeights } from "../serve/importance.js";
-import { type RemoteRollouts, remoteRollouts } from "../serve/remote-sampler.js";
+import { type RemoteRollouts, RolloutFeed, remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
 import { mix32, Rng } from "../task/rng.js";
@@ -686,11 +686,12 @@ function split<T>(xs: T[], parts: number): T[][] {
   return out;
 }
 
-async function trainStep(ctx: Ctx, step: number): Promise<MetricRecord> {
+async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricRecord> {
   const { cfg, algo } = ctx;
   const t0 = performance.now();
   // ---- prompts → budgets → rollouts (dynamic sampling: several rounds) → rewards ---------------------
-  const col = await collect(ctx, step);
+  // (`collect`, through the feed: with sampler.overlap the next steps' rollouts are under way when it returns)
+  const col = await feed.take(step);
   const { ro, byFn, sampledTokens } = col;
   const tSample = t0 + col.samplingMs;
   const N = ro.completions.length;
@@ -982,14 +983,37 @@ function trainableState(ctx: Ctx): Record<string, Tensor> {
   return Object.fromEntries(ctx.lora ? ctx.lora.namedParameters() : ctx.model.namedParameters());
 }
 
-/** Saves a checkpoint (with data parallelism: rank 0 writes every rank's state; others return ""). */
-function save(ctx: Ctx, step: number): string {
+/** The part of the resume state that rollouts advance: a batch generated ahead is not part of a checkpoint. */
+interface RolloutResumeState {
+  rng: ReturnType<Rng["state"]>;
+  rollout: Record<string, unknown>;
+}
+
+/** The trainer's source of batches (sampler.overlap, src/serve/remote-sampler.ts). */
+type Feed = RolloutFeed<Collected, RolloutResumeState>;
+
+function newFeed(ctx: Ctx, lastStep: number): Feed {
+  return new RolloutFeed({
+    overlap: ctx.cfg.sampler.kind === "openai" ? ctx.cfg.sampler.overlap : 0,
+    lastStep,
+    remote: ctx.remote,
+    sync: async (step) => ctx.remote?.sync(ctx.model, ctx.lora, step), // sampler.syncWeights
+    collect: (step) => collect(ctx, step),
+    snapshot: () => JSON.parse(JSON.stringify({ rng: ctx.rng.state(), rollout: planOf(ctx).state() })),
+  });
+}
+
+/**
+ * Saves a checkpoint (with data parallelism: rank 0 writes every rank's state; others return ""). `ahead`: the
+ * RNG and rollout state from before the batches generated ahead (sampler.overlap), which resume regenerates.
+ */
+function save(ctx: Ctx, step: number, ahead: RolloutResumeState | null = null): string {
   let state: Record<string, unknown> = {
-    rng: ctx.rng.state(),
+    rng: ahead?.rng ?? ctx.rng.state(),
     torchRng: toBase64(getRngState()),
     policyLoss: ctx.loss.state(),
     diagnostics: ctx.diagnostics.state(),
-    rollout: planOf(ctx).state(),
+    rollout: ahead?.rollout ?? planOf(ctx).state(),
   };
   if (ctx.dist) {
     const all = ctx.dist.gatherStates(state);
@@ -1059,6 +1083,7 @@ function dispose(ctx: Ctx): void {
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const ctx = await setup(cfg, log, opts.dist);
+  let feed: Feed | null = null;
   try {
     if (opts.dist) joinGroup(ctx, opts.dist);
     const rankMetrics: MetricRecord[] = []; // ranks other than 0 keep their records in memory
@@ -1087,13 +1112,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     let step = start;
     let stoppedEarly = false;
     const last = Math.min(cfg.train.steps, opts.stopAfterStep ?? Number.POSITIVE_INFINITY);
+    feed = newFeed(ctx, last);
     while (step < last) {
       // let signal handlers (Ctrl-C) and timers run between steps: a step is mostly synchronous native work
       await new Promise((r) => setImmediate(r));
       step++;
-      await ctx.remote?.sync(ctx.model, ctx.lora, step); // sampler.syncWeights: rollouts sample from these weights
-      const m = await trainStep(ctx, step);
-      if (ctx.remote) Object.assign(m, ctx.remote.takeMetrics()); // sampler.baseUrls: pool/… metrics
+      const m = await trainStep(ctx, step, feed); // pushes the weights (sampler.syncWeights) before rollouts
+      if (ctx.remote) Object.assign(m, feed.metrics); // pool/… metrics, time/rollout_wait_s
       if (evalEvery > 0 && isMain(ctx) && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = evaluate(ctx, step);
         m.eval_accuracy = ev.accuracy;
@@ -1108,7 +1133,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       const stopping = ctx.dist ? ctx.dist.group.any(stopRequested) : stopRequested;
       const every = cfg.checkpoint.everySteps;
       if ((every > 0 && step % every === 0) || step === cfg.train.steps || stopping) {
-        const d = save(ctx, step);
+        const d = save(ctx, step, feed.resumeState()); // batches generated ahead are regenerated on resume
         if (stopping && d !== "") log(`saved ${d}`);
       }
       if (stopping) {
@@ -1124,6 +1149,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       metrics: isMain(ctx) ? metricsLog.read() : rankMetrics,
     };
   } finally {
+    await feed?.drain(); // batches still generating ahead (a stop, an error) finish before the model is freed
     ctx.remote?.close();
     dispose(ctx);
   }

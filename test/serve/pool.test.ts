@@ -75,6 +75,44 @@ test("a pool of 2 workers: both serve, both load every pushed snapshot, IS corre
   }
 });
 
+test("overlap 1: each step's batch is sampled one policy version behind, during the previous update", async () => {
+  const before = await Promise.all([a, b].map(async (s) => (await health(s)).weightsVersion as number));
+  const r = await train(
+    config(
+      {
+        baseUrls: [`${a.url}/v1`, `${b.url}/v1`],
+        syncWeights: true,
+        overlap: 1,
+        maxStaleness: 1,
+        importanceSampling: { mode: "token_truncate", cap: 2 },
+      },
+      3,
+    ),
+    { log: () => {} },
+  );
+  assert.equal(r.steps, 3);
+  const ms = r.metrics as Record<string, number>[];
+  assert.deepEqual(
+    ms.map((m) => m["rollout/prefetched"]),
+    [0, 1, 1],
+  );
+  assert.deepEqual(
+    ms.map((m) => m["pool/policy_lag_max"]),
+    [0, 1, 1],
+    "step 1 samples version 0; steps 2 and 3 sample the version before the one they train",
+  );
+  for (const m of ms) {
+    assert.equal(m["pool/requests"], B);
+    assert.equal(m["pool/workers_up"], 2);
+    assert.ok(Number.isFinite(m["sampler/is_ratio/mean"]));
+  }
+  assert.ok((ms[0]?.["sampler/logprob_abs_diff_mean"] as number) < 1e-4, "step 1 trains the weights it sampled");
+  assert.ok((ms[1]?.["sampler/logprob_abs_diff_mean"] as number) > 1e-6, "step 2 trains one update past them");
+  // pushes of versions 0 (before step 1) and 1 (after step 2's batch, before step 3's); none after the last batch
+  for (const [i, s] of [a, b].entries())
+    assert.equal((await health(s)).weightsVersion, (before[i] as number) + 2, `${s.url}`);
+});
+
 test("a worker killed mid-run is dropped; its requests are retried on the other and no sample is lost", async () => {
   const aBefore = (await health(a)).weightsVersion as number;
   let killed = false;
