@@ -211,10 +211,21 @@ static Napi::Value cumsum(const Napi::CallbackInfo& info) { RET(torch::cumsum(A(
 
 // ---- indexing --------------------------------------------------------------------------------------
 
-static Napi::Value gather(const Napi::CallbackInfo& info) { RET(torch::gather(A(0), toInt(info[1], "dim"), unwrap(info[2], "index"))); }
+// gather, scatterAdd and tokenLogprobs take i64 indices only. PyTorch 1.13 refuses other dtypes while 2.x
+// also accepts i32, so the check is made here and every libtorch gives the same error.
+static const torch::Tensor& int64Index(const torch::Tensor& index, const char* what) {
+  if (index.scalar_type() != torch::kInt64)
+    throw ArgError(std::string(what) + " must be an int64 tensor, got " + dtypeName(index.scalar_type()) +
+                   "; convert it with .to(\"i64\")");
+  return index;
+}
+static Napi::Value gather(const Napi::CallbackInfo& info) {
+  RET(torch::gather(A(0), toInt(info[1], "dim"), int64Index(unwrap(info[2], "index"), "index")));
+}
 static Napi::Value indexSelect(const Napi::CallbackInfo& info) { RET(torch::index_select(A(0), toInt(info[1], "dim"), unwrap(info[2], "index"))); }
 static Napi::Value scatterAdd(const Napi::CallbackInfo& info) {
-  RET(torch::scatter_add(A(0), toInt(info[1], "dim"), unwrap(info[2], "index"), unwrap(info[3], "src")));
+  const torch::Tensor& index = int64Index(unwrap(info[2], "index"), "index");
+  RET(torch::scatter_add(A(0), toInt(info[1], "dim"), index, unwrap(info[3], "src")));
 }
 static Napi::Value embedding(const Napi::CallbackInfo& info) { RET(torch::embedding(A(0), unwrap(info[1], "indices"))); }
 static Napi::Value maskedSelect(const Napi::CallbackInfo& info) { RET(torch::masked_select(A(0), unwrap(info[1], "mask"))); }
@@ -305,7 +316,7 @@ static Napi::Value mulScalar_(const Napi::CallbackInfo& info) {
 // Never materialises a second [.., V] log-softmax beyond what autograd needs.
 static Napi::Value tokenLogprobs(const Napi::CallbackInfo& info) {
   torch::Tensor z = A(0);
-  const torch::Tensor& tgt = unwrap(info[1], "targets");
+  const torch::Tensor& tgt = int64Index(unwrap(info[1], "targets"), "targets");
   double temp = toDouble(info[2], "temperature");
   bool withEnt = toBool(info[3]);
   if (temp != 1.0) z = z / temp;
@@ -330,6 +341,9 @@ static Napi::Value rmsNorm(const Napi::CallbackInfo& info) {
 }
 
 // attention(q [B,H,T,D], k [B,H,S,D], v [B,H,S,D], mask [.., T, S] bool (true = attend) | null, causal)
+// `causal` aligns the last query with the last key (query i sees keys j ≤ i + S − T), the KV-cache
+// convention. PyTorch's is_causal aligns the first query with the first key instead when T ≠ S (and 1.13
+// has no scaled_dot_product_attention), so the causal mask is built here unless T = S, where both agree.
 static Napi::Value attention(const Napi::CallbackInfo& info) {
   const torch::Tensor& q = A(0);
   const torch::Tensor& k = unwrap(info[1], "k");
@@ -340,26 +354,32 @@ static Napi::Value attention(const Napi::CallbackInfo& info) {
     if (mask->scalar_type() != torch::kBool)
       throw ArgError("attention mask must be a bool tensor (true = attend); convert an additive mask with .eq(0)");
   }
-  bool causal = toBool(info[4]);
+  const bool causal = toBool(info[4]);
+  const int64_t T = q.size(-2), S = k.size(-2);
 #if TORCH_VERSION_MAJOR >= 2
-  if (causal && !mask) RET(at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, true));
+  if (causal && !mask && T == S) RET(at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, true));
+#endif
   if (causal) {
-    int64_t T = q.size(-2), S = k.size(-2);
-    auto cm = torch::ones({T, S}, q.options().dtype(torch::kBool)).tril(S - T);
-    mask = mask->logical_and(cm);
+    auto cm = torch::ones({T, S}, q.options().dtype(torch::kBool)).tril(S - T);  // [T, S]: j ≤ i + S − T
+    mask = mask ? mask->logical_and(cm) : cm;
   }
-  RET(at::scaled_dot_product_attention(q, k, v, mask, 0.0, false));
+  // A query with no key to attend gets zeros and zero gradients with every libtorch: a softmax over −inf
+  // alone is NaN on 1.13 (and in some 2.x kernels), so such rows attend every key and are zeroed after.
+  c10::optional<torch::Tensor> none;
+  if (mask) {
+    none = mask->logical_not().all(-1, true);  // [.., T, 1]
+    mask = mask->logical_or(*none);
+  }
+#if TORCH_VERSION_MAJOR >= 2
+  torch::Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
 #else
   double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;
-  if (causal) {
-    int64_t T = q.size(-2), S = k.size(-2);
-    auto cm = torch::ones({T, S}, q.options().dtype(torch::kBool)).tril(S - T);
-    scores = scores.masked_fill(cm.logical_not(), -std::numeric_limits<float>::infinity());
-  }
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, S]
   if (mask) scores = scores.masked_fill(mask->logical_not(), -std::numeric_limits<float>::infinity());
-  RET(torch::matmul(torch::softmax(scores, -1), v));
+  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);  // [B, H, T, D]
 #endif
+  if (none) out = out.masked_fill(*none, 0.0);
+  RET(out);
 }
 
 void registerOps(Napi::Env env, Napi::Object exports) {

@@ -33,6 +33,7 @@ interface Pair {
   a: Tensor; // [rank, in]
   b: Tensor; // [out, rank]
   weight: Tensor; // the adapted base weight [out, in]
+  unmerged: Tensor | null; // a copy of `weight` taken by merge(), put back by unmerge()
 }
 
 export class LoraAdapter implements ProjectionAdapter {
@@ -78,7 +79,7 @@ export class LoraAdapter implements ProjectionAdapter {
           ),
         ).requireGrad();
         const b = keep(zeros([out, this.rank], { device: model.device })).requireGrad();
-        this.#pairs.set(name, { a, b, weight });
+        this.#pairs.set(name, { a, b, weight, unmerged: null });
       }
     }
     for (const p of model.parameters()) p.requireGrad(false);
@@ -132,24 +133,34 @@ export class LoraAdapter implements ProjectionAdapter {
     }
   }
 
-  /** Adds scale·B·A into each adapted weight (faster decoding); the adapter stops adding its delta. */
+  /**
+   * Adds scale·B·A into each adapted weight (faster decoding); the adapter stops adding its delta. Keeps a
+   * copy of each adapted weight until `unmerge()`, so merged models hold those weights twice.
+   */
   merge(): void {
     if (this.#merged) return;
-    this.#foldIn(1);
+    tidy(() => {
+      for (const p of this.#pairs.values()) {
+        p.unmerged = keep(p.weight.detach().clone());
+        p.weight.addScaled_(p.b.detach().matmul(p.a.detach()), this.scale);
+      }
+    });
     this.#merged = true;
   }
 
-  /** Subtracts what `merge()` added (exact up to float rounding). */
+  /**
+   * Puts back the weights `merge()` saved, bit for bit. (Subtracting the delta again would leave up to an
+   * ulp per weight, and how much depends on the BLAS and the libtorch version.)
+   */
   unmerge(): void {
     if (!this.#merged) return;
-    this.#foldIn(-1);
+    for (const p of this.#pairs.values()) {
+      if (p.unmerged === null) continue;
+      p.weight.copy_(p.unmerged);
+      p.unmerged.dispose();
+      p.unmerged = null;
+    }
     this.#merged = false;
-  }
-
-  #foldIn(sign: 1 | -1): void {
-    tidy(() => {
-      for (const p of this.#pairs.values()) p.weight.addScaled_(p.b.detach().matmul(p.a.detach()), sign * this.scale);
-    });
   }
 
   state(): StateDict {

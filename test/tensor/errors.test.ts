@@ -87,7 +87,11 @@ test("gather with an out-of-range index", () =>
       "[2,1] i64",
       /out of bounds/,
     ]);
-    throwsNative(() => zeros([2, 3]).gather(1, tensor([[0], [1]], { dtype: "i32" })), "gather", ["[2,1] i32"]);
+    throwsNative(() => zeros([2, 3]).gather(1, tensor([[0], [1]], { dtype: "i32" })), "gather", ["[2,1] i32", /int64/]);
+    throwsNative(() => zeros([2, 3]).scatterAdd(1, tensor([[0], [1]], { dtype: "i32" }), zeros([2, 1])), "scatterAdd", [
+      "[2,1] i32",
+      /int64/,
+    ]);
     throwsNative(() => embedding(zeros([4, 2]), tensor([5], { dtype: "i64" })), "embedding", ["[4,2] f32", "[1] i64"]);
   }));
 

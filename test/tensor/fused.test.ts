@@ -205,3 +205,80 @@ test("attention: a query that attends to one key returns that key's value", () =
     assertClose(all, none, { rtol: 1e-12, atol: 0 });
   });
 });
+
+test("attention: a query with no key to attend gets zeros and zero gradients, never NaN", () => {
+  tidy(() => {
+    const q = tensor(
+      [
+        [
+          [
+            [1, 0],
+            [0, 1],
+          ],
+        ],
+      ],
+      { dtype: "f64" },
+    ).requireGrad(); // [1, 1, 2, 2]
+    const k = tensor(
+      [
+        [
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+        ],
+      ],
+      { dtype: "f64" },
+    ).requireGrad(); // [1, 1, 3, 2]
+    const v = tensor(
+      [
+        [
+          [
+            [10, 20],
+            [30, 40],
+            [50, 60],
+          ],
+        ],
+      ],
+      { dtype: "f64" },
+    ).requireGrad();
+    const m = tensor([
+      [
+        [
+          [true, true, false],
+          [false, false, false],
+        ],
+      ],
+    ]); // query 1 sees no key
+    const out = attention(q, k, v, m);
+    const p0 = 1 / (1 + Math.exp(-1 / Math.sqrt(2))); // softmax([1/√2, 0])[0] for query 0
+    const row0 = [10 * p0 + 30 * (1 - p0), 20 * p0 + 40 * (1 - p0)];
+    assertClose(out.toArray(), [...row0, 0, 0], { rtol: 1e-12, atol: 0 });
+    out.sum().backward();
+    const gq = (q.grad as Tensor).toArray();
+    assert.ok(gq.every(Number.isFinite), `q.grad ${gq}`);
+    assert.notEqual(gq[0], 0);
+    assert.deepEqual(gq.slice(2), [0, 0]);
+    assert.ok((k.grad as Tensor).toArray().every(Number.isFinite));
+    assertClose((v.grad as Tensor).toArray(), [p0, p0, 1 - p0, 1 - p0, 0, 0], { rtol: 1e-12, atol: 0 }, "v.grad");
+    // causal with more queries than keys: query i sees keys j ≤ i − 1, so query 0 sees none
+    const q3 = tensor(
+      [
+        [
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+        ],
+      ],
+      { dtype: "f64" },
+    );
+    const k2 = k.detach().narrow(2, 0, 2);
+    const v2 = v.detach().narrow(2, 0, 2);
+    const c = attention(q3, k2, v2, null, true).toArray();
+    assertClose(c.slice(0, 4), [0, 0, 10, 20], { rtol: 1e-12, atol: 0 });
+    assertClose(c.slice(4), [20, 30], { rtol: 1e-12, atol: 0 }, "query 2 weighs both keys equally");
+  });
+});
