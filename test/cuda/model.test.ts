@@ -4,37 +4,27 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { test } from "node:test";
 import { packBatch } from "../../src/model/batch.js";
-import { CausalLM } from "../../src/model/llama.js";
+import type { CausalLM } from "../../src/model/llama.js";
 import { applyLora } from "../../src/model/lora.js";
 import { logprobsSharedPrefixRows } from "../../src/model/prefix.js";
 import { LocalSampler } from "../../src/model/sampler.js";
 import { cudaAvailable, noGrad, type Tensor, tidy, torchVersion } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
-import { maxAbsDiff, randomModel, smallConfig } from "../model/helpers.js";
+import { copyOf, maxAbsDiff, randomModel, SAMPLE_COMPLETIONS, SAMPLE_PROMPTS, smallConfig } from "../model/helpers.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
 
 const skip = cudaAvailable()
   ? false
   : `CUDA is not available to this build (torch ${torchVersion()}): build against a CUDA libtorch on a GPU machine (docs/GPU.md)`;
 
-const PROMPTS = [
-  [3, 14, 15],
-  [8, 9],
-  [3, 14, 15],
-];
-const COMPS = [
-  [9, 26, 5, 35],
-  [7, 9],
-  [2, 6, 1],
-];
+const PROMPTS = SAMPLE_PROMPTS;
+const COMPS = SAMPLE_COMPLETIONS;
 
 /** A CPU model and the same weights on cuda (optionally in bf16). */
 function pair(seed: number, precision: "fp32" | "bf16" = "fp32"): [CausalLM, CausalLM] {
   const cpu = randomModel(smallConfig(), seed);
-  const st = cpu.state();
-  const gpu = CausalLM.fromHF(st.meta.config as Record<string, unknown>, st.tensors, { device: "cuda", precision });
-  return [cpu, gpu];
+  return [cpu, copyOf(cpu, { device: "cuda", precision })];
 }
 
 function lpAndGrads(m: CausalLM): { lp: number[]; ent: number[]; grads: number[][] } {

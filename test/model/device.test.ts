@@ -9,18 +9,10 @@ import { applyLora } from "../../src/model/lora.js";
 import { logprobsSharedPrefixRows } from "../../src/model/prefix.js";
 import { LocalSampler } from "../../src/model/sampler.js";
 import { noGrad, tidy } from "../../src/tensor/index.js";
-import { maxAbsDiff, randomModel, smallConfig } from "./helpers.js";
+import { copyOf, maxAbsDiff, randomModel, SAMPLE_COMPLETIONS, SAMPLE_PROMPTS, smallConfig } from "./helpers.js";
 
-const PROMPTS = [
-  [3, 14, 15],
-  [8, 9],
-  [3, 14, 15],
-];
-const COMPS = [
-  [9, 26, 5, 35],
-  [7, 9],
-  [2, 6, 1],
-];
+const PROMPTS = SAMPLE_PROMPTS;
+const COMPS = SAMPLE_COMPLETIONS;
 
 describe("bf16 precision", () => {
   const lpOf = (m: CausalLM, entropy = false) =>
@@ -36,9 +28,7 @@ describe("bf16 precision", () => {
 
   test("log-probs follow fp32 within bf16 rounding, and the bf16 path really runs", () => {
     const f = randomModel(smallConfig(), 11);
-    const h = CausalLM.fromHF({ ...(f.state().meta.config as Record<string, unknown>) }, f.state().tensors, {
-      precision: "bf16",
-    });
+    const h = copyOf(f, { precision: "bf16" });
     try {
       assert.equal(h.precision, "bf16");
       for (const p of h.parameters()) assert.equal(p.dtype, "f32", "master weights stay fp32");
@@ -56,9 +46,7 @@ describe("bf16 precision", () => {
 
   test("gradients reach the fp32 weights and are close to fp32's", () => {
     const f = randomModel(smallConfig(), 12);
-    const h = CausalLM.fromHF(f.state().meta.config as Record<string, unknown>, f.state().tensors, {
-      precision: "bf16",
-    });
+    const h = copyOf(f, { precision: "bf16" });
     try {
       const grads = (m: CausalLM) => {
         tidy(() => {
@@ -85,9 +73,7 @@ describe("bf16 precision", () => {
 
   test("sampling with a bf16 model matches its own log-probs (op-by-op decoding)", () => {
     const h = randomModel(smallConfig(), 13);
-    const m = CausalLM.fromHF(h.state().meta.config as Record<string, unknown>, h.state().tensors, {
-      precision: "bf16",
-    });
+    const m = copyOf(h, { precision: "bf16" });
     h.dispose();
     try {
       const sampler = new LocalSampler(m, { padId: 0 });
@@ -126,9 +112,7 @@ describe("bf16 precision", () => {
 
   test("LoRA and shared-prefix log-probs run in bf16 and agree with the plain bf16 forward", () => {
     const f = randomModel(smallConfig(), 14);
-    const m = CausalLM.fromHF(f.state().meta.config as Record<string, unknown>, f.state().tensors, {
-      precision: "bf16",
-    });
+    const m = copyOf(f, { precision: "bf16" });
     f.dispose();
     const lora = applyLora(m, { rank: 2, alpha: 4, targets: ["q", "v", "down"], seed: 3 });
     try {

@@ -2,7 +2,7 @@
 // (non-trivial norms and biases, so every term of the equations is exercised).
 
 import { type ModelConfig, modelConfig } from "../../src/model/config.js";
-import { CausalLM } from "../../src/model/llama.js";
+import { CausalLM, type ModelOptions } from "../../src/model/llama.js";
 import { Generator, randn, tidy } from "../../src/tensor/index.js";
 
 export function smallConfig(over: Partial<ModelConfig> = {}): ModelConfig {
@@ -40,4 +40,22 @@ export function maxAbsDiff(a: number[], b: number[]): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
   return m;
+}
+
+/** Prompts of 3 rows (rows 0 and 2 share theirs) and completions of unequal length, for batch-shape tests. */
+export const SAMPLE_PROMPTS = [
+  [3, 14, 15],
+  [8, 9],
+  [3, 14, 15],
+];
+export const SAMPLE_COMPLETIONS = [
+  [9, 26, 5, 35],
+  [7, 9],
+  [2, 6, 1],
+];
+
+/** `m`'s weights in a new model with other placement options (device, precision). */
+export function copyOf(m: CausalLM, place: Pick<ModelOptions, "device" | "precision">): CausalLM {
+  const st = m.state();
+  return CausalLM.fromHF(st.meta.config as Record<string, unknown>, st.tensors, place);
 }
