@@ -13,6 +13,24 @@
 // distStoreSet(group, key, value) / distStoreGet(group, key) → string   small values through the store
 // distDestroy(group)                                              idempotent
 //
+// Gradient all-reduce overlapped with the backward pass, as PyTorch's DistributedDataParallel does it:
+// distReducer(group, params, bucketBytes, timeoutMs) → reducer   a post hook on each parameter's gradient
+//   accumulator (the autograd node that adds a backward pass's gradient into .grad), and fixed buckets over
+//   the parameters in reverse order (the order their gradients become ready), each ≤ bucketBytes of one dtype
+//   and device, with a persistent flat buffer
+// distReducerPrepare(reducer)   arms it before the backward pass of an optimizer step's last micro-batch: when
+//   every gradient of bucket k is accumulated and buckets 0..k-1 are launched, bucket k is copied into its
+//   buffer and its all-reduce launched (Gloo and NCCL run it on their own threads) while backward goes on.
+//   Buckets are launched in index order only, so every rank issues the same collectives in the same order
+//   whatever order its gradients arrive in.
+// distReducerFinish(reducer, finiteLoss) → whether the loss was finite on every rank   launches the buckets
+//   the backward pass did not (a parameter without a gradient on this rank takes part with zeros; without
+//   prepare, every bucket), then one more all-reduce of [had gradient per parameter…, non-finite loss], waits,
+//   and writes the sums back into .grad (a parameter without a gradient on every rank is left without one)
+// distReducerStats(reducer) → {buckets, launchedInBackward, launchedAfterBackward, steps}   launch counts since
+//   the last prepare (or since a finish without one), finish calls in all
+// distReducerDestroy(reducer)   removes the hooks (idempotent; also when the handle is collected)
+//
 // A collective that fails (a peer closed its connection, a timeout) throws; the JS side turns the message
 // into one that names the missing rank.
 #include "common.h"
@@ -30,11 +48,16 @@
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <utility>
 
 namespace cohort {
 
@@ -82,7 +105,7 @@ struct CommOf : Comm {
 
 struct GroupHolder : Tagged {
   c10::intrusive_ptr<c10d::Store> store;
-  std::unique_ptr<Comm> comm;
+  std::shared_ptr<Comm> comm;  // reducers hold it weakly: distDestroy ends it
   int rank = 0;
   int worldSize = 1;
   std::string backend;
@@ -146,7 +169,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
       o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(h->store, h->rank, h->worldSize, o);
-    h->comm = std::make_unique<CommOf<c10d::ProcessGroupGloo>>(pg);
+    h->comm = std::make_shared<CommOf<c10d::ProcessGroupGloo>>(pg);
 #else
     throw ArgError(
         "this build of the addon has no Gloo backend (gloo headers were not found when it was built); install "
@@ -157,7 +180,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
     auto o = c10d::ProcessGroupNCCL::Options::create();
     o->timeout = timeout;
     auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(h->store, h->rank, h->worldSize, o);
-    h->comm = std::make_unique<CommOf<c10d::ProcessGroupNCCL>>(pg);
+    h->comm = std::make_shared<CommOf<c10d::ProcessGroupNCCL>>(pg);
 #else
     throw ArgError(
         "this build of the addon has no NCCL backend; build it against a CUDA libtorch with NCCL (LIBTORCH "
@@ -297,6 +320,255 @@ static Napi::Value distDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- gradient reducer: all-reduce overlapped with the backward pass ---------------------------------
+
+// shared_ptr<Node> in libtorch 1.x, intrusive_ptr<Node> in 2.x; both have add_post_hook/del_post_hook.
+using AccumulatorPtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
+
+struct ReducerState {
+  struct Bucket {
+    std::vector<size_t> params;  // indices into ReducerState::params
+    torch::Tensor flat;          // persistent buffer: the gradients side by side
+    size_t pending = 0;          // gradients of the armed step not yet accumulated
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::weak_ptr<Comm> comm;
+  ms timeout{0};
+  std::vector<torch::Tensor> params;
+  std::vector<AccumulatorPtr> accumulators;  // held, so the hooked nodes outlive every graph
+  std::vector<uintptr_t> hookKeys;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucketOf;
+  std::vector<char> ready;  // gradient accumulated during the armed backward
+  std::vector<char> had;    // gradient present when its bucket was copied
+  std::mutex mu;
+  bool armed = false;
+  size_t next = 0;  // buckets [0, next) are launched
+  std::string error;
+  int64_t inBackward = 0, afterBackward = 0, steps = 0;
+
+  void reset(bool arm) {
+    armed = arm;
+    next = 0;
+    error.clear();
+    inBackward = 0;
+    afterBackward = 0;
+    std::fill(ready.begin(), ready.end(), 0);
+    std::fill(had.begin(), had.end(), 0);
+    for (auto& b : buckets) {
+      b.pending = b.params.size();
+      b.work.reset();
+    }
+  }
+
+  std::shared_ptr<Comm> liveComm() {
+    auto c = comm.lock();
+    if (!c) throw ArgError("the process group was destroyed; create a new one with distInit");
+    return c;
+  }
+
+  // Copies bucket `k`'s gradients into its buffer (zeros where a parameter has none) and launches its sum.
+  void launch(size_t k) {
+    at::NoGradGuard ng;
+    auto& b = buckets[k];
+    int64_t off = 0;
+    for (size_t i : b.params) {
+      const auto& p = params[i];
+      int64_t n = p.numel();
+      auto slot = b.flat.narrow(0, off, n).view(p.sizes());
+      const auto& g = p.grad();
+      had[i] = g.defined() ? 1 : 0;
+      if (g.defined())
+        slot.copy_(g);
+      else
+        slot.zero_();
+      off += n;
+    }
+    std::vector<torch::Tensor> one{b.flat};
+    b.work = liveComm()->allreduce(one, timeout);
+  }
+
+  // Called by the hook of parameter i once its gradient of this backward pass is in .grad.
+  void gradReady(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || !error.empty()) return;
+    if (ready[i]) {
+      error =
+          "a gradient was accumulated twice after distReducerPrepare: arm the reducer right before the last "
+          "backward pass of an optimizer step, once";
+      return;
+    }
+    ready[i] = 1;
+    buckets[bucketOf[i]].pending--;
+    try {
+      while (next < buckets.size() && buckets[next].pending == 0) {
+        launch(next);
+        next++;
+        inBackward++;
+      }
+    } catch (const c10::Error& e) {
+      error = e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+
+  void removeHooks() {
+    for (size_t i = 0; i < hookKeys.size(); i++) accumulators[i]->del_post_hook(hookKeys[i]);
+    hookKeys.clear();
+    accumulators.clear();
+  }
+};
+
+// The hook on a gradient accumulator (it does not change the gradients).
+struct GradReadyHook : torch::autograd::FunctionPostHook {
+  GradReadyHook(std::weak_ptr<ReducerState> s, size_t i) : state(std::move(s)), index(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    if (auto s = state.lock()) s->gradReady(index);
+    return outputs;
+  }
+  std::weak_ptr<ReducerState> state;
+  size_t index;
+};
+
+struct ReducerHolder : Tagged {
+  std::shared_ptr<ReducerState> s;
+  ~ReducerHolder() override {
+    if (s) s->removeHooks();
+  }
+};
+
+static ReducerState& reducer(const Napi::Value& v) {
+  auto* r = v.IsExternal() ? dynamic_cast<ReducerHolder*>(v.As<Napi::External<Tagged>>().Data()) : nullptr;
+  if (r == nullptr) throw ArgError("expected a gradient reducer handle (from distReducer)");
+  if (!r->s) throw ArgError("the gradient reducer was destroyed; create a new one with distReducer");
+  return *r->s;
+}
+
+static Napi::Value distReducer(const Napi::CallbackInfo& info) {
+  auto& g = group(info[0]);
+  auto params = unwrapList(info[1]);
+  int64_t bucketBytes = toInt(info[2], "bucketBytes");
+  ms timeout = timeoutArg(info[3]);
+  if (params.empty()) throw ArgError("expected at least one parameter");
+  if (bucketBytes <= 0) throw ArgError("bucketBytes must be positive");
+  for (size_t i = 0; i < params.size(); i++) {
+    if (!params[i].requires_grad() || !params[i].is_leaf())
+      throw ArgError("parameter " + std::to_string(i) +
+                     " is not a leaf tensor that requires grad; pass the model's trainable parameters");
+    for (size_t j = 0; j < i; j++)
+      if (params[j].unsafeGetTensorImpl() == params[i].unsafeGetTensorImpl())
+        throw ArgError("parameters " + std::to_string(j) + " and " + std::to_string(i) +
+                       " are the same tensor; list each parameter once");
+  }
+  auto s = std::make_shared<ReducerState>();
+  s->comm = g.comm;
+  s->timeout = timeout;
+  s->params = params;
+  // reverse order: the last parameters' gradients are ready first
+  std::vector<torch::Tensor> reversed(params.rbegin(), params.rend());
+  s->bucketOf.assign(params.size(), 0);
+  for (auto& idx : buckets(reversed, bucketBytes)) {
+    ReducerState::Bucket b;
+    int64_t numel = 0;
+    for (size_t r : idx) {
+      size_t i = params.size() - 1 - r;
+      b.params.push_back(i);
+      s->bucketOf[i] = s->buckets.size();
+      numel += params[i].numel();
+    }
+    b.flat = torch::zeros({numel}, params[b.params.front()].options().requires_grad(false));
+    s->buckets.push_back(std::move(b));
+  }
+  s->ready.assign(params.size(), 0);
+  s->had.assign(params.size(), 0);
+  s->reset(false);
+  for (size_t i = 0; i < params.size(); i++) {
+    auto acc = torch::autograd::impl::grad_accumulator(params[i]);
+    if (!acc) throw ArgError("parameter " + std::to_string(i) + " has no gradient accumulator");
+    s->hookKeys.push_back(acc->add_post_hook(std::make_unique<GradReadyHook>(s, i)));
+    s->accumulators.push_back(std::move(acc));
+  }
+  auto h = std::make_unique<ReducerHolder>();
+  h->s = std::move(s);
+  return Napi::External<Tagged>::New(info.Env(), h.release(), [](Napi::Env, Tagged* p) { delete p; });
+}
+
+static Napi::Value distReducerPrepare(const Napi::CallbackInfo& info) {
+  auto& s = reducer(info[0]);
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.reset(true);
+  return info.Env().Undefined();
+}
+
+static Napi::Value distReducerFinish(const Napi::CallbackInfo& info) {
+  auto& s = reducer(info[0]);
+  bool finite = toBool(info[1]);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.armed) s.reset(false);
+  s.armed = false;
+  s.steps++;
+  if (!s.error.empty()) throw std::runtime_error("allreduce during the backward pass failed: " + s.error);
+  at::NoGradGuard ng;
+  for (; s.next < s.buckets.size(); s.next++) {
+    s.launch(s.next);
+    s.afterBackward++;
+  }
+  size_t n = s.params.size();
+  // which parameters had a gradient on any rank, and whether any rank's loss was not finite
+  std::vector<float> f(n + 1, 0.0f);
+  for (size_t i = 0; i < n; i++) f[i] = s.had[i] ? 1.0f : 0.0f;
+  f[n] = finite ? 0.0f : 1.0f;
+  auto flags = torch::from_blob(f.data(), {static_cast<int64_t>(n + 1)}, torch::kFloat32)
+                   .to(s.params.front().device(), /*non_blocking=*/false, /*copy=*/true);
+  std::vector<torch::Tensor> one{flags};
+  auto flagsWork = s.liveComm()->allreduce(one, s.timeout);
+  for (auto& b : s.buckets) await(b.work, s.timeout, "allreduce");
+  await(flagsWork, s.timeout, "allreduce");
+  auto fl = flags.cpu();
+  const float* sum = fl.data_ptr<float>();
+  for (auto& b : s.buckets) {
+    int64_t off = 0;
+    for (size_t i : b.params) {
+      auto& p = s.params[i];
+      int64_t k = p.numel();
+      auto slot = b.flat.narrow(0, off, k).view(p.sizes());
+      off += k;
+      if (sum[i] == 0.0f) continue;  // no rank had a gradient: left without one
+      auto& g = p.mutable_grad();
+      if (g.defined())
+        g.copy_(slot);
+      else
+        g = slot.clone();
+    }
+    b.work.reset();
+  }
+  return Napi::Boolean::New(info.Env(), sum[n] == 0.0f);
+}
+
+static Napi::Value distReducerStats(const Napi::CallbackInfo& info) {
+  auto& s = reducer(info[0]);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto o = Napi::Object::New(info.Env());
+  o.Set("buckets", static_cast<double>(s.buckets.size()));
+  o.Set("launchedInBackward", static_cast<double>(s.inBackward));
+  o.Set("launchedAfterBackward", static_cast<double>(s.afterBackward));
+  o.Set("steps", static_cast<double>(s.steps));
+  return o;
+}
+
+static Napi::Value distReducerDestroy(const Napi::CallbackInfo& info) {
+  auto* r = info[0].IsExternal() ? dynamic_cast<ReducerHolder*>(info[0].As<Napi::External<Tagged>>().Data()) : nullptr;
+  if (r == nullptr) throw ArgError("expected a gradient reducer handle (from distReducer)");
+  if (r->s) {
+    std::lock_guard<std::mutex> lock(r->s->mu);
+    r->s->removeHooks();
+  }
+  r->s.reset();
+  return info.Env().Undefined();
+}
+
 static Napi::Value distBackends(const Napi::CallbackInfo& info) {
   auto arr = Napi::Array::New(info.Env());
   uint32_t n = 0;
@@ -320,6 +592,11 @@ void registerDist(Napi::Env env, Napi::Object exports) {
   COHORT_EXPORT(exports, "distStoreGet", distStoreGet);
   COHORT_EXPORT(exports, "distDestroy", distDestroy);
   COHORT_EXPORT(exports, "distBackends", distBackends);
+  COHORT_EXPORT(exports, "distReducer", distReducer);
+  COHORT_EXPORT(exports, "distReducerPrepare", distReducerPrepare);
+  COHORT_EXPORT(exports, "distReducerFinish", distReducerFinish);
+  COHORT_EXPORT(exports, "distReducerStats", distReducerStats);
+  COHORT_EXPORT(exports, "distReducerDestroy", distReducerDestroy);
 }
 
 }  // namespace cohort

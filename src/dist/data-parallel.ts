@@ -10,9 +10,13 @@
  *   with a seed derived from (seed, rank), and keeps its own state (design choice: no cross-rank history).
  * - **Counts.** The aggregators' global token and sequence counts are summed over ranks, so each rank's loss
  *   is its share of the global loss and the summed gradients are the global batch's gradient.
- * - **Gradients.** After the backward passes of an optimizer step, gradients are summed over ranks in
- *   buckets (one flattened buffer per ≤ bucketBytes; all buckets in flight before the first wait; not
- *   overlapped with the backward pass). A non-finite loss on any rank skips the step on every rank.
+ * - **Gradients** are summed over ranks in buckets (one flattened buffer per ≤ bucketBytes). With `overlap`
+ *   (the default, `train.overlapAllreduce`), as in PyTorch's DDP: the trainer calls `beforeLastBackward`
+ *   before the backward pass of each optimizer step's last micro-batch, and each bucket's all-reduce starts
+ *   as soon as its gradients are accumulated, while backward goes on (group.ts `GradientReducer`); earlier
+ *   micro-batches only accumulate. Without it, every bucket is launched after the backward passes (all in
+ *   flight before the first wait). The sums are the same. A non-finite loss on any rank skips the step on
+ *   every rank.
  * - **Metrics** are combined as in metrics.ts; **checkpoints** hold every rank's RNG and data state.
  * @module
  */
@@ -21,7 +25,7 @@ import { CohortError, ConfigError } from "../errors.js";
 import { mix32 } from "../task/rng.js";
 import { type Tensor, tensor, zerosLike } from "../tensor/index.js";
 import type { MetricRecord } from "../train/metrics.js";
-import type { ProcessGroup } from "./group.js";
+import type { GradientReducer, ProcessGroup, ReducerStats } from "./group.js";
 import { combineStepMetrics, type StepFacts } from "./metrics.js";
 
 export type ShareMode = "split" | "local";
@@ -48,11 +52,26 @@ export function checkResumeWorldSize(state: Record<string, unknown>, worldSize: 
   );
 }
 
+export interface DataParallelOptions {
+  /** Overlap the gradient all-reduce with the backward pass (default true); false: after it. */
+  overlap?: boolean;
+}
+
 export class DataParallel {
+  readonly overlap: boolean;
+  #reducer: GradientReducer | null = null;
+  /** Since the last `gradientMetrics()`: seconds inside `reduceGradients`, buckets launched in/after backward. */
+  #reduceS = 0;
+  #inBackward = 0;
+  #afterBackward = 0;
+
   constructor(
     readonly group: ProcessGroup,
     readonly mode: ShareMode,
-  ) {}
+    opts: DataParallelOptions = {},
+  ) {
+    this.overlap = opts.overlap ?? true;
+  }
 
   get rank(): number {
     return this.group.rank;
@@ -122,11 +141,55 @@ export class DataParallel {
   }
 
   /**
+   * With `overlap`: call right before the backward pass of an optimizer step's last micro-batch (the one
+   * `reduceGradients` follows), so that buckets are all-reduced while that backward pass runs. Without this
+   * call (e.g. a rank with no rows in the minibatch, or a non-finite loss that skips backward),
+   * `reduceGradients` launches every bucket itself. A no-op without `overlap`.
+   */
+  beforeLastBackward(params: Tensor[]): void {
+    if (this.overlap) this.#reducerFor(params).prepare();
+  }
+
+  /**
    * Sums the gradients of `params` over ranks (in place). A parameter without a gradient on this rank takes
    * part with zeros; one without a gradient on every rank is left without one (the optimizer skips it, as it
    * would in one process). Returns whether the loss was finite on every rank.
    */
   reduceGradients(params: Tensor[], finiteLoss: boolean): boolean {
+    const t0 = performance.now();
+    try {
+      if (!this.overlap) return this.#reduceAfterBackward(params, finiteLoss);
+      const r = this.#reducerFor(params);
+      const finite = r.finish(finiteLoss);
+      const st = r.stats();
+      this.#inBackward += st.launchedInBackward;
+      this.#afterBackward += st.launchedAfterBackward;
+      return finite;
+    } finally {
+      this.#reduceS += (performance.now() - t0) / 1000;
+    }
+  }
+
+  /**
+   * The step's gradient-sync metrics, reset after each call: `time/allreduce_wait_s` (time spent in
+   * `reduceGradients`, i.e. the part of the all-reduce the backward pass did not hide) and
+   * `dist/allreduce_in_backward` (the fraction of buckets launched before the backward pass returned; 0
+   * without `overlap`).
+   */
+  gradientMetrics(): MetricRecord {
+    const n = this.#inBackward + this.#afterBackward;
+    const out: MetricRecord = {
+      "time/allreduce_wait_s": this.#reduceS,
+      "dist/allreduce_in_backward": n > 0 ? this.#inBackward / n : 0,
+    };
+    this.#reduceS = 0;
+    this.#inBackward = 0;
+    this.#afterBackward = 0;
+    return out;
+  }
+
+  /** All buckets after the backward passes, through `ProcessGroup.allreduce`. */
+  #reduceAfterBackward(params: Tensor[], finiteLoss: boolean): boolean {
     const grads: Tensor[] = [];
     const had: number[] = [];
     for (const p of params) {
@@ -150,6 +213,26 @@ export class DataParallel {
       for (const g of grads) g.dispose();
       flags.dispose();
     }
+  }
+
+  /** What the last overlapped reduction did (null before the first, or without `overlap`). */
+  overlapStats(): ReducerStats | null {
+    return this.#reducer?.stats() ?? null;
+  }
+
+  /** Removes the gradient hooks of the overlapped reduction (idempotent). */
+  close(): void {
+    this.#reducer?.destroy();
+    this.#reducer = null;
+  }
+
+  /** The reducer of `params`: created on first use, replaced when another list of parameters comes. */
+  #reducerFor(params: Tensor[]): GradientReducer {
+    const r = this.#reducer;
+    if (r !== null && r.params.length === params.length && r.params.every((p, i) => p === params[i])) return r;
+    r?.destroy();
+    this.#reducer = this.group.gradientReducer(params);
+    return this.#reducer;
   }
 
   /** Rank 0's parameters on every rank (at start-up, so all ranks begin from the same weights). */

@@ -154,6 +154,22 @@ export class ProcessGroup {
     );
   }
 
+  /**
+   * A reducer that sums the gradients of `params` over ranks with the all-reduce overlapped with the backward
+   * pass (see `GradientReducer`). Every rank must create it from the same list (same order and shapes).
+   */
+  gradientReducer(params: Tensor[]): GradientReducer {
+    const h = this.#call("allreduce", () =>
+      native.distReducer(
+        this.#handle(),
+        params.map((p) => p.h),
+        this.bucketBytes,
+        this.timeoutMs,
+      ),
+    );
+    return new GradientReducer(h, params, (op, fn) => this.#call(op, fn));
+  }
+
   /** Copies rank `root`'s values into `tensors` on every other rank (in place, bucketed). */
   broadcast(tensors: Tensor[], root = 0): void {
     if (tensors.length === 0) return;
@@ -255,7 +271,9 @@ export class ProcessGroup {
     } catch (e) {
       if (!(e instanceof NativeError)) throw e;
       const detail = e.message.replace(/^dist\w+: /, "").replace(/\s*\(inputs: .*\)$/s, "");
-      this.#failed = new DistError(`rank ${this.rank}: ${op} failed: ${detail}. ${this.lostPeers()}`);
+      // a closed connection comes while the dead peer is still exiting: give its pid a moment to go
+      const settleMs = /time(d)? ?out/i.test(detail) ? 0 : 2000;
+      this.#failed = new DistError(`rank ${this.rank}: ${op} failed: ${detail}. ${this.lostPeers(settleMs)}`);
       throw this.#failed;
     }
   }
@@ -264,22 +282,88 @@ export class ProcessGroup {
    * Which ranks are gone, as far as this process can tell: ranks on this machine are checked by pid; ranks
    * elsewhere are listed for the user to check.
    */
-  lostPeers(): string {
+  lostPeers(settleMs = 0): string {
     const here = hostname();
     const dead: string[] = [];
     const remote: string[] = [];
-    for (const p of this.#peers) {
-      if (p.rank === this.rank) continue;
-      if (p.host !== here) {
-        remote.push(`rank ${p.rank} (pid ${p.pid} on ${p.host})`);
-        continue;
-      }
-      if (!alive(p.pid)) dead.push(`rank ${p.rank} (pid ${p.pid})`);
+    const local = this.#peers.filter((p) => p.rank !== this.rank && p.host === here);
+    for (const p of this.#peers)
+      if (p.rank !== this.rank && p.host !== here) remote.push(`rank ${p.rank} (pid ${p.pid} on ${p.host})`);
+    // a killed process closes its sockets before it is gone from the process table: poll up to settleMs
+    const until = Date.now() + settleMs;
+    const tick = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      for (const p of local) if (!alive(p.pid)) dead.push(`rank ${p.rank} (pid ${p.pid})`);
+      if (dead.length > 0 || Date.now() >= until) break;
+      Atomics.wait(tick, 0, 0, 20);
     }
     if (dead.length > 0)
       return `${dead.join(", ")} ${dead.length === 1 ? "has" : "have"} exited; see ${dead.length === 1 ? "its" : "their"} log for why. Stopping this rank too`;
     if (remote.length > 0)
       return `No rank on this machine has exited; check ${remote.join(", ")} (a rank died, hung past the ${this.timeoutMs / 1000} s timeout, or the network failed)`;
     return `No rank has exited; one hung past the ${this.timeoutMs / 1000} s timeout`;
+  }
+}
+
+/** What a `GradientReducer` did in the current or last step (counts start again at `prepare`). */
+export interface ReducerStats {
+  /** Buckets the parameters are split into (reverse parameter order, ≤ bucketBytes each). */
+  buckets: number;
+  /** Buckets whose all-reduce was launched by the armed backward pass, before it returned. */
+  launchedInBackward: number;
+  /** Buckets launched by `finish`: not ready during the backward pass, or not armed. */
+  launchedAfterBackward: number;
+  /** `finish` calls so far. */
+  steps: number;
+}
+
+/**
+ * Sums the gradients of a fixed list of parameters over ranks, overlapping the all-reduce with the backward
+ * pass as PyTorch's DistributedDataParallel does: a hook on each parameter's gradient accumulator marks its
+ * gradient ready; buckets of ≤ bucketBytes over the parameters in reverse order (the order gradients become
+ * ready) are copied into a persistent buffer and their all-reduce launched as soon as all their gradients
+ * are in, in bucket order on every rank, while the backward pass goes on. With gradient accumulation, only
+ * the backward pass after `prepare()` launches anything (earlier micro-batches just accumulate, like DDP's
+ * `no_sync`). The sums are those of `ProcessGroup.allreduce` on the same gradients.
+ */
+export class GradientReducer {
+  #h: unknown;
+  constructor(
+    h: unknown,
+    readonly params: readonly Tensor[],
+    private readonly call: <T>(op: string, fn: () => T) => T,
+  ) {
+    this.#h = h;
+  }
+
+  /** Arms the reducer: call right before the backward pass of an optimizer step's last micro-batch. */
+  prepare(): void {
+    native.distReducerPrepare(this.#handle());
+  }
+
+  /**
+   * Completes the step's sum: launches the buckets the backward pass did not (all of them without `prepare`),
+   * waits, and writes the sums into the gradients. A parameter without a gradient on this rank takes part with
+   * zeros; one without a gradient on every rank is left without one. Returns whether the loss was finite on
+   * every rank.
+   */
+  finish(finiteLoss: boolean): boolean {
+    return this.call("allreduce", () => native.distReducerFinish(this.#handle(), finiteLoss) as boolean);
+  }
+
+  stats(): ReducerStats {
+    return native.distReducerStats(this.#handle()) as ReducerStats;
+  }
+
+  /** Removes the hooks (idempotent). */
+  destroy(): void {
+    if (this.#h === null) return;
+    native.distReducerDestroy(this.#h);
+    this.#h = null;
+  }
+
+  #handle(): unknown {
+    if (this.#h === null) throw new DistError("the gradient reducer was destroyed");
+    return this.#h;
   }
 }

@@ -12,7 +12,8 @@
  * | `loss` | sum (each rank's loss is already divided by the global token/sequence counts) |
  * | `grad_norm`, `learning_rate`, `skipped_updates`, `step` | rank 0's (equal on every rank after the gradient all-reduce) |
  * | `reward_failures`, `filter/{name}/removed_tokens`, `rollout/prompts_sampled`, `rollout/groups_kept` | sum |
- * | `rollout/rounds`, `rollout/capped`, `time/*` | max |
+ * | `rollout/rounds`, `rollout/capped`, `time/*` (incl. `time/allreduce_wait_s`) | max |
+ * | `dist/allreduce_in_backward` (data-parallel runs only) | mean over ranks |
  * | `tokens_per_s/sampling`, `tokens_per_s/training` | all ranks' tokens / the slowest rank's time |
  * | any other number | mean over the ranks that report it, weighted by their rows |
  * @module
@@ -53,6 +54,7 @@ const SUM = [
   /^rollout\/groups_kept$/,
 ];
 const MAX = [/^rollout\/rounds$/, /^rollout\/capped$/, /^time\//];
+const MEAN = [/^dist\//];
 const FIRST = new Set(["step", "grad_norm", "learning_rate", "skipped_updates"]);
 
 function weighted(parts: RankStep[], key: string, weight: (f: StepFacts) => number): number | null {
@@ -81,6 +83,7 @@ export function combineStepMetrics(parts: RankStep[]): MetricRecord {
     else if (nums.length === 0) out[k] = vals.find((v) => v !== undefined) ?? null;
     else if (SUM.some((re) => re.test(k))) out[k] = nums.reduce((a, b) => a + b, 0);
     else if (MAX.some((re) => re.test(k))) out[k] = Math.max(...nums);
+    else if (MEAN.some((re) => re.test(k))) out[k] = nums.reduce((a, b) => a + b, 0) / nums.length;
     else out[k] = weighted(parts, k, (f) => f.lengths.length);
   }
   const all = (f: (s: StepFacts) => number[]) => parts.flatMap((p) => f(p.facts));

@@ -191,6 +191,12 @@ export const trainConfigSchema = z.strictObject({
        * attend to that one prefix — same log-probs and gradients, less compute for long prompts.
        */
       forward: z.enum(["plain", "shared-prefix"]).default("plain"),
+      /**
+       * Data parallel: start each gradient bucket's all-reduce during the backward pass of an optimizer step's
+       * last micro-batch, as soon as its gradients are in (as PyTorch's DDP does); false: all buckets after
+       * the backward passes. The sums are the same either way (src/dist/data-parallel.ts).
+       */
+      overlapAllreduce: z.boolean().default(true),
     })
     .default({
       steps: 100,
@@ -207,6 +213,7 @@ export const trainConfigSchema = z.strictObject({
       betas: [0.9, 0.99],
       maxGradNorm: 1,
       forward: "plain",
+      overlapAllreduce: true,
     }),
   sampling: z
     .strictObject({

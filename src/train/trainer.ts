@@ -153,7 +153,9 @@ function isMain(ctx: Ctx): boolean {
  * weights everywhere.
  */
 function joinGroup(ctx: Ctx, group: ProcessGroup): void {
-  ctx.dist = new DataParallel(group, planOf(ctx).isDefault ? "split" : "local");
+  ctx.dist = new DataParallel(group, planOf(ctx).isDefault ? "split" : "local", {
+    overlap: ctx.cfg.train.overlapAllreduce,
+  });
   ctx.rng = Rng.fromSeed(BigInt(ctx.dist.streamSeed(ctx.cfg.seed)));
   ctx.dist.broadcastParameters(ctx.params);
 }
@@ -870,7 +872,11 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
           );
           const lv = res.loss.item();
           if (!Number.isFinite(lv)) finiteLoss = false;
-          else res.loss.backward();
+          else {
+            // data parallel: buckets are all-reduced during the step's last backward pass
+            if (ctx.dist && m === mb[mb.length - 1]) ctx.dist.beforeLastBackward(ctx.params);
+            res.loss.backward();
+          }
           lossSum += lv;
           for (const [k, v] of Object.entries(res.metrics)) {
             lossMetrics[k] ??= [];
@@ -934,6 +940,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   metrics.grad_norm = gradNormLast;
   metrics.learning_rate = lr;
   metrics.skipped_updates = skipped;
+  if (ctx.dist) Object.assign(metrics, ctx.dist.gradientMetrics());
   for (const [k, vs] of Object.entries(lossMetrics)) metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
   metrics["sampler/logprob_abs_diff_mean"] = mismatchTok > 0 ? mismatchSum / mismatchTok : 0;
   Object.assign(metrics, isMetrics(isStats));

@@ -1,9 +1,18 @@
 // c10d over loopback with two ranks (child processes running worker.ts): every collective on known values,
 // one optimizer step over two ranks against the same step on the combined batch in one process (fp32, 1e-5),
-// and a rank that stalls past the collective timeout.
+// with the gradient all-reduce after the backward passes and overlapped with the last one, and a rank that
+// stalls past the collective timeout.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { twoRanks } from "./helpers.js";
+import type { ReducerStats } from "../../src/dist/group.js";
+import { type Result, twoRanks } from "./helpers.js";
+
+// one "grads" run of the two ranks serves both tests that read it
+let gradsRun: Promise<Result[]> | null = null;
+const gradsRanks = () => {
+  gradsRun ??= twoRanks("grads");
+  return gradsRun;
+};
 
 test("collectives: bucketed all-reduce (mixed dtypes), broadcast, sums, all-gathers, barrier", async () => {
   const rs = await twoRanks("ops");
@@ -23,7 +32,7 @@ test("collectives: bucketed all-reduce (mixed dtypes), broadcast, sums, all-gath
 });
 
 test("two ranks give the loss and gradients of one process on the combined batch (fp32, 1e-5)", async () => {
-  const rs = await twoRanks("grads");
+  const rs = await gradsRanks();
   const [r0, r1] = rs.map((r) => r.presets as Record<string, number | string | boolean>[]) as [
     Record<string, number | string | boolean>[],
     Record<string, number | string | boolean>[],
@@ -46,7 +55,41 @@ test("two ranks give the loss and gradients of one process on the combined batch
     assert.ok((b.maxDiff as number) <= 1e-5, `${what}: max |Δgrad| ${b.maxDiff} on rank 1`);
     assert.equal(a.gradSum, b.gradSum, `${what}: both ranks hold the same summed gradient`);
     assert.equal(a.finite, true);
+    // overlapped with the backward pass: the same sums (2 ranks: a + b in either order, so exactly)
+    for (const [r, x] of [a, b].entries()) {
+      assert.ok((x.maxOverlapDiff as number) <= 1e-5, `${what}: rank ${r} overlapped max |Δgrad| ${x.maxOverlapDiff}`);
+      assert.equal(x.overlapVsAfter, 0, `${what}: rank ${r}: overlapped vs after-backward gradients`);
+      assert.equal(x.overlapFinite, true);
+      // one bucket per parameter (each > 64 bytes), every one launched by the last backward pass, from the
+      // hook of its gradient accumulator, before that pass returned
+      const st = x.overlapStats as unknown as ReducerStats;
+      assert.equal(st.buckets, x.params, `${what}: buckets`);
+      assert.equal(st.launchedInBackward, x.params, `${what}: rank ${r} buckets launched in backward`);
+      assert.equal(st.launchedAfterBackward, 0, `${what}: rank ${r}`);
+    }
   }
+});
+
+test("overlapped reducer: parameters without a gradient on some or every rank, a non-finite loss, no prepare", async () => {
+  const rs = await gradsRanks();
+  const a = new Array<number>(20).fill(3); // d/da of a·1 on rank 0 plus a·2 on rank 1
+  const b = Array.from({ length: 17 }, (_, i) => 2 * (i - 8)); // d/db of b·b on rank 0 only
+  for (const r of rs) {
+    const few = r.few as { finite: boolean; grads: (number[] | null)[]; stats: ReducerStats };
+    assert.equal(few.finite, false, "rank 1's loss was not finite, so the step is skipped on both");
+    assert.deepEqual(few.grads, [null, a, b]);
+    assert.equal(few.stats.buckets, 3);
+    assert.equal(few.stats.launchedInBackward + few.stats.launchedAfterBackward, 3);
+    assert.deepEqual(r.fewUnarmed, { buckets: 3, launchedInBackward: 0, launchedAfterBackward: 3, steps: 2 });
+  }
+  const [r0, r1] = rs.map((r) => r.few as Record<string, Record<string, number>>) as [
+    Record<string, Record<string, number>>,
+    Record<string, Record<string, number>>,
+  ];
+  // rank 0 launched b's and a's buckets before backward returned; rank 1 waits for b, which never comes
+  assert.equal(r0.statsBeforeFinish?.launchedInBackward, 2);
+  assert.equal(r0.stats?.launchedInBackward, 2);
+  assert.equal(r1.stats?.launchedInBackward, 0);
 });
 
 test("a rank that stalls past the collective timeout: the other one fails with a message saying so", async () => {

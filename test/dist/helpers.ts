@@ -49,11 +49,15 @@ export function cohort(args: string[]) {
   return { child, out, exited };
 }
 
+/** A record without wall-clock fields and without the data-parallel-only `dist/*` ones. */
+const comparable = (m: MetricRecord) =>
+  Object.fromEntries(Object.entries(deterministicPart(m)).filter(([k]) => !k.startsWith("dist/")));
+
 /** The numeric, deterministic entries of a metric record. */
 export const numeric = (m: MetricRecord) =>
-  Object.entries(deterministicPart(m)).filter((e): e is [string, number] => typeof e[1] === "number");
+  Object.entries(comparable(m)).filter((e): e is [string, number] => typeof e[1] === "number");
 
-/** Asserts two metric trajectories agree within `tol` (wall-clock fields excluded). */
+/** Asserts two metric trajectories agree within `tol` (wall-clock and `dist/*` fields excluded). */
 export function assertSameTrajectory(
   actual: MetricRecord[],
   expected: MetricRecord[],
@@ -64,8 +68,8 @@ export function assertSameTrajectory(
     throw new Error(`${what}: ${actual.length} records, expected ${expected.length}`);
   expected.forEach((m, i) => {
     const d = actual[i] as MetricRecord;
-    const ka = Object.keys(deterministicPart(d)).sort().join();
-    const ke = Object.keys(deterministicPart(m)).sort().join();
+    const ka = Object.keys(comparable(d)).sort().join();
+    const ke = Object.keys(comparable(m)).sort().join();
     if (ka !== ke) throw new Error(`${what}: step ${m.step} metric keys differ: ${ka} vs ${ke}`);
     for (const [k, v] of numeric(m)) {
       if (!(Math.abs((d[k] as number) - v) <= tol))

@@ -1,5 +1,6 @@
-// `cohort train --nproc 2` against one process on the same batch: the same metric trajectory (fp32, 1e-5), and a
-// checkpoint holding both ranks' state.
+// `cohort train --nproc 2` against one process on the same batch: the same metric trajectory (fp32, 1e-5) with the
+// gradient all-reduce overlapped with the backward pass (the default) and after it, and a checkpoint holding
+// both ranks' state.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -10,10 +11,17 @@ import { MetricsLog } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
 import { assertSameTrajectory, cohort, tinyModelDir, tmpRunRoot, writeConfig } from "./helpers.js";
 
+const root = tmpRunRoot();
+const model = tinyModelDir(3);
+// the one-process run both tests compare with
+let oneRun: ReturnType<typeof train> | null = null;
+const oneProcess = () => {
+  oneRun ??= train(loadTrainConfig(writeConfig(root, model, "one")), { log: () => {} });
+  return oneRun;
+};
+
 test("--nproc 2 follows the metric trajectory of one process on the combined batch", async () => {
-  const root = tmpRunRoot();
-  const model = tinyModelDir(3);
-  const one = await train(loadTrainConfig(writeConfig(root, model, "one")), { log: () => {} });
+  const one = await oneProcess();
   const run = cohort([writeConfig(root, model, "two"), "--nproc", "2", "--quiet"]);
   const { code } = await run.exited;
   assert.equal(code, 0, run.out.stderr);
@@ -23,6 +31,13 @@ test("--nproc 2 follows the metric trajectory of one process on the combined bat
   assert.ok(one.metrics.some((m) => typeof m.grad_norm === "number" && m.grad_norm > 0.1));
   assert.ok(one.metrics.some((m) => typeof m.eval_accuracy === "number"));
   assertSameTrajectory(two, one.metrics, 1e-5, "2 ranks vs 1 process");
+  // every gradient bucket of every optimizer step was launched before its backward pass returned
+  const trained = two.filter((m) => typeof m.grad_norm === "number");
+  assert.equal(trained.length, 4);
+  for (const m of trained) {
+    assert.equal(m["dist/allreduce_in_backward"], 1, `step ${m.step}`);
+    assert.ok((m["time/allreduce_wait_s"] as number) >= 0);
+  }
   // rank 0 wrote a checkpoint holding both ranks' state, and the final model
   const ck = loadCheckpoint(latestCheckpoint(join(root, "two")) as string);
   for (const t of [...Object.values(ck.weights), ...Object.values(ck.optimizer.tensors)]) t.dispose();
@@ -31,4 +46,21 @@ test("--nproc 2 follows the metric trajectory of one process on the combined bat
   assert.equal(ranks.length, 2);
   assert.notEqual(ranks[0]?.torchRng, ranks[1]?.torchRng, "each rank has its own derived seed");
   assert.ok(existsSync(join(root, "two", "final", "model.safetensors")));
+});
+
+test("--nproc 2 with train.overlapAllreduce false: all-reduce after the backward passes, the same trajectory", async () => {
+  const one = await oneProcess();
+  const run = cohort([
+    writeConfig(root, model, "off"),
+    "--nproc",
+    "2",
+    "--quiet",
+    "--set",
+    "train.overlapAllreduce=false",
+  ]);
+  const { code } = await run.exited;
+  assert.equal(code, 0, run.out.stderr);
+  const off = new MetricsLog(join(root, "off", "metrics.jsonl")).read();
+  assertSameTrajectory(off, one.metrics, 1e-5, "2 ranks (all-reduce after backward) vs 1 process");
+  for (const m of off.filter((r) => typeof r.grad_norm === "number")) assert.equal(m["dist/allreduce_in_backward"], 0);
 });

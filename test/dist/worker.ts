@@ -1,7 +1,9 @@
 // One rank of the collective tests (spawned by collectives.test.ts with WORLD_SIZE/RANK/MASTER_PORT set):
 //   node --import tsx test/dist/worker.ts <mode> <out.json>
 // mode "ops": every collective on known values; "grads": one optimizer step's loss and gradients over two ranks
-// against the same step on the combined batch in this process; "hang": rank 1 stalls past rank 0's timeout.
+// (all-reduce after backward, and overlapped with the last backward pass) against the same step on the combined
+// batch in this process, then the overlapped reducer on parameters some ranks give no gradient;
+// "hang": rank 1 stalls past rank 0's timeout.
 import { writeFileSync } from "node:fs";
 import { globalCounts } from "../../src/algo/aggregate.js";
 import { createPolicyLoss } from "../../src/algo/policy-loss.js";
@@ -86,13 +88,22 @@ if (mode === "ops") {
   });
   const model = new CausalLM(cfg, { seed: 11, initStd: 0.1 });
   const params = model.parameters();
-  const dp = new DataParallel(group, "split");
+  const dp = new DataParallel(group, "split", { overlap: false });
+  const dpOverlap = new DataParallel(group, "split");
   dp.broadcastParameters(params);
-  /** Loss summed over micro-batches of `rows` with the given counts; gradients accumulate in `params`. */
-  const run = (preset: string, rows: number[][], counts: ReturnType<typeof globalCounts>): number => {
+  /**
+   * Loss summed over micro-batches of `rows` with the given counts; gradients accumulate in `params`. With
+   * `overlap`, its reducer is armed before the last micro-batch's backward pass, as the trainer does.
+   */
+  const run = (
+    preset: string,
+    rows: number[][],
+    counts: ReturnType<typeof globalCounts>,
+    overlap?: DataParallel,
+  ): number => {
     const loss = createPolicyLoss(resolvePreset(preset, preset === "dr_grpo" ? { aggregate: { maxLength: 8 } } : {}));
     let total = 0;
-    for (const micro of rows) {
+    for (const [k, micro] of rows.entries()) {
       tidy(() => {
         const packed = packBatch(
           micro.map((r) => prompts[r] as number[]),
@@ -119,6 +130,7 @@ if (mode === "ops") {
           counts,
         );
         total += res.loss.item();
+        if (k === rows.length - 1) overlap?.beforeLastBackward(params);
         res.loss.backward();
       });
     }
@@ -158,11 +170,20 @@ if (mode === "ops") {
     const finite = dp.reduceGradients(params, Number.isFinite(localLoss));
     const dpLoss = group.sum([localLoss])[0] as number;
     const grads = flatGrads();
+    // the same rows with the all-reduce overlapped with the last backward pass
+    zeroGrad(params);
+    const overlapLoss = run(preset, mine, counts, dpOverlap);
+    const overlapFinite = dpOverlap.reduceGradients(params, Number.isFinite(overlapLoss));
+    const overlapGrads = flatGrads();
     let maxDiff = 0;
     let maxRef = 0;
+    let maxOverlapDiff = 0;
+    let overlapVsAfter = 0;
     ref.forEach((x, i) => {
       maxDiff = Math.max(maxDiff, Math.abs(x - (grads[i] as number)));
       maxRef = Math.max(maxRef, Math.abs(x));
+      maxOverlapDiff = Math.max(maxOverlapDiff, Math.abs(x - (overlapGrads[i] as number)));
+      overlapVsAfter = Math.max(overlapVsAfter, Math.abs((grads[i] as number) - (overlapGrads[i] as number)));
     });
     presets.push({
       preset,
@@ -175,9 +196,56 @@ if (mode === "ops") {
       refTokens: refCounts.tokens,
       dpTokens: counts.tokens,
       gradSum: grads.reduce((a, b) => a + b, 0),
+      overlapFinite,
+      maxOverlapDiff,
+      overlapVsAfter,
+      overlapStats: dpOverlap.overlapStats(),
+      params: params.length,
     });
   }
   result.presets = presets;
+  dpOverlap.close();
+
+  // The overlapped reducer on three parameters, one bucket each (> 64 bytes but c), buckets in reverse order
+  // (b, a, c): `a` has a gradient on both ranks, `b` on rank 0 only (rank 1 takes part with zeros), `c` on none
+  // (left without one). Rank 0 launches b's and a's buckets during backward, rank 1 none (b's gradient never
+  // comes, and buckets go in order). Rank 1's loss is not finite, so neither rank's is.
+  const a = tensor(Float32Array.from({ length: 20 }, (_, i) => i)).requireGrad();
+  const b = tensor(Float32Array.from({ length: 17 }, (_, i) => i - 8)).requireGrad();
+  const c = tensor([6]).requireGrad();
+  const few = [c, a, b];
+  const red = new DataParallel(group, "split");
+  red.beforeLastBackward(few);
+  tidy(() => {
+    const used =
+      rank === 0
+        ? a
+            .mul(rank + 1)
+            .sum()
+            .add(b.mul(b).sum())
+        : a.mul(rank + 1).sum();
+    used.backward();
+  });
+  const inBackward = red.overlapStats();
+  const fewFinite = red.reduceGradients(few, rank === 0);
+  result.few = {
+    finite: fewFinite,
+    grads: few.map((p) => {
+      const g = p.grad;
+      if (g === null) return null;
+      const v = Array.from(g.data() as Float32Array);
+      g.dispose();
+      return v;
+    }),
+    stats: red.overlapStats(),
+    statsBeforeFinish: inBackward,
+  };
+  // finish without prepare: every bucket after the backward pass
+  zeroGrad(few);
+  tidy(() => a.sum().backward());
+  red.reduceGradients(few, true);
+  result.fewUnarmed = red.overlapStats();
+  red.close();
 } else if (mode === "hang") {
   if (rank === 1) {
     const until = Date.now() + 3_000;
