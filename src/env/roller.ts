@@ -1,6 +1,7 @@
 /**
- * The multi-turn episode roller: runs many episodes together with the local KV-cache sampler, one batched
- * generation call per turn over every episode still running.
+ * The multi-turn episode roller: runs many episodes together, one batched generation call per turn over
+ * every episode still running, with the local KV-cache sampler (`roll`) or any `Sampler`, e.g. rollout
+ * workers behind an OpenAI-compatible API (`rollWith`). Both drive the same turn loop (`#turns`).
  *
  * Each episode is one token sequence `prompt | a_0 o_1 a_1 o_2 … a_k`: the prompt is the first observation,
  * a_t are the action tokens exactly as sampled (loss mask 1, with the sampler's log-probs), o_t the tokens
@@ -10,7 +11,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import type { LocalSampler } from "../model/sampler.js";
+import type { Completion, LocalSampler, Sampler, SamplingParams } from "../model/sampler.js";
 import { mix32 } from "../task/rng.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { type TemplateKind, TurnTemplate } from "./template.js";
@@ -105,10 +106,39 @@ export class EpisodeRoller {
 
   /** Plays one episode of each `tasks[i]` (environment seed `seeds[i]`), all batched turn by turn. */
   roll(sampler: LocalSampler, tasks: readonly unknown[], seeds: readonly number[], p: RollParams): Episode[] {
+    const turns = this.#turns(tasks, seeds, p, sampler.model.config.maxPositionEmbeddings);
+    let r = turns.next();
+    while (!r.done) r = turns.next(sampler.generateSync(r.value.prompts, r.value.params));
+    return r.value;
+  }
+
+  /**
+   * `roll` with any sampler (a rollout pool, a remote server); `contextLength` is the policy's context, which
+   * bounds the episodes as in `roll`.
+   */
+  async rollWith(
+    sampler: Sampler,
+    contextLength: number,
+    tasks: readonly unknown[],
+    seeds: readonly number[],
+    p: RollParams,
+  ): Promise<Episode[]> {
+    const turns = this.#turns(tasks, seeds, p, contextLength);
+    let r = turns.next();
+    while (!r.done) r = turns.next(await sampler.generate(r.value.prompts, r.value.params));
+    return r.value;
+  }
+
+  /** The turn loop: yields each turn's generation request, takes its completions back. */
+  *#turns(
+    tasks: readonly unknown[],
+    seeds: readonly number[],
+    p: RollParams,
+    ctxLen: number,
+  ): Generator<{ prompts: number[][]; params: SamplingParams }, Episode[], Completion[]> {
     if (tasks.length !== seeds.length) {
       throw new CohortError(`roll: ${seeds.length} seeds for ${tasks.length} tasks; give one seed per episode`);
     }
-    const ctxLen = sampler.model.config.maxPositionEmbeddings;
     const limit = Math.min(this.opts.maxEpisodeTokens ?? ctxLen, ctxLen);
     const { maxTurns, maxActionTokens } = this.limits;
     const out: Episode[] = new Array(tasks.length);
@@ -138,9 +168,9 @@ export class EpisodeRoller {
       return { i, env, tmpl, seed, observation, stateKey: env.stateKey?.() ?? observation, ep };
     });
     for (let turn = 0; turn < maxTurns && live.length > 0; turn++) {
-      const comps = sampler.generateSync(
-        live.map((l) => [...l.ep.prompt, ...l.ep.tokens]),
-        {
+      const comps = yield {
+        prompts: live.map((l) => [...l.ep.prompt, ...l.ep.tokens]),
+        params: {
           maxTokens: maxActionTokens,
           temperature: p.temperature,
           ...(p.topK !== undefined ? { topK: p.topK } : {}),
@@ -150,7 +180,12 @@ export class EpisodeRoller {
           ...(live[0]!.tmpl.stop.length > 0 ? { stop: live[0]!.tmpl.stop } : {}),
           seed: live.map((l) => turnSeed(l.seed, turn)),
         },
-      );
+      };
+      if (comps.length !== live.length) {
+        throw new CohortError(
+          `roll: the sampler returned ${comps.length} completions for ${live.length} episodes; a sampler must answer every prompt`,
+        );
+      }
       const still: Live[] = [];
       live.forEach((l, k) => {
         const c = comps[k]!;

@@ -23,7 +23,7 @@ import { combineAndShape } from "../algo/reward-stage.js";
 import { advantageReweighters } from "../algo/reweight.js";
 import type { Advantages, RewardBatch } from "../algo/types.js";
 import { CohortError, ConfigError } from "../errors.js";
-import type { Completion, LocalSampler } from "../model/sampler.js";
+import type { Completion, LocalSampler, Sampler } from "../model/sampler.js";
 import type { NamedReward } from "../reward/types.js";
 import type { Rng } from "../task/rng.js";
 import type { Problem, Split, Task } from "../task/types.js";
@@ -166,21 +166,23 @@ export class EpisodeSource {
 
   /**
    * `counts[b]` episodes of `problems[b]` (0 = skipped), as trainer rows grouped by problem; `seedOf(i)` is
-   * the seed of row i.
+   * the seed of row i. `sampler`: the local sampler or rollout workers (`sampler: {kind: openai}`);
+   * `contextLength`: the policy's context, which bounds the episodes.
    */
-  rollout(
-    sampler: LocalSampler,
+  async rollout(
+    sampler: Sampler,
+    contextLength: number,
     problems: readonly Problem[],
     counts: readonly number[],
     seedOf: (i: number) => number,
     p: RollParams,
-  ): {
+  ): Promise<{
     prompts: number[][];
     completions: EpisodeCompletion[];
     texts: string[];
     problems: Problem[];
     groupIndex: Int32Array;
-  } {
+  }> {
     const rows: Problem[] = [];
     const groupIndex: number[] = [];
     let group = 0;
@@ -193,9 +195,10 @@ export class EpisodeSource {
       }
       group++;
     });
-    const eps = this.play(
+    const eps = await this.roller.rollWith(
       sampler,
-      rows,
+      contextLength,
+      rows.map((pr) => taskOf(pr)),
       rows.map((_, i) => seedOf(i)),
       p,
     );

@@ -346,12 +346,6 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         "sampler.overlap",
       );
   }
-  if (c.sampler.kind === "openai" && c.env !== undefined) {
-    throw new ConfigError(
-      "multi-turn environments roll out with the local sampler; remove `sampler` (or use a task or dataset)",
-      "sampler",
-    );
-  }
   if (
     c.sampler.kind === "openai" &&
     c.sampler.importanceSampling &&

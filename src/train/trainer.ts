@@ -320,8 +320,10 @@ async function rollout(
   if (ctx.env) {
     const { temperature, topK, topP, minP } = cfg.sampling;
     const params = { temperature, topK, topP, minP, stopTokenIds: ctx.stopIds };
+    // episodes play on the rollout workers when there are some (their turns batched per request)
     return ctx.env.rollout(
-      ctx.sampler,
+      ctx.remote?.sampler ?? ctx.sampler,
+      ctx.model.config.maxPositionEmbeddings,
       problems,
       counts,
       (i) => requestSeed(streamSeed(ctx), step, seedOffset + i),
