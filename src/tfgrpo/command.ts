@@ -10,7 +10,7 @@ import type { Command } from "../cli/main.js";
 import { ConfigError } from "../errors.js";
 
 const usage =
-  "cohort tfgrpo <config.yaml> [--quiet]\n" +
+  "cohort tfgrpo <config.yaml> [--resume] [--quiet]\n" +
   "       cohort tfgrpo <config.yaml> --eval [--experiences <experiences.json>] [--problems N]";
 
 export const tfgrpoCommand: Command = {
@@ -28,6 +28,7 @@ export const tfgrpoCommand: Command = {
           experiences: { type: "string" },
           problems: { type: "string" },
           quiet: { type: "boolean" },
+          resume: { type: "boolean" },
         },
       });
     } catch (e) {
@@ -43,6 +44,7 @@ export const tfgrpoCommand: Command = {
     if (!values.eval) {
       const r = await run.runTfgrpo(cfg, {
         log,
+        resume: values.resume === true,
         onRecord: (m) => {
           if (values.quiet) return;
           if ("eval_accuracy" in m)

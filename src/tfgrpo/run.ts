@@ -17,10 +17,10 @@
  * counted, and skipped; a failed request (after the client's retries) skips its rollout group or summary.
  * @module
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { CohortError } from "../errors.js";
-import { writeJsonAtomic } from "../io/atomic.js";
+import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { OpenAIClient } from "../serve/client.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
@@ -45,6 +45,13 @@ export interface TfgrpoOptions {
   log?: (line: string) => void;
   /** Called with each metrics record (steps and evaluations). */
   onRecord?: (m: Record<string, unknown>) => void;
+  /**
+   * Continue the run in `<outputDir>/<name>` from its last saved step (the library is saved after every
+   * step); no run there starts one. The config must be the one the run was started with.
+   */
+  resume?: boolean;
+  /** Return after this step (as an interrupted run would stop), leaving a resumable run. */
+  stopAfterStep?: number;
 }
 
 export interface TfgrpoResult {
@@ -201,17 +208,26 @@ export function runDirOf(cfg: TfgrpoConfig): string {
 export async function runTfgrpo(cfg: TfgrpoConfig, opts: TfgrpoOptions = {}): Promise<TfgrpoResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const runDir = runDirOf(cfg);
-  mkdirSync(runDir, { recursive: true });
-  writeJsonAtomic(join(runDir, "config.json"), cfg);
   const metricsPath = join(runDir, "metrics.jsonl");
   const malformedPath = join(runDir, "malformed.jsonl");
-  writeFileSync(metricsPath, "");
   const libPath = join(runDir, "experiences.json");
   const { policy, judge } = endpointsOf(cfg, (l) => log(`tfgrpo: ${l}`));
   const { task, train, eval: evalProblems } = await problemsOf(cfg);
   if (train.length === 0)
     throw new CohortError("no training problems; check train.problems and the dataset's train split");
-  const records: Record<string, unknown>[] = [];
+  const stepsPerEpoch = Math.ceil(train.length / cfg.train.batchSize);
+  const resumed = opts.resume ? resumePoint(runDir, cfg, libPath, metricsPath, stepsPerEpoch) : null;
+  if (opts.resume && resumed === null) log(`tfgrpo: no run to resume in ${runDir}; starting one`);
+  mkdirSync(runDir, { recursive: true });
+  if (resumed === null) {
+    writeJsonAtomic(join(runDir, "config.json"), cfg);
+    writeFileSync(metricsPath, "");
+  } else {
+    // records after the saved library (a step that did not finish saving) are dropped
+    writeFileAtomic(metricsPath, resumed.records.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    log(`tfgrpo: resuming ${runDir} after step ${resumed.step} (${resumed.library.size} experiences)`);
+  }
+  const records: Record<string, unknown>[] = resumed ? [...resumed.records] : [];
   const record = (m: Record<string, unknown>) => {
     records.push(m);
     appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
@@ -223,8 +239,10 @@ export async function runTfgrpo(cfg: TfgrpoConfig, opts: TfgrpoOptions = {}): Pr
   };
   const { groupSize: G, batchSize: B, maxOpsPerGroup, revisionAttempts } = cfg.train;
   const tag = cfg.answerTag;
-  let lib = new ExperienceLibrary();
-  saveLibrary(libPath, lib, { epoch: 0, step: 0 });
+  let lib = resumed?.library ?? new ExperienceLibrary();
+  const done = resumed?.step ?? 0; // steps already taken
+  const evaluated = new Set(records.filter((r) => !("step" in r)).map((r) => r.epoch as number));
+  if (resumed === null) saveLibrary(libPath, lib, { epoch: 0, step: 0 });
   const evaluate = async (epoch: number) => {
     if (evalProblems.length === 0) return;
     const r = await evaluateWithLibrary(policy, task, evalProblems, lib, tag, cfg.eval.temperature);
@@ -236,13 +254,15 @@ export async function runTfgrpo(cfg: TfgrpoConfig, opts: TfgrpoOptions = {}): Pr
       library_size: lib.size,
     });
   };
-  await evaluate(0);
+  if (done === 0 && !evaluated.has(0)) await evaluate(0);
+  // the shuffles of skipped epochs are drawn too, so a resumed run sees the batches of the original one
   const orderRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x7f9a3n);
   let step = 0;
   for (let epoch = 1; epoch <= cfg.train.epochs; epoch++) {
     const order = orderRng.shuffled(train);
     for (let start = 0; start < order.length; start += B) {
       step++;
+      if (step <= done) continue;
       const t0 = performance.now();
       const batch = order.slice(start, start + B);
       const m = {
@@ -369,7 +389,14 @@ export async function runTfgrpo(cfg: TfgrpoConfig, opts: TfgrpoOptions = {}): Pr
         library_size: lib.size,
         time_s: (performance.now() - t0) / 1000,
       });
+      if (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep) {
+        log(`tfgrpo: stopped after step ${step}; continue with --resume`);
+        return { runDir, library: lib, records };
+      }
     }
+    // an epoch that ended before the resume point has its snapshot and evaluation already, unless the run
+    // stopped right after the epoch's last step
+    if (step < done || (step === done && evaluated.has(epoch))) continue;
     const snap = join(runDir, `epoch-${epoch}`, "experiences.json");
     mkdirSync(dirname(snap), { recursive: true });
     saveLibrary(snap, lib, { epoch, step });
@@ -377,6 +404,45 @@ export async function runTfgrpo(cfg: TfgrpoConfig, opts: TfgrpoOptions = {}): Pr
     await evaluate(epoch);
   }
   return { runDir, library: lib, records };
+}
+
+/**
+ * Where a run left off: the library saved after its last finished step, and the metrics up to it. Null when
+ * `runDir` holds no run. A run started with another config is refused.
+ */
+function resumePoint(
+  runDir: string,
+  cfg: TfgrpoConfig,
+  libPath: string,
+  metricsPath: string,
+  stepsPerEpoch: number,
+): { step: number; library: ExperienceLibrary; records: Record<string, unknown>[] } | null {
+  const cfgPath = join(runDir, "config.json");
+  if (!existsSync(cfgPath) || !existsSync(libPath)) return null;
+  const strip = (c: Record<string, unknown>) => JSON.stringify({ ...c, configFile: undefined });
+  const saved = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
+  if (strip(saved) !== strip(cfg as unknown as Record<string, unknown>)) {
+    const keys = [...new Set([...Object.keys(saved), ...Object.keys(cfg)])].filter(
+      (k) => k !== "configFile" && JSON.stringify(saved[k]) !== JSON.stringify((cfg as Record<string, unknown>)[k]),
+    );
+    throw new CohortError(
+      `${runDir} was started with another config (differs in: ${keys.join(", ")}); resume with the same config, or give the new one another name`,
+    );
+  }
+  const meta = JSON.parse(readFileSync(libPath, "utf8")) as { step?: unknown };
+  const step = typeof meta.step === "number" && Number.isInteger(meta.step) && meta.step >= 0 ? meta.step : null;
+  if (step === null)
+    throw new CohortError(`${libPath} has no step number; it was not saved by cohort tfgrpo, so the run cannot resume`);
+  const records = existsSync(metricsPath)
+    ? readFileSync(metricsPath, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
+  const kept = records.filter((r) =>
+    "step" in r ? (r.step as number) <= step : (r.epoch as number) * stepsPerEpoch <= step,
+  );
+  return { step, library: loadLibrary(libPath), records: kept };
 }
 
 function countsMetrics(c: UpdateCounts): Record<string, number> {

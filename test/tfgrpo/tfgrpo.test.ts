@@ -3,7 +3,7 @@
 // them). Checks that operations are applied, malformed output is skipped and counted, the library is saved
 // every step and epoch, and that it is injected into later prompts and at evaluation.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -211,6 +211,43 @@ describe("Training-Free GRPO", () => {
       await s.stop();
     }
   });
+
+  for (const stopAt of [1, 2]) {
+    test(`a run stopped after step ${stopAt} resumes to the uninterrupted run's library and records`, async () => {
+      const strip = (rs: Record<string, unknown>[]) => rs.map(({ time_s: _, ...r }) => r);
+      const full = await stub();
+      const part = await stub();
+      try {
+        const a = await runTfgrpo(parseTfgrpoConfig(config(tmpRunRoot(), full.url)), { log: () => {} });
+        const root = tmpRunRoot();
+        const cfg = parseTfgrpoConfig(config(root, part.url));
+        const first = await runTfgrpo(cfg, { log: () => {}, stopAfterStep: stopAt });
+        assert.equal(first.records.filter((m) => "step" in m).length, stopAt);
+        // a record of a step that never finished saving its library is dropped on resume
+        appendFileSync(join(first.runDir, "metrics.jsonl"), `${JSON.stringify({ epoch: 9, step: 99 })}\n`);
+        const lines: string[] = [];
+        const b = await runTfgrpo(cfg, { log: (l) => lines.push(l), resume: true });
+        assert.ok(lines.some((l) => l.includes(`resuming`) && l.includes(`after step ${stopAt}`)));
+        assert.deepEqual(b.library.toJSON(), a.library.toJSON());
+        assert.deepEqual(strip(b.records), strip(a.records));
+        const onDisk = readFileSync(join(b.runDir, "metrics.jsonl"), "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
+        assert.deepEqual(strip(onDisk), strip(a.records));
+        // the rollouts of the finished steps were not asked for again
+        assert.equal(part.rolloutPrompts.length, full.rolloutPrompts.length);
+        const other = parseTfgrpoConfig(config(root, part.url, { seed: 4 }));
+        await assert.rejects(
+          () => runTfgrpo(other, { log: () => {}, resume: true }),
+          /another config \(differs in: seed\)/,
+        );
+      } finally {
+        await full.stop();
+        await part.stop();
+      }
+    });
+  }
 
   test("an unreachable endpoint skips the groups and never crashes; bad configs name the key", async () => {
     const s = await stub();
