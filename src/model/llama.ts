@@ -525,9 +525,13 @@ export class CausalLM implements Policy {
 
   // ---- incremental decoding -----------------------------------------------------------------------
 
-  /** A cache for `batch` rows of up to `maxLength` tokens (prompt + completion). */
+  /**
+   * A cache for `batch` rows of up to `maxLength` tokens (prompt + completion). With bf16 precision it holds
+   * bf16 keys and values: attention reads them in bf16 anyway, so decoding is unchanged and the cache halves.
+   */
   newCache(batch: number, maxLength: number): KVCache {
-    return new KVCache(this.config, batch, maxLength, this.embedTokens.dtype as "f32", this.device);
+    const dtype = this.precision === "bf16" ? "bf16" : (this.embedTokens.dtype as "f32");
+    return new KVCache(this.config, batch, maxLength, dtype, this.device);
   }
 
   /** Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V]. */

@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { packBatch } from "../../src/model/batch.js";
-import { CausalLM } from "../../src/model/llama.js";
+import { CausalLM, KVCache } from "../../src/model/llama.js";
 import { applyLora } from "../../src/model/lora.js";
 import { logprobsSharedPrefixRows } from "../../src/model/prefix.js";
 import { LocalSampler } from "../../src/model/sampler.js";
-import { noGrad, tidy } from "../../src/tensor/index.js";
+import { noGrad, tensor, tidy } from "../../src/tensor/index.js";
 import { copyOf, maxAbsDiff, randomModel, SAMPLE_COMPLETIONS, SAMPLE_PROMPTS, smallConfig } from "./helpers.js";
 
 const PROMPTS = SAMPLE_PROMPTS;
@@ -134,6 +134,40 @@ describe("bf16 precision", () => {
       for (const p of lora.parameters()) assert.equal(p.grad?.dtype, "f32");
     } finally {
       lora.detach();
+      m.dispose();
+    }
+  });
+
+  test("a bf16 model's KV cache is bf16 and decodes exactly as an fp32 cache would", () => {
+    const f = randomModel(smallConfig(), 15);
+    const m = copyOf(f, { precision: "bf16" });
+    f.dispose();
+    const full = new KVCache(m.config, 2, 12, "f32");
+    const half = m.newCache(2, 12);
+    try {
+      assert.equal(half.k[0]?.dtype, "bf16");
+      noGrad(() =>
+        tidy(() => {
+          const ids = tensor([1, 2, 3, 0, 4, 5], { shape: [2, 3], dtype: "i64" });
+          const mask = tensor([1, 1, 1, 0, 1, 1], { shape: [2, 3], dtype: "i64" });
+          const diffs = [
+            m
+              .prefill(full, ids, mask)
+              .sub(m.prefill(half, ids, mask))
+              .abs()
+              .amax([0, 1])
+              .item(),
+          ];
+          for (let t = 0; t < 6; t++) {
+            const tok = tensor([t + 3, t + 7], { shape: [2, 1], dtype: "i64" });
+            diffs.push(m.decodeStep(full, tok).sub(m.decodeStep(half, tok)).abs().amax([0, 1]).item());
+          }
+          assert.deepEqual(diffs, new Array(7).fill(0));
+        }),
+      );
+    } finally {
+      full.dispose();
+      half.dispose();
       m.dispose();
     }
   });
