@@ -6,8 +6,7 @@
  * at each of its thread settings (OpenBLAS threads are fixed at library load), interleaved with the other
  * side, then twice more at its best setting; each side's fastest run is kept.
  * Throughput counts every sampled token over prefill + decoding. Last line: JSON with ratio = ours/peer
- * (higher is better). `BENCH_DEVICE=cuda` puts both models on the GPU (ours draws each token on the CPU
- * from the device's logits; the peer samples on the GPU); `BENCH_PRECISION=bf16` runs ours in bf16.
+ * (higher is better). `BENCH_DEVICE=cuda` puts both models on the GPU (both sample there); `BENCH_PRECISION=bf16` runs ours in bf16.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -303,14 +303,79 @@ static Napi::Value decodeForward(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), torch::linear(rmsNormF(x, globals[1], eps), globals[2]));  // [B, V]
 }
 
-// sampleTokens(logits [B,V], generators (array of B handles), temperature, topK, topP, minP)
-//   → [tokens i64 [B], logprobs f32 [B]].
+// The one uniform draw in [0, 1) that sampleTokens makes per row, from the row's own CPU generator.
+static double uniform01(at::Generator& g) {
+  auto* gi = at::check_generator<at::CPUGeneratorImpl>(g);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  at::uniform_real_distribution<double> uni(0.0, 1.0);
+  return uni(gi);
+}
+
+static torch::Tensor drawUniforms(std::vector<at::Generator>& g) {
+  torch::Tensor u = torch::empty({static_cast<int64_t>(g.size()), 1}, torch::kFloat64);
+  double* up = u.data_ptr<double>();
+  for (size_t b = 0; b < g.size(); b++) up[b] = uniform01(g[b]);
+  return u;
+}
+
+// sampleTokens's rule in whole-tensor ops, for logits on a device (the [B, V] work stays there; only B
+// uniforms go over, and B tokens and log-probs come back). Same filters, same order, same draw: the kept
+// probabilities are summed in vocabulary order and the token is the first whose running sum passes u·mass.
+static std::vector<torch::Tensor> sampleTokensTensor(const torch::Tensor& logits, std::vector<at::Generator>& g,
+                                                     double T, int64_t topK, double topP, double minP) {
+  torch::NoGradGuard ng;
+  const int64_t V = logits.size(1);
+  const double t = T == 0 ? 1.0 : T;
+  torch::Tensor x = logits.detach().to(torch::kFloat64);
+  auto mxr = x.max(-1, true);
+  torch::Tensor mx = std::get<0>(mxr), arg = std::get<1>(mxr);  // first maximum, as the loop's strict '>'
+  torch::Tensor e = ((x - mx) / t).exp();
+  torch::Tensor sum = e.sum(-1, true);
+  torch::Tensor lse = sum.log();
+  if (T == 0)
+    return {arg.reshape({-1}).cpu(), (-lse).reshape({-1}).to(torch::kFloat32).cpu()};
+  torch::Tensor p = e / sum;
+  torch::Tensor keep = torch::ones_like(p, p.options().dtype(torch::kBool));
+  if (topK > 0 && topK < V) {
+    torch::Tensor thr = std::get<0>(p.topk(topK, -1, true, true)).narrow(-1, topK - 1, 1);
+    keep = p >= thr;
+  }
+  if (topP < 1.0) {
+    torch::Tensor mass = (p * keep).sum(-1, true);
+    auto sr = torch::sort(p, /*stable=*/true, /*dim=*/-1, /*descending=*/true);
+    torch::Tensor order = std::get<1>(sr);
+    torch::Tensor ks = keep.gather(-1, order);
+    torch::Tensor ps = std::get<0>(sr) * ks / mass;
+    torch::Tensor before = ps.cumsum(-1) - ps;  // running mass of the kept tokens ahead of each one
+    keep = keep.scatter(-1, order, ks.logical_and(before < topP));
+  }
+  if (minP > 0) keep = keep.logical_and((p < p.gather(-1, arg) * minP).logical_not());
+  torch::Tensor q = p * keep;
+  torch::Tensor mass = q.sum(-1, true);
+  torch::Tensor target = drawUniforms(g).to(p.device()) * mass;
+  torch::Tensor hit = q.cumsum(-1) > target;
+  torch::Tensor idx = torch::arange(V, x.options().dtype(torch::kInt64)).unsqueeze(0);
+  torch::Tensor firstHit = hit.to(torch::kInt64).argmax(-1, true);
+  // nothing passed (rounding at the top end): the last token with mass, else the most likely one
+  torch::Tensor positive = q > 0;
+  torch::Tensor lastKept = (idx + 1).mul(positive.to(torch::kInt64)).argmax(-1, true);
+  torch::Tensor fallback = torch::where(positive.any(-1, true), lastKept, arg);
+  torch::Tensor tok = torch::where(hit.any(-1, true), firstHit, fallback);
+  torch::Tensor lp = (x.gather(-1, tok) - mx) / t - lse;
+  return {tok.reshape({-1}).cpu(), lp.reshape({-1}).to(torch::kFloat32).cpu()};
+}
+
+// sampleTokens(logits [B,V], generators (array of B handles), temperature, topK, topP, minP[, tensorOps])
+//   → [tokens i64 [B], logprobs f32 [B]] on the CPU.
 // temperature 0 = greedy (logprob then under temperature 1). topK ≤ 0, topP ≥ 1 and minP ≤ 0 disable a
 // filter. Order: top-k, then top-p over the renormalised survivors, then min-p relative to the most likely
-// token. The reported log-prob is log softmax(logits / T)[token] over the full vocabulary.
+// token. The reported log-prob is log softmax(logits / T)[token] over the full vocabulary. CPU logits go
+// through the loop below; logits on a device (or with tensorOps) through sampleTokensTensor, the same rule.
 static Napi::Value sampleTokens(const Napi::CallbackInfo& info) {
-  torch::Tensor logits = unwrap(info[0], "logits").detach().to(torch::kFloat64).contiguous();
-  if (logits.dim() != 2 || !logits.device().is_cpu()) throw ArgError("sampleTokens expects CPU logits [B,V]");
+  const torch::Tensor& input = unwrap(info[0], "logits");
+  if (input.dim() != 2) throw ArgError("sampleTokens expects logits [B,V]");
+  const bool tensorOps = !input.device().is_cpu() || (info.Length() > 6 && toBool(info[6]));
+  torch::Tensor logits = tensorOps ? input : input.detach().to(torch::kFloat64).contiguous();
   const int64_t B = logits.size(0), V = logits.size(1);
   if (!info[1].IsArray()) throw ArgError("sampleTokens expects an array of generators");
   auto gens = info[1].As<Napi::Array>();
@@ -328,6 +393,10 @@ static Napi::Value sampleTokens(const Napi::CallbackInfo& info) {
   const double topP = toDouble(info[4], "topP");
   const double minP = toDouble(info[5], "minP");
   if (T < 0) throw ArgError("temperature must be ≥ 0");
+  if (tensorOps) {
+    auto r = sampleTokensTensor(logits, g, T, topK, topP, minP);
+    return wrapList(info.Env(), {r[0], r[1]});
+  }
   torch::Tensor tokens = torch::empty({B}, torch::kInt64);
   torch::Tensor lps = torch::empty({B}, torch::kFloat32);
   const double* lp = logits.data_ptr<double>();
@@ -385,13 +454,7 @@ static Napi::Value sampleTokens(const Napi::CallbackInfo& info) {
     double mass = 0;
     for (int64_t i = 0; i < V; i++)
       if (keep[i]) mass += p[i];
-    double u;
-    {
-      auto* gi = at::check_generator<at::CPUGeneratorImpl>(g[b]);
-      std::lock_guard<std::mutex> lock(g[b].mutex());
-      at::uniform_real_distribution<double> uni(0.0, 1.0);
-      u = uni(gi);
-    }
+    const double u = uniform01(g[b]);
     double target = u * mass, cum = 0;
     int64_t tok = -1, last = -1;
     for (int64_t i = 0; i < V; i++) {

@@ -159,12 +159,8 @@ export class LocalSampler implements Sampler {
             return model.prefill(c, idsT, maskT); // [B, V]
           });
           for (let step = 0; step < p.maxTokens; step++) {
-            // sampling runs on the CPU with each request's own generator: [B, V] logits come over from the device
-            if (logits.device !== "cpu") {
-              const onHost = logits.to("cpu");
-              logits.dispose();
-              logits = onHost;
-            }
+            // logits on a device are filtered and drawn from there (each request's own CPU generator gives
+            // the uniform); only the B tokens and log-probs come back
             const [tokT, lpT] = (
               native.sampleTokens!(logits.h, genHandles, temperature, topK, topP, minP) as unknown[]
             ).map((x) => new Tensor(x)) as [Tensor, Tensor];

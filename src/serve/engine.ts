@@ -431,12 +431,10 @@ export class Engine {
       logits = noGrad(() =>
         keep(
           tidy(() =>
-            onHost(
-              model.prefill(
-                c,
-                tensor(ids, { shape: [B, P], dtype: "i64" }),
-                tensor(mask, { shape: [B, P], dtype: "i64" }),
-              ),
+            model.prefill(
+              c,
+              tensor(ids, { shape: [B, P], dtype: "i64" }),
+              tensor(mask, { shape: [B, P], dtype: "i64" }),
             ),
           ),
         ),
@@ -507,7 +505,7 @@ export class Engine {
         }
         const next = order.map((ri) => (rows[ri] as Row).tokens.at(-1) ?? this.#opts.padId);
         logits = noGrad(() =>
-          keep(tidy(() => onHost(model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan)))),
+          keep(tidy(() => model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan))),
         );
         await nextTick();
       }
@@ -537,9 +535,4 @@ export class Engine {
       });
     }
   }
-}
-
-/** Logits on the CPU, where tokens are drawn with each request's own generator (a GPU model's come over). */
-function onHost(t: Tensor): Tensor {
-  return t.device === "cpu" ? t : t.to("cpu");
 }

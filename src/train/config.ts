@@ -121,7 +121,7 @@ export const trainConfigSchema = z.strictObject({
     path: z.string().min(1),
     /**
      * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
-     * the addon; docs/GPU.md). Sampling draws tokens on the CPU from the device's logits.
+     * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
      */
     device: z
       .string()
