@@ -74,7 +74,7 @@ test("a short run samples from cohort serve: mismatch < 1e-4 with weight sync, I
   }
 });
 
-test("config: the correction needs a surrogate loss; environments keep the local sampler", () => {
+test("config: the correction needs a surrogate loss; environments may use workers", () => {
   const root = tmpRunRoot();
   const remote = { kind: "openai", baseUrl: "http://127.0.0.1:1/v1", model: "m", importanceSampling: {} };
   const cfg = config(root, remote, 1);
@@ -91,16 +91,14 @@ test("config: the correction needs a surrogate loss; environments keep the local
       }),
     (e: unknown) => e instanceof ConfigError && /sampler.importanceSampling: .*surrogate/.test(e.message),
   );
-  assert.throws(
-    () =>
-      parseTrainConfig({
-        model: { path: MODEL },
-        env: { name: "maze", options: { wallDensity: 0.1 } },
-        preset: "gigpo",
-        sampler: { kind: "openai", baseUrl: "http://127.0.0.1:1/v1", model: "m" },
-      }),
-    (e: unknown) => e instanceof ConfigError && e.path === "sampler" && /local sampler/.test(e.message),
-  );
+  // environments roll out on workers too (test/env/remote.test.ts)
+  const agent = parseTrainConfig({
+    model: { path: MODEL },
+    env: { name: "maze", options: { wallDensity: 0.1 } },
+    preset: "gigpo",
+    sampler: { kind: "openai", baseUrl: "http://127.0.0.1:1/v1", model: "m" },
+  });
+  assert.equal(agent.sampler.kind, "openai");
   assert.throws(
     () => parseTrainConfig({ model: { path: MODEL }, task: { name: "arithmetic" }, sampler: { kind: "vllm" } }),
     (e: unknown) => e instanceof ConfigError && e.path.startsWith("sampler"),
