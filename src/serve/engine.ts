@@ -25,6 +25,7 @@ import type { CausalLM, DecodePlan, KVCache } from "../model/llama.js";
 import type { FinishReason } from "../model/sampler.js";
 import { dispose, Generator, keep, noGrad, Tensor, tensor, tidy } from "../tensor/index.js";
 import { native } from "../tensor/native.js";
+import { clearAdapterBase, foldAdapters } from "./adapters.js";
 import { ApiError } from "./protocol.js";
 
 export interface EngineOptions {
@@ -160,7 +161,15 @@ interface Row {
 
 type QueueItem =
   | { kind: "job"; job: Job }
-  | { kind: "reload"; tensors: Record<string, Tensor>; resolve: (v: number) => void; reject: (e: unknown) => void };
+  | {
+      kind: "reload";
+      tensors: Record<string, Tensor>;
+      /** Set: `tensors` are LoRA adapters to fold into the base weights with this scale. */
+      adapterScale: number | null;
+      path: string;
+      resolve: (v: number) => void;
+      reject: (e: unknown) => void;
+    };
 
 const sameSampling = (a: JobSpec, b: JobSpec) =>
   a.temperature === b.temperature && a.topK === b.topK && a.topP === b.topP && a.minP === b.minP;
@@ -180,6 +189,8 @@ export class Engine {
   #recentBatchJobs: number[] = [];
   #stats = { batches: 0, maxJobsPerBatch: 0, completed: 0, cancelled: 0, generatedTokens: 0 };
   weightsVersion = 0;
+  /** Base weights of the projections adapter reloads have adapted (src/serve/adapters.ts). */
+  readonly #adapterBase = new Map<string, Tensor>();
 
   constructor(
     readonly model: CausalLM,
@@ -239,12 +250,14 @@ export class Engine {
    * finished; later jobs see the new weights. Resolves with the new weights version. The tensors are
    * disposed either way; on a mismatch (missing name, wrong shape) the weights stay as they were.
    */
-  reload(tensors: Record<string, Tensor>): Promise<number> {
+  reload(tensors: Record<string, Tensor>, adapterScale: number | null = null, path = "the reload"): Promise<number> {
     if (this.#closed) {
       dispose(tensors);
       return Promise.reject(new ApiError(503, "the server is shutting down"));
     }
-    const p = new Promise<number>((resolve, reject) => this.#queue.push({ kind: "reload", tensors, resolve, reject }));
+    const p = new Promise<number>((resolve, reject) =>
+      this.#queue.push({ kind: "reload", tensors, adapterScale, path, resolve, reject }),
+    );
     this.#kick();
     return p;
   }
@@ -339,7 +352,12 @@ export class Engine {
 
   #applyReload(item: Extract<QueueItem, { kind: "reload" }>): void {
     try {
-      this.model.load({ tensors: item.tensors, meta: {} });
+      if (item.adapterScale !== null)
+        foldAdapters(this.model, this.#adapterBase, item.tensors, item.adapterScale, item.path);
+      else {
+        this.model.load({ tensors: item.tensors, meta: {} });
+        clearAdapterBase(this.#adapterBase); // adapters loaded later apply to these weights
+      }
       this.weightsVersion++;
       item.resolve(this.weightsVersion);
     } catch (e) {

@@ -22,6 +22,7 @@ import { type Device, dispose, keep, type Tensor, tidy } from "../tensor/index.j
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { latestCheckpoint } from "../train/checkpoint.js";
+import { adapterScaleOf } from "./adapters.js";
 
 export interface ServedModel {
   model: CausalLM;
@@ -136,16 +137,30 @@ export function loadServedModel(path: string, place: Placement = {}): ServedMode
   return { ...served, source: ck, modelDir };
 }
 
+/** What a reload reads: full weights, or LoRA adapters (with their scale) to fold into the base weights. */
+export interface ReloadWeights {
+  tensors: Record<string, Tensor>;
+  /** Set for an adapter snapshot (src/serve/adapters.ts): W = W₀ + scale·B·A. */
+  adapterScale: number | null;
+}
+
 /**
- * Reads the weights of a reload: a `.safetensors` file, a checkpoint dir (weights.safetensors) or a model
- * dir. The tensors are owned by the caller. Files are read from the server's disk.
+ * Reads the weights of a reload: a `.safetensors` file (full weights, or an adapter snapshot), a checkpoint
+ * dir (weights.safetensors) or a model dir. The tensors are owned by the caller. Files are read from the
+ * server's disk.
  */
-export function readReloadWeights(path: string): Record<string, Tensor> {
+export function readReloadWeights(path: string): ReloadWeights {
   if (!existsSync(path)) throw new CohortError(`${path} does not exist on the server`);
   if (!isDir(path)) {
     if (!basename(path).endsWith(".safetensors"))
       throw new CohortError(`${path}: expected a .safetensors file or a directory with model.safetensors`);
-    return readSafetensors(path).tensors;
+    const { tensors, metadata } = readSafetensors(path);
+    try {
+      return { tensors, adapterScale: adapterScaleOf(metadata, path) };
+    } catch (e) {
+      dispose(tensors);
+      throw e;
+    }
   }
   if (isCheckpoint(path)) {
     const { config } = runOfCheckpoint(path);
@@ -153,8 +168,8 @@ export function readReloadWeights(path: string): Record<string, Tensor> {
       throw new CohortError(
         `${path} holds LoRA adapters; reload a merged snapshot (the run's final/ directory, or weights saved with the adapters merged)`,
       );
-    return readSafetensors(join(path, "weights.safetensors")).tensors;
+    return { tensors: readSafetensors(join(path, "weights.safetensors")).tensors, adapterScale: null };
   }
-  if (existsSync(join(path, "config.json"))) return readModelDir(path).tensors;
+  if (existsSync(join(path, "config.json"))) return { tensors: readModelDir(path).tensors, adapterScale: null };
   throw new CohortError(`${path} holds no weights (model.safetensors, weights.safetensors or a .safetensors file)`);
 }

@@ -26,6 +26,7 @@ import { writeSafetensors } from "../io/safetensors.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import type { Completion, Sampler, SamplingParams, TokenIds } from "../model/sampler.js";
+import { writeAdapterSnapshot } from "./adapters.js";
 import { type CompletionChoice, type CompletionResponse, OpenAIClient, OpenAIError } from "./client.js";
 import type { ImportanceSamplingMode } from "./importance.js";
 import { detectWorkerApi, loadWorkerWeights, RolloutPool, type WorkerApi } from "./pool.js";
@@ -263,9 +264,19 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
           log: (l) => log(`sampler: ${l}`),
         })
       : null;
-  // cohort serve loads a safetensors file; SGLang (and a pool that may hold one) a model directory
-  const file = join(runDir, "sync", "model.safetensors");
+  // cohort serve loads a safetensors file (with LoRA: the adapters only, folded in by the server); SGLang
+  // (and a pool that may hold one) a model directory with the adapters merged
+  const full = join(runDir, "sync", "model.safetensors");
+  const adapterFile = join(runDir, "sync", "adapters.safetensors");
   const dir = join(runDir, "sync", "model");
+  const writeFile = (model: CausalLM, lora: LoraAdapter | null): string => {
+    if (lora === null) {
+      writeWeightsSnapshot(full, model, null);
+      return full;
+    }
+    writeAdapterSnapshot(adapterFile, lora);
+    return adapterFile;
+  };
   const every = cfg.syncEvery ?? 1;
   let pushedVersion: number | null = null;
   let api: WorkerApi | null = cfg.workerApi === undefined || cfg.workerApi === "auto" ? null : cfg.workerApi;
@@ -278,22 +289,23 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
       pool?.setVersion(version);
       if (!cfg.syncWeights || pushedVersion === version || (pushedVersion !== null && version % every !== 0)) return;
       if (pool) {
-        const path = (await pool.needsModelDir()) ? dir : file;
-        mkdirSync(dirname(file), { recursive: true });
-        if (path === dir) writeModelSnapshot(dir, model, lora);
-        else writeWeightsSnapshot(file, model, lora);
+        mkdirSync(dirname(full), { recursive: true });
+        let path = dir;
+        if (await pool.needsModelDir()) writeModelSnapshot(dir, model, lora);
+        else path = writeFile(model, lora);
         await pool.sync(path, version);
       } else {
         const c = client as OpenAIClient;
         api ??= await detectWorkerApi(c);
-        mkdirSync(dirname(file), { recursive: true });
+        mkdirSync(dirname(full), { recursive: true });
+        let path = dir;
         if (api === "sglang") writeModelSnapshot(dir, model, lora);
-        else writeWeightsSnapshot(file, model, lora);
+        else path = writeFile(model, lora);
         try {
-          await loadWorkerWeights(c, api, api === "sglang" ? dir : file);
+          await loadWorkerWeights(c, api, path);
         } catch (e) {
           throw new CohortError(
-            `weight sync: ${(e as Error).message}; the server must be a cohort serve or SGLang (sampler.workerApi) that reads ${api === "sglang" ? dir : file} on its own disk, or turn sampler.syncWeights off`,
+            `weight sync: ${(e as Error).message}; the server must be a cohort serve or SGLang (sampler.workerApi) that reads ${path} on its own disk, or turn sampler.syncWeights off`,
           );
         }
       }

@@ -6,6 +6,7 @@
  * POST /v1/completions        prompt (text, texts, token ids) → completions; logprobs = OpenAI's legacy shape
  * POST /v1/chat/completions   messages → the tokenizer's chat template → completions
  * POST /v1/reload             {"path": …} swaps the weights between batches (see engine.ts); in-flight requests finish
+ *                             on the old ones. A LoRA adapter snapshot is folded into the base weights (adapters.ts)
  * GET  /health                queue, batches, weights version, counters
  * ```
  * Streaming is server-sent events ending with `data: [DONE]`. Errors are OpenAI's JSON error body with a
@@ -399,7 +400,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         } catch (e) {
           throw new ApiError(400, `path: ${(e as Error).message}`, "path");
         }
-        const version = await engine.reload(tensors);
+        const version = await engine.reload(tensors.tensors, tensors.adapterScale, r.data.path);
         sendJson(res, 200, { weights_version: version, path: r.data.path });
         return;
       }

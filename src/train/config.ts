@@ -65,7 +65,8 @@ const samplerSchema = z.discriminatedUnion("kind", [
     maxConcurrency: z.number().int().positive().default(8),
     /**
      * After every optimizer step (and before the first), write the policy's weights to
-     * `<run>/sync/model.safetensors` and POST /v1/reload so rollouts sample from the trained policy
+     * `<run>/sync/model.safetensors` (with LoRA: only the adapters, `<run>/sync/adapters.safetensors`, folded
+     * into the server's base weights) and POST /v1/reload so rollouts sample from the trained policy
      * (`cohort serve` on the same disk), or, for SGLang workers, to the model directory `<run>/sync/model/`
      * and POST /update_weights_from_disk. Off: the server's weights stay fixed (off-policy samples).
      */
