@@ -19,7 +19,7 @@
  * @module
  */
 import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { CohortError } from "../errors.js";
 import { writeModelDir } from "../io/hf.js";
 import { writeSafetensors } from "../io/safetensors.js";
@@ -136,29 +136,18 @@ function sameIds(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Writes the policy's current weights (LoRA merged in) to `file` as safetensors and asks a `cohort serve`
- * endpoint to load them (`POST /v1/reload`): rollouts after it sample from the trained weights. `file` must
- * be readable by the server (same machine or a shared disk). Returns the server's weights version.
+ * Writes a snapshot `cohort serve` loads with `POST /v1/reload` to `<run>/sync/`: the full weights, or with
+ * LoRA only the adapters (src/serve/adapters.ts). Returns the file written.
  */
-export async function pushWeights(
-  client: OpenAIClient,
-  file: string,
-  model: CausalLM,
-  lora: LoraAdapter | null,
-): Promise<number> {
-  writeWeightsSnapshot(file, model, lora);
-  const r = await client.reload(file);
-  return r.weights_version;
-}
-
-/** Writes the policy's current weights (LoRA merged in) to `file` as safetensors. */
-export function writeWeightsSnapshot(file: string, model: CausalLM, lora: LoraAdapter | null): void {
-  if (lora) lora.merge();
-  try {
-    writeSafetensors(file, Object.fromEntries(model.namedParameters()), { format: "pt" });
-  } finally {
-    if (lora) lora.unmerge();
+function writeServeSnapshot(syncDir: string, model: CausalLM, lora: LoraAdapter | null): string {
+  if (lora !== null) {
+    const file = join(syncDir, "adapters.safetensors");
+    writeAdapterSnapshot(file, lora);
+    return file;
   }
+  const file = join(syncDir, "model.safetensors");
+  writeSafetensors(file, Object.fromEntries(model.namedParameters()), { format: "pt" });
+  return file;
 }
 
 /**
@@ -266,17 +255,8 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
       : null;
   // cohort serve loads a safetensors file (with LoRA: the adapters only, folded in by the server); SGLang
   // (and a pool that may hold one) a model directory with the adapters merged
-  const full = join(runDir, "sync", "model.safetensors");
-  const adapterFile = join(runDir, "sync", "adapters.safetensors");
-  const dir = join(runDir, "sync", "model");
-  const writeFile = (model: CausalLM, lora: LoraAdapter | null): string => {
-    if (lora === null) {
-      writeWeightsSnapshot(full, model, null);
-      return full;
-    }
-    writeAdapterSnapshot(adapterFile, lora);
-    return adapterFile;
-  };
+  const syncDir = join(runDir, "sync");
+  const dir = join(syncDir, "model");
   const every = cfg.syncEvery ?? 1;
   let pushedVersion: number | null = null;
   let api: WorkerApi | null = cfg.workerApi === undefined || cfg.workerApi === "auto" ? null : cfg.workerApi;
@@ -289,18 +269,18 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
       pool?.setVersion(version);
       if (!cfg.syncWeights || pushedVersion === version || (pushedVersion !== null && version % every !== 0)) return;
       if (pool) {
-        mkdirSync(dirname(full), { recursive: true });
+        mkdirSync(syncDir, { recursive: true });
         let path = dir;
         if (await pool.needsModelDir()) writeModelSnapshot(dir, model, lora);
-        else path = writeFile(model, lora);
+        else path = writeServeSnapshot(syncDir, model, lora);
         await pool.sync(path, version);
       } else {
         const c = client as OpenAIClient;
         api ??= await detectWorkerApi(c);
-        mkdirSync(dirname(full), { recursive: true });
+        mkdirSync(syncDir, { recursive: true });
         let path = dir;
         if (api === "sglang") writeModelSnapshot(dir, model, lora);
-        else path = writeFile(model, lora);
+        else path = writeServeSnapshot(syncDir, model, lora);
         try {
           await loadWorkerWeights(c, api, path);
         } catch (e) {
