@@ -61,16 +61,14 @@ export const serveCommand: Command = {
     const port = intOption(values, "port", 0);
     if (port !== undefined && port > 65535) throw new ConfigError(`--port: expected 0–65535, got ${port}`);
     const device = (values.device as string | undefined) ?? "cpu";
-    if (!/^(cpu|cuda(:\d+)?)$/.test(device))
+    const t = await import("../tensor/index.js");
+    if (!t.DEVICE_NAME.test(device))
       throw new ConfigError(`--device: expected cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
     const precision = (values.precision as string | undefined) ?? "fp32";
     if (precision !== "fp32" && precision !== "bf16")
       throw new ConfigError(`--precision: expected fp32 or bf16, got ${JSON.stringify(precision)}`);
-    const t = await import("../tensor/index.js");
-    if (device !== "cpu" && !t.cudaAvailable())
-      throw new ConfigError(
-        `--device ${device}: this build of the native addon has no usable CUDA; build it against a CUDA torch (docs/GPU.md) or serve on the CPU`,
-      );
+    const unavailable = t.deviceUnavailable(device);
+    if (unavailable !== null) throw new ConfigError(`--device ${device}: ${unavailable}, or serve on the CPU`);
     t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
     const { loadServedModel } = await import("./load.js");
     const { startServer } = await import("./server.js");

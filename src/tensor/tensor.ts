@@ -742,6 +742,13 @@ export function getNumThreads(): number {
 export function cudaAvailable(): boolean {
   return native.cudaAvailable();
 }
+/** The device names a config key or a flag accepts. */
+export const DEVICE_NAME = /^(cpu|cuda(:\d+)?)$/;
+/** Why this build cannot place tensors on `device`, or null when it can. */
+export function deviceUnavailable(device: string): string | null {
+  if (device === "cpu" || cudaAvailable()) return null;
+  return "this build of the native addon has no usable CUDA (no CUDA libtorch, or no GPU visible); build it against a CUDA torch (docs/GPU.md)";
+}
 export function torchVersion(): string {
   return native.versionInfo().torch;
 }

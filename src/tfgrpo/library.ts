@@ -170,6 +170,11 @@ export function saveLibrary(path: string, lib: ExperienceLibrary, meta: { epoch:
 
 /** Reads a library saved by `saveLibrary` (or a plain `{id: text}` object). */
 export function loadLibrary(path: string): ExperienceLibrary {
+  return readLibraryFile(path).library;
+}
+
+/** `loadLibrary`, plus the step it was saved after (null for a file `saveLibrary` did not write). */
+export function readLibraryFile(path: string): { library: ExperienceLibrary; step: number | null } {
   if (!existsSync(path))
     throw new CohortError(`experience library ${path} does not exist; run \`cohort tfgrpo\` first`);
   let j: unknown;
@@ -180,12 +185,13 @@ export function loadLibrary(path: string): ExperienceLibrary {
       `${path} is not valid JSON (${(e as Error).message}); pass the experiences.json of a tfgrpo run`,
     );
   }
-  const o = j as { format?: unknown; experiences?: unknown };
+  const o = j as { format?: unknown; experiences?: unknown; step?: unknown };
   const items = o !== null && typeof o === "object" && o.format === LIBRARY_FORMAT ? o.experiences : j;
   if (items === null || typeof items !== "object" || Array.isArray(items))
     throw new CohortError(`${path}: expected {"experiences": {"G0": "…"}} or an object of id → text`);
   const entries = Object.entries(items as Record<string, unknown>);
   const bad = entries.find(([, v]) => typeof v !== "string");
   if (bad) throw new CohortError(`${path}: experience "${bad[0]}" is not a string`);
-  return new ExperienceLibrary(entries as [string, string][]);
+  const step = typeof o?.step === "number" && Number.isInteger(o.step) && o.step >= 0 ? o.step : null;
+  return { library: new ExperienceLibrary(entries as [string, string][]), step };
 }

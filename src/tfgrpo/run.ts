@@ -33,6 +33,7 @@ import {
   candidatesFrom,
   ExperienceLibrary,
   loadLibrary,
+  readLibraryFile,
   renumber,
   saveLibrary,
   type UpdateCounts,
@@ -429,8 +430,7 @@ function resumePoint(
       `${runDir} was started with another config (differs in: ${keys.join(", ")}); resume with the same config, or give the new one another name`,
     );
   }
-  const meta = JSON.parse(readFileSync(libPath, "utf8")) as { step?: unknown };
-  const step = typeof meta.step === "number" && Number.isInteger(meta.step) && meta.step >= 0 ? meta.step : null;
+  const { library, step } = readLibraryFile(libPath);
   if (step === null)
     throw new CohortError(`${libPath} has no step number; it was not saved by cohort tfgrpo, so the run cannot resume`);
   const records = existsSync(metricsPath)
@@ -442,7 +442,7 @@ function resumePoint(
   const kept = records.filter((r) =>
     "step" in r ? (r.step as number) <= step : (r.epoch as number) * stepsPerEpoch <= step,
   );
-  return { step, library: loadLibrary(libPath), records: kept };
+  return { step, library, records: kept };
 }
 
 function countsMetrics(c: UpdateCounts): Record<string, number> {

@@ -15,6 +15,7 @@ import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
+import { DEVICE_NAME } from "../tensor/index.js";
 
 const rewardEntry = z.union([
   z.string().min(1),
@@ -124,10 +125,7 @@ export const trainConfigSchema = z.strictObject({
      * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
      * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
      */
-    device: z
-      .string()
-      .regex(/^(cpu|cuda(:\d+)?)$/, 'use "cpu", "cuda" or "cuda:N"')
-      .default("cpu"),
+    device: z.string().regex(DEVICE_NAME, 'use "cpu", "cuda" or "cuda:N"').default("cpu"),
     /**
      * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
      * lm_head, log-probs and losses (src/model/llama.ts `Precision`).

@@ -56,8 +56,8 @@ import type { Problem, Task } from "../task/types.js";
 import {
   AdamW,
   clipGradNorm,
-  cudaAvailable,
   type Device,
+  deviceUnavailable,
   getRngState,
   keep,
   learningRate,
@@ -171,11 +171,9 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
     cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device
   ) as Device;
   const place = { device, precision: cfg.model.precision };
-  if (place.device !== "cpu" && !cudaAvailable()) {
-    throw new CohortError(
-      `model.device is "${place.device}" but this build of the native addon has no usable CUDA (no CUDA libtorch, or no GPU visible); build it against a CUDA torch (docs/GPU.md) or set model.device: cpu`,
-    );
-  }
+  const unavailable = deviceUnavailable(place.device);
+  if (unavailable !== null)
+    throw new CohortError(`model.device is "${place.device}" but ${unavailable}, or set model.device: cpu`);
   const dir = readModelDir(modelDir);
   if (dir.tokenizer === undefined) {
     throw new CohortError(`${modelDir} has no tokenizer.json; a model directory for training needs its tokenizer`);
