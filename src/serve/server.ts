@@ -147,21 +147,24 @@ function readBody(req: IncomingMessage, max: number, limit: string): Promise<Buf
       reject(new ApiError(413, `the request body is ${declared} bytes; the limit is ${max} (${limit})`));
       return;
     }
+    // a declared length is filled in place (a pushed snapshot is not held twice); a chunked body is collected
+    const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : null;
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
     req.on("data", (c: Buffer) => {
       if (failed) return;
-      size += c.length;
-      if (size > max) {
+      if (size + c.length > max || (whole !== null && size + c.length > whole.length)) {
         failed = true;
         reject(new ApiError(413, `the request body exceeds ${max} bytes (${limit})`));
         return;
       }
-      chunks.push(c);
+      if (whole !== null) c.copy(whole, size);
+      else chunks.push(c);
+      size += c.length;
     });
     req.on("end", () => {
-      if (!failed) resolve(Buffer.concat(chunks));
+      if (!failed) resolve(whole !== null ? whole.subarray(0, size) : Buffer.concat(chunks));
     });
     req.on("error", reject);
   });
