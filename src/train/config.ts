@@ -80,6 +80,12 @@ const samplerSchema = z.discriminatedUnion("kind", [
      * before its first load (SGLang answers GET /get_model_info; anything else is taken for cohort serve).
      */
     workerApi: z.enum(["auto", "cohort", "sglang"]).default("auto"),
+    /**
+     * How `cohort serve` workers get the pushed weights: `disk` (POST /v1/reload {path, sha256}: the worker reads
+     * the snapshot from its own disk, the same machine or a shared one, inside its --weights-dir) or `push` (the
+     * snapshot's bytes are the request body, with their SHA-256: no shared disk; cohort serve workers only).
+     */
+    weightSync: z.enum(["disk", "push"]).default("disk"),
     /** Push the weights every K optimizer steps (and before the first step). */
     syncEvery: z.number().int().positive().default(1),
     /**
