@@ -412,9 +412,9 @@ function checkEnvConfig(
   const perCompletion = configNeeds(algo).get("meanEntropy");
   if (stepRows && perCompletion !== undefined) {
     throw new ConfigError(
-      `algo.${perCompletion} reads one mean entropy per completion, but estimator "${algo.advantage.estimator}" ` +
+      `"${perCompletion.name}" reads one mean entropy per completion, but estimator "${algo.advantage.estimator}" ` +
         "reads one row per agent step; use an episode-level estimator or remove it",
-      `algo.${perCompletion}`,
+      `algo.${perCompletion.path}`,
     );
   }
 }

@@ -19,7 +19,7 @@ import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { AlgoConfig } from "../algo/config.js";
 import { Pipeline, type RewardStage, type StageInputs, type TokenStage } from "../algo/pipeline.js";
-import { addGlobals, broadcastAdvantages } from "../algo/policy-loss.js";
+import { addGlobals, broadcastAdvantages, groupPassRate } from "../algo/policy-loss.js";
 import { toRewardMatrix } from "../algo/rewards.js";
 import { microBatchRows, rowAdvantages, rowsPerPart, stepCounts } from "../algo/step.js";
 import type { GlobalCounts, LossBatch } from "../algo/types.js";
@@ -594,8 +594,9 @@ function rowMeans(x: Tensor, mask: Tensor): Float64Array {
   });
 }
 
-/** The loss inputs of a micro-batch from its forward pass. */
+/** The loss inputs of a micro-batch from its forward pass (pass rates over whole groups, for ETR). */
 function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout, rewards: Float64Array): LossBatch {
+  const passRate = groupPassRate(rewards, ro.groupIndex);
   return {
     logprobs: f.lp,
     oldLogprobs: m.oldLp ?? f.lp.detach(),
@@ -605,6 +606,7 @@ function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout,
     mask: m.mask,
     groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
     rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
+    passRate: Float64Array.from(m.rows, (r) => passRate[r] as number),
   };
 }
 
