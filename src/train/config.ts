@@ -147,6 +147,12 @@ export const trainConfigSchema = z.strictObject({
     .strictObject({
       path: z.string().min(1),
       options: z.record(z.string(), z.unknown()).default({}),
+      /**
+       * A row the model cannot take (its prompt has a character the tokenizer lacks, or prompt + maxNewTokens
+       * exceeds the model's positions): `error` refuses the dataset at start-up naming every such file:line;
+       * `skip` leaves those rows out and logs how many.
+       */
+      onBadRow: z.enum(["error", "skip"]).default("error"),
     })
     .optional(),
   /**

@@ -76,6 +76,7 @@ import type { TrainConfig } from "./config.js";
 import { Diagnostics } from "./diagnostics.js";
 import { type MetricRecord, MetricsLog, stats } from "./metrics.js";
 import { needsReference, rewardsToAdvantages } from "./pipeline.js";
+import { checkDatasetRows } from "./preflight.js";
 
 export interface TrainOptions {
   /** Continue from the run directory's latest checkpoint. */
@@ -198,7 +199,10 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
   else if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
   else {
     const ds = cfg.dataset as NonNullable<TrainConfig["dataset"]>;
-    task = jsonlTask(await loadJsonl(resolvePath(cfg, ds.path), ds.options));
+    // every row is checked against the tokenizer and the context here, before the run directory is touched
+    const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
+    const rows = checkDatasetRows(await loadJsonl(resolvePath(cfg, ds.path), ds.options), limits, ds.onBadRow, log);
+    task = jsonlTask(rows);
   }
   const rewards = env
     ? env.rewards
