@@ -24,8 +24,9 @@ function parse(args: string[], options: OptionSpec, usage: string) {
 export const trainCommand: Command = {
   summary: "train a policy with GRPO (or any preset) from a YAML config",
   usage:
-    "cohort train <config.yaml> [--set key.path=value …] [--resume] [--steps N] [--nproc N | --world-size N " +
-    "--rank R --master-addr HOST --master-port PORT] [--dist-timeout S] [--dist-backend gloo|nccl]",
+    "cohort train <config.yaml> [--set key.path=value …] [--resume [--allow-config-change key,…] | --overwrite] " +
+    "[--nproc N | --world-size N --rank R --master-addr HOST --master-port PORT] [--dist-timeout S] " +
+    "[--dist-backend gloo|nccl]",
   async run(args) {
     const distFlags = { type: "string" } as const; // data parallel (src/dist/cli.ts)
     const { values, positionals } = parse(
@@ -33,6 +34,8 @@ export const trainCommand: Command = {
       {
         set: { type: "string", multiple: true },
         resume: { type: "boolean" },
+        overwrite: { type: "boolean" },
+        "allow-config-change": { type: "string", multiple: true },
         quiet: { type: "boolean" },
         nproc: distFlags,
         "world-size": distFlags,
@@ -55,27 +58,50 @@ export const trainCommand: Command = {
     const rank = group?.rank ?? 0;
     const { train } = await import("../train/trainer.js");
     const { progressReporter } = await import("./progress.js");
+    const allowConfigChange = ((values["allow-config-change"] as string[] | undefined) ?? []).flatMap((v) =>
+      v
+        .split(",")
+        .map((k) => k.trim())
+        .filter((k) => k !== ""),
+    );
+    if (allowConfigChange.length > 0 && values.resume !== true)
+      throw new ConfigError(`--allow-config-change applies to --resume\nusage: ${this.usage}`);
+    // SIGINT (Ctrl-C) and SIGTERM (schedulers, containers, kill): checkpoint after this step, then exit with
+    // 130 / 143; a second signal exits at once
     const stop = { stop: false };
-    const onSigint = () => {
-      if (stop.stop) process.exit(130);
+    let stopSignal: NodeJS.Signals | null = null;
+    const exit = process.exit.bind(process); // the real one, even while rewards run (src/reward/score.ts)
+    const onSignal = (sig: NodeJS.Signals) => {
+      const code = sig === "SIGTERM" ? 143 : 130;
+      if (stop.stop) exit(code);
       stop.stop = true;
-      process.stderr.write("\ncohort: stopping after this step (saving a checkpoint); Ctrl-C again to abort\n");
+      stopSignal = sig;
+      const again = sig === "SIGINT" ? "Ctrl-C" : sig;
+      process.stderr.write(
+        `\ncohort: ${sig}: stopping after this step (saving a checkpoint); ${again} again to abort\n`,
+      );
     };
+    const stoppedCode = () => (stopSignal === "SIGTERM" ? 143 : 130);
     const rankLog = (l: string) => process.stderr.write(`[rank ${rank}] ${l}\n`);
     // a rank started by --nproc takes its stop requests from the launcher
     const detach = group !== null && dist.launchedRank() ? dist.followLauncher(stop, rankLog) : null;
-    if (detach === null) process.on("SIGINT", onSigint);
+    if (detach === null) {
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    }
     const progress = progressReporter(cfg.train.steps, values.quiet === true || rank > 0);
     try {
       const r = await train(cfg, {
         resume: values.resume === true,
+        overwrite: values.overwrite === true,
+        allowConfigChange,
         stopSignal: stop,
         onStep: progress.update,
         log: rank > 0 ? rankLog : progress.log,
         ...(group !== null ? { dist: group } : {}),
       });
       progress.stop();
-      if (rank > 0) return r.stoppedEarly && stop.stop ? 130 : 0;
+      if (rank > 0) return r.stoppedEarly && stop.stop ? stoppedCode() : 0;
       console.log(`run directory: ${r.runDir}`);
       const evals = r.metrics.filter((m) => typeof m.eval_accuracy === "number");
       if (evals.length > 0) {
@@ -83,11 +109,13 @@ export const trainCommand: Command = {
         const last = evals.at(-1)?.eval_accuracy as number;
         console.log(`eval accuracy: ${(100 * first).toFixed(1)}% → ${(100 * last).toFixed(1)}%`);
       }
-      return r.stoppedEarly && stop.stop ? 130 : 0;
+      return r.stoppedEarly && stop.stop ? stoppedCode() : 0;
     } finally {
       progress.stop();
-      if (detach === null) process.off("SIGINT", onSigint);
-      else detach();
+      if (detach === null) {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      } else detach();
       group?.destroy();
     }
   },
