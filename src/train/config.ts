@@ -269,7 +269,15 @@ export function applySets(raw: Record<string, unknown>, sets: string[]): Record<
     const eq = s.indexOf("=");
     if (eq <= 0) throw new ConfigError(`--set ${s}: expected key.path=value (e.g. --set train.lr=3e-4)`);
     const keys = s.slice(0, eq).split(".");
-    const value = parseYaml(s.slice(eq + 1));
+    let value: unknown;
+    try {
+      value = parseYaml(s.slice(eq + 1));
+    } catch (e) {
+      throw new ConfigError(
+        `--set ${s}: the value is not valid YAML (${(e as Error).message.split("\n")[0]}); write a number, ` +
+          `true/false, a string, a list [a, b] or a mapping {k: v}, and quote a string that contains [ ] { } : or #`,
+      );
+    }
     let cur: Record<string, unknown> = raw;
     for (const k of keys.slice(0, -1)) {
       const next = cur[k];
