@@ -3,9 +3,10 @@
 // and the step-keyed logs are cut back to the checkpoint on resume.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { readModelDir, tokenizerFilesToWrite, writeModelDir } from "../../src/io/hf.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsLog } from "../../src/train/metrics.js";
 import { appendLines, configChanges } from "../../src/train/rundir.js";
@@ -213,7 +214,10 @@ test("resume cuts samples.jsonl and reward_failures.jsonl back to the checkpoint
   const failures = (run: string) => readFileSync(join(root, run, "reward_failures.jsonl"), "utf8");
   const samples = (run: string) => readFileSync(join(root, run, "samples.jsonl"), "utf8");
   assert.ok(failures("cut").includes('"step":5'), "the flaky reward failed in steps after the checkpoint");
+  const leftover = join(root, "cut", "checkpoints", ".tmp-step-000004-99999"); // a save killed mid-write
+  mkdirSync(leftover);
   await train(loadTrainConfig(file, ["train.steps=4"]), { log: quiet, resume: true });
+  assert.ok(!existsSync(leftover), "an unfinished checkpoint folder is removed at the next start");
   assert.ok(failures("straight").length > 0);
   assert.equal(failures("cut"), failures("straight"));
   assert.equal(samples("cut"), samples("straight"));
@@ -223,10 +227,29 @@ test("resume cuts samples.jsonl and reward_failures.jsonl back to the checkpoint
 });
 
 test("a log append that fails (a full disk) is one clear error naming the file", () => {
-  assert.throws(
-    () => appendLines("/dev/full", ['{"step":1}']),
-    (e: Error) =>
-      e.name === "CohortError" &&
-      /could not append to \/dev\/full: ENOSPC \(the disk is full\)[\s\S]*--resume/.test(e.message),
+  const full = (e: Error) =>
+    e.name === "CohortError" &&
+    /could not append to \/dev\/full: ENOSPC \(the disk is full\)[\s\S]*--resume/.test(e.message);
+  assert.throws(() => appendLines("/dev/full", ['{"step":1}']), full);
+  assert.throws(() => new MetricsLog("/dev/full").append({ step: 1 }), full, "metrics.jsonl appends go through it");
+});
+
+test("a model with non-finite weights is refused before the run directory is created", async () => {
+  const root = tmpRunRoot();
+  const bad = join(root, "nan-model");
+  const dir = readModelDir(model);
+  const [name, first] = Object.entries(dir.tensors)[0] as [string, (typeof dir.tensors)[string]];
+  const tensors = { ...dir.tensors, [name]: first.mul(Number.NaN) };
+  const tok = dir.tokenizer as NonNullable<typeof dir.tokenizer>;
+  writeModelDir(bad, { config: dir.config, tensors, tokenizerFiles: tokenizerFilesToWrite(tok) });
+  for (const t of Object.values(tensors)) t.dispose();
+  first.dispose();
+  const file = writeConfig(root, "r", { model: `{path: ${bad}}` });
+  await assert.rejects(
+    () => train(loadTrainConfig(file), { log: quiet }),
+    new RegExp(
+      `the model ${bad} has non-finite \\(NaN or infinite\\) values in 1 tensor\\(s\\): ${name.replace(/\./g, "\\.")}`,
+    ),
   );
+  assert.ok(!existsSync(join(root, "r")));
 });
