@@ -526,9 +526,21 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const fail = (e: NodeJS.ErrnoException) => {
+      const where = `${opts.host ?? "127.0.0.1"}:${opts.port ?? 8000}`;
+      const why =
+        e.code === "EADDRINUSE"
+          ? `port ${opts.port ?? 8000} is already in use on ${opts.host ?? "127.0.0.1"}; stop the process that holds it or pick another --port (0 = any free port)`
+          : e.code === "EACCES"
+            ? `no permission to listen on ${where} (ports below 1024 need privileges); pick another --port`
+            : e.code === "EADDRNOTAVAIL"
+              ? `${opts.host} is not an address of this machine; use --host 127.0.0.1, 0.0.0.0 or one of its addresses`
+              : `cannot listen on ${where}: ${e.message}`;
+      reject(new CohortError(why));
+    };
+    server.once("error", fail);
     server.listen(opts.port ?? 8000, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
+      server.off("error", fail);
       resolve();
     });
   });
