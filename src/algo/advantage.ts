@@ -530,7 +530,7 @@ export const bnpo = defineAdvantage({
 function requireByFn(batch: RewardBatch, who: string): Float64Array[] {
   const byFn = batch.rewardsByFn;
   if (byFn === undefined || byFn.length === 0) {
-    throw new CohortError(`${who} needs the per-function rewards batch.rewardsByFn ([K][N]); use the "gdpo" combiner`);
+    throw new CohortError(`${who} needs the per-function rewards batch.rewardsByFn ([K][N]); every combiner passes them on`);
   }
   for (const r of byFn) {
     if (r.length !== batch.rewards.length) {
@@ -569,7 +569,8 @@ export const gdpo = defineAdvantage({
   name: "gdpo",
   paper: "2601.05242",
   confidence: "CODE-FW",
-  doc: "each reward normalised in its group, weighted sum, then normalised over the batch",
+  doc: "normalises each reward function in its group before the weighted sum, then over the batch",
+  minRewardFunctions: 2,
   params: gdpoParams,
   needs: ["rewardsByFn"],
   granularity: "sequence",

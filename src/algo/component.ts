@@ -105,6 +105,8 @@ export interface ComponentDef<P extends z.ZodType = z.ZodType> {
   /** One line: what it does. */
   doc: string;
   params: P;
+  /** Reward functions it needs at least (GDPO, reward-model ensembles: 2). */
+  minRewardFunctions?: number;
   /** Inputs it reads (fixed, or depending on its params). */
   needs?: readonly Need[] | ((params: z.output<P>) => readonly Need[]);
 }

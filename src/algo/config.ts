@@ -421,21 +421,12 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
       );
     }
   }
-  const decoupled = est === "gdpo" || c.reward.combine === "gdpo";
-  if (decoupled && nFns !== undefined && nFns < 2) {
-    fail(
-      `GDPO normalises each reward function separately within the group, which needs at least 2 reward functions ` +
-        `(got ${nFns}); with one reward use estimator "grpo"`,
-      est === "gdpo" ? "advantage" : "reward",
-      est === "gdpo" ? "estimator" : "combine",
-    );
-  }
-  if (c.reward.combine.startsWith("ensemble_") && nFns !== undefined && nFns < 2) {
-    fail(
-      `reward combine "${c.reward.combine}" is a reward-model ensemble and needs at least 2 reward functions (got ${nFns})`,
-      "reward",
-      "combine",
-    );
+  // components that compare or combine several reward functions (GDPO, reward-model ensembles)
+  for (const { def, path } of componentsOf(c)) {
+    const min = def.minRewardFunctions;
+    if (min !== undefined && nFns !== undefined && nFns < min) {
+      fail(`"${def.name}" ${def.doc}, which needs at least ${min} reward functions (got ${nFns})`, ...path.split("."));
+    }
   }
 
   // 4. Alternative policy losses replace the ratio·advantage surrogate.

@@ -12,7 +12,7 @@ import { CohortError } from "../errors.js";
 import { type Device, type Tensor, tidy, where, zeros } from "../tensor/index.js";
 import { Registry } from "./registry.js";
 
-export const RATIO_LEVELS = ["token", "sequence", "sequence-token", "item", "hybrid"] as const;
+export const RATIO_LEVELS = ["token", "sequence", "sequence-token", "item", "hybrid", "on-policy"] as const;
 export type RatioLevel = (typeof RATIO_LEVELS)[number];
 
 export interface RatioInput {
@@ -75,6 +75,15 @@ export function sequenceLogRatio(input: RatioInput, opts: RatioOptions = {}): Te
 // Token-level PPO/GRPO ratio ρ = exp(ℓ − ℓ_old).  arXiv 2402.03300 [CODE-FW]
 export function tokenRatio(input: RatioInput, opts: RatioOptions = {}): RatioResult {
   return { ratio: tidy(() => tokenLogRatio(input, opts).exp()) };
+}
+
+/**
+ * On-policy ratio ρ = exp(ℓ − sg(ℓ)): value 1, gradient ∇ℓ, whatever π_old is (GTPO's pure on-policy
+ * REINFORCE-style ratio, B.9 step 3). Equals the token ratio when ℓ_old = sg(ℓ) (one update per batch).
+ */
+// GTPO on-policy ratio.  arXiv 2508.03772 [CODE]
+export function onPolicyRatio(input: RatioInput): RatioResult {
+  return { ratio: tidy(() => input.logprobs.sub(input.logprobs.detach()).exp()) };
 }
 
 // GSPO sequence ratio s_i = exp(mean_t (ℓ − ℓ_old)), broadcast over the tokens.  arXiv 2507.18071 [CODE-FW]
@@ -160,6 +169,7 @@ export function hybridRatio(input: RatioInput, opts: RatioOptions = {}): RatioRe
 }
 
 ratioLevels.register("token", tokenRatio);
+ratioLevels.register("on-policy", onPolicyRatio);
 ratioLevels.register("sequence", sequenceRatio);
 ratioLevels.register("sequence-token", sequenceTokenRatio);
 ratioLevels.register("item", itemRatio);

@@ -3,7 +3,7 @@
  *
  * A combiner turns the K per-function rewards `[K][N]` (NaN = the function returned null: not
  * applicable) into the scalar reward r_i, and may keep the vector for decoupled estimators (GDPO, BNPO
- * decomposition). A shaper rewrites r_i from completion and group information (length, log-probs,
+ * decomposition: every combiner passes it on, with the reward weights). A shaper rewrites r_i from completion and group information (length, log-probs,
  * group accuracy). Both are registered by name (`rewardCombiners`, `rewardShapers`). NaN rewards stay NaN
  * through every shaper.
  * @module
@@ -116,29 +116,13 @@ export const weightedSum = defineCombiner({
   },
 });
 
-/**
- * GDPO combiner: keeps the per-function vector and the weights for the `gdpo` estimator, which normalises
- * each reward in its group before the weighted sum (B.7). `rewards` holds the weighted sum, for metrics.
- */
-// arXiv 2601.05242 [CODE-FW]
-export const gdpoCombiner = defineCombiner({
-  name: "gdpo",
-  paper: "2601.05242",
-  confidence: "CODE-FW",
-  doc: "keeps the per-function rewards and weights for decoupled normalisation",
-  params: z.strictObject(weightsParam),
-  combine(byFn, p) {
-    const { rewards } = weightedSum(byFn, p);
-    return { rewards, rewardsByFn: byFn, rewardWeights: Float64Array.from(weightsFor(byFn.length, p.weights, "gdpo")) };
-  },
-});
-
 /** Reward-model ensemble, mean: `R = mean_k R_k` over the models that scored the completion (B.29). */
 // arXiv 2310.02743 [PAPER-KNOWN]
 export const ensembleMean = defineCombiner({
   name: "ensemble_mean",
   paper: "2310.02743",
   confidence: "PAPER-KNOWN",
+  minRewardFunctions: 2,
   doc: "reward-model ensemble: mean over the models",
   params: z.strictObject({}),
   combine: (byFn) => ({ rewards: perCompletion(byFn, (v) => v.reduce((a, b) => a + b, 0) / v.length) }),
@@ -150,6 +134,7 @@ export const ensembleWco = defineCombiner({
   name: "ensemble_wco",
   paper: "2310.02743",
   confidence: "PAPER-KNOWN",
+  minRewardFunctions: 2,
   doc: "reward-model ensemble, worst case: min over the models",
   params: z.strictObject({}),
   combine: (byFn) => ({ rewards: perCompletion(byFn, (v) => Math.min(...v)) }),
@@ -165,6 +150,7 @@ export const ensembleUwo = defineCombiner({
   name: "ensemble_uwo",
   paper: "2310.02743",
   confidence: "PAPER-KNOWN",
+  minRewardFunctions: 2,
   doc: "reward-model ensemble, uncertainty-weighted: mean − λ·variance over the models",
   params: z.strictObject({ lambda: z.number().min(0).default(0.5) }),
   combine: (byFn, p) => ({

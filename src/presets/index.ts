@@ -230,7 +230,6 @@ define({
     "Needs at least two reward functions. GRPO clip ε = 0.2, no KL (TRL default β = 0).",
   config: {
     advantage: { estimator: "gdpo" },
-    reward: { combine: "gdpo" },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     aggregate: { mode: "seq-mean-token-mean" },
   },
@@ -271,6 +270,7 @@ define({
     advantage: { estimator: "grpo" },
     reweighters: [{ name: "gtpo_entropy", options: { threshold: 0.7, scale: 0.1 } }],
     tokenFilters: [{ name: "gtpo_conflict", options: { conflictWeight: 2.0, divideByConflicts: false } }],
+    ratio: { level: "on-policy" },
     gate: { type: "none" },
     aggregate: { mode: "seq-mean-token-mean" },
   },
@@ -387,7 +387,8 @@ define({
       level: "hybrid",
       hybrid: { mix: "average", token: { low: 0.2, high: 0.28 }, sequence: { low: 3e-4, high: 4e-4 } },
     },
-    gate: { type: "clip", low: 0.2, high: 0.28 },
+    // each branch clips to its own bounds (ratio.hybrid): the gate contributes only its type
+    gate: { type: "clip" },
     aggregate: { mode: "seq-mean-token-mean" },
   },
 });
@@ -959,7 +960,7 @@ define({
     "twice (weights [1, 2], a design choice) and a small KL (k3, β = 0.01) to the reference.",
   config: {
     advantage: { estimator: "gdpo" },
-    reward: { combine: "gdpo", weights: [1, 2] },
+    reward: { weights: [1, 2] },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     regularizers: [{ type: "kl", estimator: "k3", beta: 0.01 }],
     aggregate: { mode: "seq-mean-token-mean" },

@@ -17,6 +17,7 @@ import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import { logprobsSharedPrefixRows } from "../model/prefix.js";
 import type { Completion } from "../model/sampler.js";
+import { CohortError } from "../errors.js";
 import { cat, type Device, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 
 /** What the batch builders read of the run. */
@@ -169,11 +170,12 @@ function overChunks(
 }
 
 /**
- * The whole-batch inputs the pipeline needs: per-token entropy (`tokenEntropy`, `meanEntropy`), π_old
- * log-probs (`old`: several updates per batch, KL in the reward), π_ref log-probs (`refLogprobs`) and the CAPO
- * curvature (`curvature`), all without gradient at the sampling temperature.
+ * The whole-batch inputs the advantage and token stages need: per-token entropy (`tokenEntropy`,
+ * `meanEntropy`), the CAPO curvature (`curvature`), and π_old / π_ref log-probs when KL sits in the reward; all
+ * without gradient at the sampling temperature. (The loss's own π_old / π_ref log-probs are computed per
+ * micro-batch, `buildMicro`.)
  */
-export function wholeBatch(src: BatchSource, ro: Rows, want: { old: boolean; pipeline: Pipeline }): WholeBatch {
+export function wholeBatch(src: BatchSource, ro: Rows, want: { pipeline: Pipeline }): WholeBatch {
   const pl = want.pipeline;
   const C = Math.max(1, ...ro.completions.map((c) => c.tokens.length));
   const ids = new Float64Array(ro.completions.length * C);
@@ -186,8 +188,8 @@ export function wholeBatch(src: BatchSource, ro: Rows, want: { old: boolean; pip
     tokenIds: keep(tensor(ids, { shape: [ro.completions.length, C], dtype: "i64" })),
   };
   const entropy = pl.has("tokenEntropy") || pl.has("meanEntropy");
-  const old = want.old || (pl.algo.rewardKl !== undefined && pl.algo.rewardKl.beta > 0);
-  const ref = pl.has("refLogprobs");
+  const old = pl.algo.rewardKl !== undefined && pl.algo.rewardKl.beta > 0;
+  const ref = old;
   const curvature = pl.has("curvature");
   if (!(entropy || old || ref || curvature)) return out;
   const T = src.temperature;
@@ -199,10 +201,7 @@ export function wholeBatch(src: BatchSource, ro: Rows, want: { old: boolean; pip
         if (old) r.old = f.lp;
         if (f.entropy) r.entropy = f.entropy;
       }
-      if (ref) {
-        if (src.ref) r.ref = forward(src.ref, p, T, false).lp;
-        else if (src.lora) r.ref = src.lora.disabled(() => forward(src.model, p, T, false).lp);
-      }
+      if (ref) r.ref = referenceLogprobs(src, p);
       if (curvature) {
         const logits = src.model.forward(p.inputIds, p.attentionMask).narrow(1, p.P - 1, p.C);
         r.curvature = curvatureScore(logits, p.inputIds.narrow(1, p.P, p.C), T);
@@ -211,6 +210,16 @@ export function wholeBatch(src: BatchSource, ro: Rows, want: { old: boolean; pip
     }),
   );
   return { ...out, ...got };
+}
+
+/** Log-probs of packed rows under π_ref: the frozen copy, or the model with its LoRA adapters off. */
+function referenceLogprobs(src: BatchSource, p: Packed): Tensor {
+  if (src.ref) return forward(src.ref, p, src.temperature, false).lp;
+  if (src.lora) {
+    const lora = src.lora;
+    return lora.disabled(() => forward(src.model, p, src.temperature, false).lp);
+  }
+  throw new CohortError("internal: reference log-probs need a reference model or LoRA adapters");
 }
 
 /** ρ^T of DCPO for every row [N, C]: π_old at temperature `t` over π_old at temperature 1 (no gradient). */
@@ -232,7 +241,11 @@ export function disposeWhole(w: WholeBatch): void {
   for (const t of [w.mask, w.tokenIds, w.entropy, w.old, w.ref, w.curvature]) t?.dispose();
 }
 
-/** The micro-batch of `rows`: packed, with the token stage's mask, the advantages and the cached log-probs. */
+/**
+ * The micro-batch of `rows`: packed, with the token stage's mask, the advantages and the log-probs cached
+ * without gradient: π_old when `storeOld` (the weights move before the batch's last update), π_ref when a
+ * component needs it (from the whole batch when KL in the reward computed them already).
+ */
 export function buildMicro(
   src: BatchSource,
   ro: Rows,
@@ -240,6 +253,7 @@ export function buildMicro(
   stage: RewardStage,
   tok: TokenStage,
   whole: WholeBatch,
+  cache: { storeOld: boolean; ref: boolean },
   offPolicy: (c: Completion) => boolean,
 ): Micro {
   const p = pack(src, ro, rows);
@@ -254,8 +268,8 @@ export function buildMicro(
     mask: pick(tok.mask),
     samplerLp: keep(tidy(() => tensor(lpRows.flat(), { shape: [rows.length, p.C], dtype: "f32" }).to(dev))),
     adv: keep(rowAdvantages(stage.advantages as Advantages, tok.advantageWeights, rows, p.C, "f32", dev)),
-    oldLp: whole.old ? pick(whole.old) : null,
-    refLp: whole.ref ? pick(whole.ref) : null,
+    oldLp: whole.old ? pick(whole.old) : cache.storeOld ? keep(noGrad(() => forward(src.model, p, src.temperature, false).lp)) : null,
+    refLp: whole.ref ? pick(whole.ref) : cache.ref ? keep(noGrad(() => referenceLogprobs(src, p))) : null,
     offPolicy: Uint8Array.from(rows, (r) => (offPolicy(ro.completions[r] as Completion) ? 1 : 0)),
   };
 }

@@ -664,7 +664,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   const truncated = Uint8Array.from(ro.completions, (c) => (c.finishReason === "length" ? 1 : 0));
   // π_old is cached when the weights move before the last update of this batch (μ > 1, several minibatches)
   const storeOld = cfg.train.innerIterations > 1 || Math.min(cfg.train.miniBatches, N) > 1;
-  const whole = wholeBatch(src, ro, { old: storeOld, pipeline: pl });
+  const whole = wholeBatch(src, ro, { pipeline: pl });
   const T = cfg.sampling.temperature;
   let stage: RewardStage;
   let tok: TokenStage;
@@ -735,7 +735,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
       : [];
   const micros: Micro[][] = miniBatches.map((mb) =>
     microBatchRows(mb, ro.groupIndex, cfg.train.microBatchSize, whole_groups).map((rows) =>
-      buildMicro(src, ro, rows, stage, tok, whole, isOffPolicy),
+      buildMicro(src, ro, rows, stage, tok, whole, { storeOld, ref: pl.has("refLogprobs") }, isOffPolicy),
     ),
   );
   disposeWhole(whole);

@@ -38,23 +38,29 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
   correct[1] = 1; // group 0 has two positives
   const len = Int32Array.from({ length: N }, () => 2 + Math.floor(r() * (T - 1)));
   len[0] = T;
+  len[4] = T;
   const mask: number[] = [];
   const ids: number[] = [];
   for (let i = 0; i < N; i++) {
     for (let t = 0; t < T; t++) {
-      mask.push(t < (len[i] as number) ? 1 : 0);
+      // rows 0 and 4 have a masked observation token inside the completion (two actions, LLDS's A-gate)
+      mask.push(t < (len[i] as number) && !((i === 0 || i === 4) && t === 2) ? 1 : 0);
       // a shared prefix in each group (GTPO conflicts), then varied tokens from a small vocabulary
       ids.push(t < 2 ? 7 + (groupIndex[i] as number) : Math.floor(r() * 3));
     }
   }
   const old = Array.from({ length: N * T }, () => -0.2 - 2.5 * r());
-  const delta = Array.from({ length: N * T }, () => (r() - 0.5) * 0.9);
+  // token log-ratios around a per-row offset of ±0.2: sequence ratios on both sides of 1 in every group
+  const delta = Array.from({ length: N * T }, (_, k) => (r() - 0.5) * 0.9 + (Math.floor(k / T) % 2 === 0 ? 0.2 : -0.2));
   const refShift = Array.from({ length: N * T }, () => (r() - 0.5) * 0.6);
   const entropy = Array.from({ length: N * T }, () => 0.2 + r());
   const curvature = Array.from({ length: N * T }, () => 2 * r());
+  const score = Array.from({ length: N * T }, () => r());
   const items = Array.from({ length: N * T }, (_, k) => Math.min(2, Math.floor((k % T) / 2)) - (k % T === T - 1 ? 3 : 0));
-  const texts = Array.from({ length: N }, (_, i) => (i % 4 === 1 ? "the answer is 42" : `answer ${Math.floor(r() * 100)}`));
-  texts[2] = "the answer is 43"; // near-identical to row 1, on the other side of its group's mean
+  const texts = Array.from({ length: N }, () => `answer ${Math.floor(r() * 100)}`);
+  // near-identical completions on opposite sides of group 0's mean (DaGRPO pairs)
+  texts[1] = "so the final answer to this question is 42";
+  texts[2] = "so the final answer to this question is 43";
   const keep: Tensor[] = [];
   const hold = (t: Tensor) => {
     keep.push(t);
@@ -63,13 +69,15 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
   const rows: StepRows = {
     byFn: [correct, graded],
     groupIndex,
-    lengths: Int32Array.from(len, (l, i) => 15000 + l * 900 + (i % 5) * 500),
+    // inside DAPO's overlong buffer; one length for the all-equal group so it stays all-equal after the penalty
+    lengths: Int32Array.from(len, (l, i) => (groupIndex[i] === groups - 1 ? 17000 : 15000 + l * 900 + (i % 5) * 500)),
     meanLogprobs: Float64Array.from({ length: N }, () => -0.1 - 2 * r()),
     truncated: Uint8Array.from({ length: N }, (_, i) => (i % 5 === 4 ? 1 : 0)),
     texts,
-    trajectoryIndex: Int32Array.from({ length: N }, (_, i) => i),
-    stepIndex: new Int32Array(N),
-    observationKey: Array.from({ length: N }, (_, i) => `s${groupIndex[i]}`),
+    // two-step episodes: rows 2k and 2k + 1 are steps 0 and 1 of one trajectory; anchor states repeat per group
+    trajectoryIndex: Int32Array.from({ length: N }, (_, i) => i >> 1),
+    stepIndex: Int32Array.from({ length: N }, (_, i) => i & 1),
+    observationKey: Array.from({ length: N }, (_, i) => `s${groupIndex[i]}-${i & 1}`),
     agentId: Int32Array.from({ length: N }, (_, i) => i % 2),
     executed: Uint8Array.from({ length: N }, (_, i) => (i % 3 === 1 ? 1 : 0)),
     rankRewards: Array.from({ length: N }, () => Float64Array.from({ length: 3 }, () => Math.round(r() * 4) / 4)),
@@ -81,6 +89,7 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
   const maskT = f64(mask);
   const entT = f64(entropy);
   const curvT = f64(curvature);
+  const scoreT = f64(score);
   const idsT = hold(tensor(ids, { shape: [N, T], dtype: "i64" }));
   const lp = old.map((x, k) => x + (delta[k] as number));
   return {
@@ -95,7 +104,7 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
       tokenIds: idsT,
       mask: maskT,
       curvature: curvT,
-      score: curvT,
+      score: scoreT,
       // ρ^T: π_old at temperature t over temperature 1, a smooth function of t for the fixture
       targetRatio: (t: number) =>
         tensor(
@@ -110,4 +119,8 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
 }
 
 /** Run-specific overrides some presets need (Dr. GRPO's constant L_max). */
-export const RUN_SPECIFIC: Record<string, Record<string, unknown>> = { dr_grpo: { aggregate: { maxLength: 8 } } };
+export const RUN_SPECIFIC: Record<string, Record<string, unknown>> = {
+  dr_grpo: { aggregate: { maxLength: 8 } },
+  // two rewards in [0, 1] sum to [0, 2]
+  bnpo: { advantage: { options: { rMax: 2 } } },
+};

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { test } from "node:test";
-import { presetNames } from "../../src/presets/index.js";
+import { getPreset, presetNames } from "../../src/presets/index.js";
 import { liveTensors } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
@@ -20,7 +20,8 @@ for (const preset of presetNames()) {
       model: { path: model },
       outputDir: tmpRunRoot(),
       task: { name: "arithmetic", options: { digits: [1, 1] } },
-      rewards: ["correctness", "format", parity],
+      // a preset with one weight per reward function gets that many functions
+      rewards: ["correctness", "format", parity].slice(0, getPreset(preset).config.reward?.weights?.length ?? 3),
       train: { steps: 2, promptsPerStep: 3, groupSize: 4, microBatchSize: 8 },
       sampling: { maxNewTokens: 6 },
       eval: { everySteps: 0 },
