@@ -17,9 +17,10 @@
  * - Option objects are checked: an unknown key is a ConfigError that lists the known ones.
  * @module
  */
+import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
-import { type Device, type DType, type Tensor, tensor, tidy, where, zerosLike } from "../tensor/index.js";
-import { Registry } from "./registry.js";
+import { type Device, type Tensor, tensor, tidy, where, zerosLike } from "../tensor/index.js";
+import { ComponentRegistry, type ComponentDef, parseParams } from "./component.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
 // ---- shared types and helpers ---------------------------------------------------------------------
@@ -32,26 +33,46 @@ export type TokenAdvantages = Extract<Advantages, { kind: "token" }>;
 export type SingletonPolicy = "zero" | "reward";
 
 /**
- * An advantage estimator. Options are typed per estimator; the registry holds them under this common
- * type (the method form makes the options parameter bivariant, so each estimator keeps its own type).
+ * An advantage estimator: one declaration (ComponentDef: name, paper, confidence, params, needs) with its
+ * granularity and the estimate function, which receives its parsed params (defaults filled).
  */
-export type AdvantageEstimator = {
-  estimate(batch: RewardBatch, opts?: object): Advantages;
-}["estimate"];
+export interface AdvantageDef<P extends z.ZodType = z.ZodType, R extends Advantages = Advantages>
+  extends ComponentDef<P> {
+  /** One advantage per completion, or per token (REINFORCE++ returns, Rank-GRPO items). A sequence-level
+   * ratio (GSPO) needs "sequence". */
+  granularity: "sequence" | "token";
+  /** Rows are agent steps (multi-turn environments): "step" rows carry the step's own reward, "episode" rows
+   * the episode's outcome reward. Absent: one row per completion / episode. */
+  rows?: "step" | "episode";
+  /** false: not group-relative (no group baseline), so a group of one is fine. Default true. */
+  groupRelative?: boolean;
+  /** Reads `batch.tokenRewards` (per-token rewards, where KL in the reward lands per token). Otherwise a
+   * per-token reward term is summed into each completion's reward. */
+  tokenRewards?: boolean;
+  estimate(batch: RewardBatch, params: z.output<P>): R;
+}
 
 /** The registry of advantage estimators, by name (`advantageEstimators.get("grpo")`). */
-export const advantageEstimators = new Registry<AdvantageEstimator>("advantage estimator");
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const advantageEstimators = new ComponentRegistry<AdvantageDef<any>>("advantage estimator");
 
-/** Throws a ConfigError when `opts` holds a key that `component` does not know (catches typos). */
-export function checkOptions(component: string, opts: object, known: readonly string[]): void {
-  for (const key of Object.keys(opts)) {
-    if (!known.includes(key)) {
-      throw new ConfigError(
-        `unknown option "${key}" for ${component}; known options: ${known.length ? known.join(", ") : "(none)"}`,
-        component,
-      );
-    }
-  }
+/** Registers an estimator and returns it as a function of raw options (validated by its params schema). */
+export function defineAdvantage<P extends z.ZodType, R extends Advantages>(
+  def: AdvantageDef<P, R>,
+): ((batch: RewardBatch, opts?: z.input<P>) => R) & { def: AdvantageDef<P, R> } {
+  advantageEstimators.define(def);
+  return Object.assign((batch: RewardBatch, opts?: z.input<P>) => runEstimator(def, batch, opts), { def });
+}
+
+/** Runs an estimator on raw options: params parsed (unknown keys refused), batch checked. */
+export function runEstimator<P extends z.ZodType, R extends Advantages>(
+  def: AdvantageDef<P, R>,
+  batch: RewardBatch,
+  opts?: unknown,
+): R {
+  const p = parseParams(def, opts);
+  checkBatch(batch);
+  return def.estimate(batch, p);
 }
 
 /** Members (row indices) of each group, keyed by any id; groups keep the order of first appearance. */
@@ -125,18 +146,20 @@ export function validStats(
   return { n, mean, std: dof > 0 ? Math.sqrt(ss / dof) : 0 };
 }
 
-export interface GroupNormOptions {
+/** Options of the group-relative normalisation (A.2), shared by GRPO, Dr. MAS, Step-GRPO, Rank-GRPO. */
+export const groupNormParams = z.strictObject({
   /** "group": divide by the group std (GRPO); "batch": by the std of all rewards (numerator still
-   * group-centred, TRL `scale_rewards="batch"`); "none": no division (Dr. GRPO). Default "group". */
-  scale?: "group" | "batch" | "none";
-  /** Unbiased (N−1, default, TRL and verl) or population (N) standard deviation. */
-  std?: StdKind;
-  /** Added to the std in the denominator. Default 1e-6 (verl); TRL uses 1e-4. */
-  eps?: number;
-  /** Groups with one valid member: A = 0 (default) or A = r (verl). */
-  singleton?: SingletonPolicy;
-}
-const GROUP_NORM_KEYS = ["scale", "std", "eps", "singleton"] as const;
+   * group-centred, TRL `scale_rewards="batch"`); "none": no division (Dr. GRPO). */
+  scale: z.enum(["group", "batch", "none"]).default("group"),
+  /** Unbiased (N−1, TRL and verl) or population (N) standard deviation. */
+  std: z.enum(["unbiased", "population"]).default("unbiased"),
+  /** Added to the std in the denominator: 1e-6 (verl); TRL uses 1e-4. */
+  eps: z.number().min(0).default(1e-6),
+  /** Groups with one valid member: A = 0 (TRL) or A = r (verl). */
+  singleton: z.enum(["zero", "reward"]).default("zero"),
+});
+export type GroupNormOptions = z.input<typeof groupNormParams>;
+const singletonParam = { singleton: z.enum(["zero", "reward"]).default("zero") };
 
 /**
  * The group-relative normalisation of ALGORITHMS.md A.2 over arbitrary groups:
@@ -144,14 +167,7 @@ const GROUP_NORM_KEYS = ["scale", "std", "eps", "singleton"] as const;
  * ("none"). NaN rewards get 0 and are left out of every statistic.
  */
 export function groupNormalize(values: Float64Array, groups: number[][], opts: GroupNormOptions = {}): Float64Array {
-  const scale = opts.scale ?? "group";
-  const stdKind = opts.std ?? "unbiased";
-  const eps = opts.eps ?? 1e-6;
-  const singleton = opts.singleton ?? "zero";
-  if (scale !== "group" && scale !== "batch" && scale !== "none") {
-    throw new ConfigError(`scale must be "group", "batch" or "none", got "${scale}"`, "scale");
-  }
-  if (!(eps >= 0)) throw new ConfigError(`eps must be ≥ 0, got ${eps}`, "eps");
+  const { scale, std: stdKind, eps, singleton } = parseParams(GROUP_NORM, opts, "options");
   const out = new Float64Array(values.length);
   let batchStd = 0;
   if (scale === "batch") {
@@ -176,6 +192,7 @@ export function groupNormalize(values: Float64Array, groups: number[][], opts: G
   }
   return out;
 }
+const GROUP_NORM = { name: "group normalisation", doc: "", params: groupNormParams };
 
 /** The device of `t`, for host data that must meet it. */
 export const devOf = (t: Tensor): Device => t.device as Device;
@@ -192,51 +209,66 @@ export type GrpoOptions = GroupNormOptions;
  * `scale: "batch"` divides by the std of every reward in the batch instead, `scale: "none"` is Dr. GRPO.
  */
 // arXiv 2402.03300 [CODE-FW]
-export function grpo(batch: RewardBatch, opts: GrpoOptions = {}): SequenceAdvantages {
-  checkOptions("grpo", opts, ADVANTAGE_OPTION_KEYS.grpo);
-  checkBatch(batch);
-  return seq(groupNormalize(batch.rewards, groupMembers(batch.groupIndex), opts));
-}
+export const grpo = defineAdvantage({
+  name: "grpo",
+  paper: "2402.03300",
+  confidence: "CODE-FW",
+  doc: "group-relative advantage (r − mean_g)/(std_g + eps)",
+  params: groupNormParams,
+  granularity: "sequence",
+  estimate: (batch, p) => seq(groupNormalize(batch.rewards, groupMembers(batch.groupIndex), p)),
+});
 
 /**
  * Dr. GRPO: GRPO without the std division, `A_i = r_i − mean_g` (removes the question-difficulty bias).
  * Pair it with the constant `N·L_max` aggregator (B.1).
  */
 // arXiv 2503.20783 [CODE-FW]
-export function drGrpo(batch: RewardBatch, opts: Omit<GrpoOptions, "scale" | "eps" | "std"> = {}): SequenceAdvantages {
-  checkOptions("dr_grpo", opts, ADVANTAGE_OPTION_KEYS.dr_grpo);
-  return grpo(batch, { ...opts, scale: "none" });
-}
+export const drGrpo = defineAdvantage({
+  name: "dr_grpo",
+  paper: "2503.20783",
+  confidence: "CODE-FW",
+  doc: "r − mean_g, no std division",
+  params: z.strictObject(singletonParam),
+  granularity: "sequence",
+  estimate: (batch, p) => seq(groupNormalize(batch.rewards, groupMembers(batch.groupIndex), { ...p, scale: "none" })),
+});
 
 /**
  * RLOO leave-one-out baseline: `A_i = r_i − (1/(G−1)) Σ_{j≠i} r_j = (G/(G−1)) (r_i − mean_g)` (B.5), with G
  * the number of valid rewards in the group. verl gives a group of one A = r (`singleton: "reward"`).
  */
 // arXiv 2402.14740 [CODE-FW]
-export function rloo(batch: RewardBatch, opts: { singleton?: SingletonPolicy } = {}): SequenceAdvantages {
-  checkOptions("rloo", opts, ADVANTAGE_OPTION_KEYS.rloo);
-  checkBatch(batch);
-  const out = groupNormalize(batch.rewards, groupMembers(batch.groupIndex), {
-    scale: "none",
-    singleton: opts.singleton ?? "zero",
-  });
-  for (const idx of groupMembers(batch.groupIndex)) {
-    const n = validStats(batch.rewards, idx).n;
-    if (n > 1) for (const i of idx) out[i] = (out[i]! * n) / (n - 1);
-  }
-  return seq(out);
-}
+export const rloo = defineAdvantage({
+  name: "rloo",
+  paper: "2402.14740",
+  confidence: "CODE-FW",
+  doc: "leave-one-out baseline (G/(G−1))(r − mean_g)",
+  params: z.strictObject(singletonParam),
+  granularity: "sequence",
+  estimate(batch, p) {
+    const groups = groupMembers(batch.groupIndex);
+    const out = groupNormalize(batch.rewards, groups, { scale: "none", singleton: p.singleton });
+    for (const idx of groups) {
+      const n = validStats(batch.rewards, idx).n;
+      if (n > 1) for (const i of idx) out[i] = (out[i]! * n) / (n - 1);
+    }
+    return seq(out);
+  },
+});
 
 // ---- REINFORCE++ (token whitening) ----------------------------------------------------------------
 
-export interface WhitenOptions {
-  /** Added to the token std. Default 1e-8 (verl `masked_whiten`). */
-  eps?: number;
+const whitenParams = {
+  /** Added to the token std: 1e-8 (verl `masked_whiten`). */
+  eps: z.number().min(0).default(1e-8),
   /** "std": `(x − μ)/(σ + eps)` (ALGORITHMS.md B.5); "rsqrt": `(x − μ)·rsqrt(σ² + eps)` (verl). */
-  whiten?: "std" | "rsqrt";
-  /** dtype of the returned tensor. Default f32. */
-  dtype?: DType;
-}
+  whiten: z.enum(["std", "rsqrt"]).default("std"),
+  /** dtype of the returned tensor. */
+  dtype: z.enum(["f32", "f64"]).default("f32"),
+};
+const WHITEN = { name: "masked whitening", doc: "", params: z.strictObject(whitenParams) };
+export type WhitenOptions = z.input<typeof WHITEN.params>;
 
 /**
  * Whitens `x` over the valid tokens: with weights w (the mask; it may hold weights),
@@ -244,22 +276,18 @@ export interface WhitenOptions {
  * result `(x − μ)/(σ + eps)`, zeroed where w = 0. Both inputs [N, T]; computed in f64.
  */
 export function maskedWhiten(x: Tensor, weights: Tensor, opts: WhitenOptions = {}): Tensor {
-  const eps = opts.eps ?? 1e-8;
-  const mode = opts.whiten ?? "std";
-  if (mode !== "std" && mode !== "rsqrt") {
-    throw new ConfigError(`whiten must be "std" or "rsqrt", got "${mode}"`, "whiten");
-  }
+  const { eps, whiten: mode, dtype } = parseParams(WHITEN, opts, "options");
   return tidy(() => {
     const xd = x.to("f64");
     const w = weights.to("f64");
     const total = w.sum().item();
-    if (!(total > 0)) return zerosLike(xd).to(opts.dtype ?? "f32");
+    if (!(total > 0)) return zerosLike(xd).to(dtype);
     const mu = xd.mul(w).sum().div(total);
     const centred = xd.sub(mu);
     const ss = centred.square().mul(w).sum().item();
     const variance = total > 1 ? (ss / total) * (total / (total - 1)) : 0;
     const scaled = mode === "std" ? centred.div(Math.sqrt(variance) + eps) : centred.mul(1 / Math.sqrt(variance + eps));
-    return where(w.gt(0), scaled, 0).to(opts.dtype ?? "f32");
+    return where(w.gt(0), scaled, 0).to(dtype);
   });
 }
 
@@ -284,10 +312,6 @@ function validTokenWeights(mask: Tensor, rewards: Float64Array): Tensor {
   });
 }
 
-export interface ReinforcePPBaselineOptions extends WhitenOptions {
-  singleton?: SingletonPolicy;
-}
-
 /**
  * REINFORCE++-baseline: `A_i = r_i − mean_g` broadcast to the tokens of o_i, then whitened over every
  * valid token of the batch: `A_{i,t} ← (A_{i,t} − μ_tok)/(σ_tok + 1e-8)` (B.5). Needs `batch.mask`;
@@ -296,42 +320,55 @@ export interface ReinforcePPBaselineOptions extends WhitenOptions {
  * A = r before whitening (`singleton: "reward"`).
  */
 // arXiv 2501.03262 [CODE-FW]
-export function reinforcePlusPlusBaseline(batch: RewardBatch, opts: ReinforcePPBaselineOptions = {}): TokenAdvantages {
-  checkOptions("reinforce_plus_plus_baseline", opts, ADVANTAGE_OPTION_KEYS.reinforce_plus_plus_baseline);
-  checkBatch(batch);
-  const mask = requireMask(batch, "reinforce_plus_plus_baseline");
-  const centred = groupNormalize(batch.rewards, groupMembers(batch.groupIndex), {
-    scale: "none",
-    singleton: opts.singleton ?? "zero",
-  });
-  const values = tidy(() => {
-    const w = validTokenWeights(mask, batch.rewards);
-    const a = tensor(centred, { shape: [centred.length, 1], device: devOf(mask) }).mul(w.gt(0));
-    return maskedWhiten(a, w, opts);
-  });
-  return { kind: "token", values };
-}
-
-export interface ReinforcePPOptions extends WhitenOptions {
-  /** Discount γ of the return-to-go. Default 1. */
-  gamma?: number;
-}
+export const reinforcePlusPlusBaseline = defineAdvantage({
+  name: "reinforce_plus_plus_baseline",
+  paper: "2501.03262",
+  confidence: "CODE-FW",
+  doc: "r − mean_g, then whitened over every valid token of the batch",
+  params: z.strictObject({ ...whitenParams, ...singletonParam }),
+  needs: ["tokenMask"],
+  granularity: "sequence",
+  estimate(batch, p): TokenAdvantages {
+    const mask = requireMask(batch, "reinforce_plus_plus_baseline");
+    const centred = groupNormalize(batch.rewards, groupMembers(batch.groupIndex), {
+      scale: "none",
+      singleton: p.singleton,
+    });
+    const values = tidy(() => {
+      const w = validTokenWeights(mask, batch.rewards);
+      const a = tensor(centred, { shape: [centred.length, 1], device: devOf(mask) }).mul(w.gt(0));
+      return maskedWhiten(a, w, { eps: p.eps, whiten: p.whiten, dtype: p.dtype });
+    });
+    return { kind: "token", values };
+  },
+});
 
 /**
  * REINFORCE++ (no group baseline): discounted return-to-go `R_{i,t} = Σ_{t'≥t} γ^{t'−t} r_{i,t'}` of the
  * token rewards, then batch token whitening as in REINFORCE++-baseline (B.5). Token rewards come from
- * `batch.tokenRewards` ([N, T]); without them r_i sits on the last valid token of o_i. The recursion runs
- * over the valid tokens only: a masked token (padding, tool observation) adds no reward and no discount
- * step, so an outcome reward reaches every model token of a multi-turn episode. verl instead restarts the
- * running return at every masked token (`R ← R·m_t`); the two agree for right-padded masks without
- * interior masked tokens. Put a KL penalty into the rewards (k1) to get the paper's setup. Returns [N, T].
+ * `batch.tokenRewards` ([N, T]; KL in the reward lands there); without them r_i sits on the last valid token
+ * of o_i. The recursion runs over the valid tokens only: a masked token (padding, tool observation) adds no
+ * reward and no discount step, so an outcome reward reaches every model token of a multi-turn episode. verl
+ * instead restarts the running return at every masked token (`R ← R·m_t`); the two agree for right-padded
+ * masks without interior masked tokens. Returns [N, T].
  */
 // arXiv 2501.03262 [CODE-FW]
-export function reinforcePlusPlus(batch: RewardBatch, opts: ReinforcePPOptions = {}): TokenAdvantages {
-  checkOptions("reinforce_plus_plus", opts, ADVANTAGE_OPTION_KEYS.reinforce_plus_plus);
-  checkBatch(batch);
+export const reinforcePlusPlus = defineAdvantage({
+  name: "reinforce_plus_plus",
+  paper: "2501.03262",
+  confidence: "CODE-FW",
+  doc: "discounted return-to-go of the token rewards, whitened over the batch's tokens",
+  params: z.strictObject({ ...whitenParams, gamma: z.number().min(0).max(1).default(1) }),
+  needs: ["tokenMask"],
+  granularity: "token",
+  tokenRewards: true,
+  groupRelative: false,
+  estimate: (batch, p) => reinforcePPReturns(batch, p),
+});
+
+function reinforcePPReturns(batch: RewardBatch, p: z.output<z.ZodObject<typeof whitenParams>> & { gamma: number }): TokenAdvantages {
   const mask = requireMask(batch, "reinforce_plus_plus");
-  const gamma = opts.gamma ?? 1;
+  const gamma = p.gamma;
   const [n, t] = mask.shape as [number, number];
   const m = tidy(() => mask.to("f64").data() as Float64Array);
   let tokenR: Float64Array;
@@ -367,7 +404,11 @@ export function reinforcePlusPlus(batch: RewardBatch, opts: ReinforcePPOptions =
   }
   const values = tidy(() => {
     const w = validTokenWeights(mask, batch.rewards);
-    return maskedWhiten(tensor(returns, { shape: [n, t], device: devOf(mask) }), w, opts);
+    return maskedWhiten(tensor(returns, { shape: [n, t], device: devOf(mask) }), w, {
+      eps: p.eps,
+      whiten: p.whiten,
+      dtype: p.dtype,
+    });
   });
   return { kind: "token", values };
 }
@@ -396,15 +437,16 @@ export function betaPdf(p: number, alpha: number, beta: number): number {
   return Math.exp(logp);
 }
 
-export interface BnpoOptions {
-  /** Affine range of the rewards: r̃ = (r − rMin)/(rMax − rMin) must lie in [0, 1]. Defaults 0 and 1. */
-  rMin?: number;
-  rMax?: number;
+const bnpoParams = z.strictObject({
+  /** Affine range of the rewards: r̃ = (r − rMin)/(rMax − rMin) must lie in [0, 1]. */
+  rMin: z.number().default(0),
+  rMax: z.number().default(1),
   /** Advantage decomposition: one BNPO advantage per reward function (`batch.rewardsByFn`), averaged. */
-  decompose?: boolean;
+  decompose: z.boolean().default(false),
   /** Groups of one: A = 0 and left out of the Beta fit (default); "reward" = code (p_q = 0, included). */
-  singleton?: SingletonPolicy;
-}
+  singleton: z.enum(["zero", "reward"]).default("zero"),
+});
+type BnpoParams = z.output<typeof bnpoParams>;
 
 /** The Beta(α, β) parameters BNPO fits to the pass rates `p` of the prompts in a batch (B.6). */
 export function bnpoBetaParams(p: readonly number[]): { alpha: number; beta: number } {
@@ -420,11 +462,9 @@ export function bnpoBetaParams(p: readonly number[]): { alpha: number; beta: num
   return { alpha: Math.max(1 + (k * m) / 3, 1), beta: Math.max(1 + (k * (1 - m)) / 3, 1) };
 }
 
-function bnpoComponent(r: Float64Array, groups: number[][], opts: BnpoOptions): Float64Array {
-  const rMin = opts.rMin ?? 0;
-  const rMax = opts.rMax ?? 1;
+function bnpoComponent(r: Float64Array, groups: number[][], opts: BnpoParams): Float64Array {
+  const { rMin, rMax, singleton } = opts;
   if (!(rMax > rMin)) throw new ConfigError(`rMax (${rMax}) must be greater than rMin (${rMin})`, "rMax");
-  const singleton = opts.singleton ?? "zero";
   const rt = Float64Array.from(r, (v) => (v - rMin) / (rMax - rMin));
   const pOf: (number | undefined)[] = [];
   const ps: number[] = [];
@@ -462,24 +502,30 @@ function bnpoComponent(r: Float64Array, groups: number[][], opts: BnpoOptions): 
  * function of `batch.rewardsByFn` and averages them over the functions that apply to the completion.
  */
 // arXiv 2506.02864 [CODE]
-export function bnpo(batch: RewardBatch, opts: BnpoOptions = {}): SequenceAdvantages {
-  checkOptions("bnpo", opts, ADVANTAGE_OPTION_KEYS.bnpo);
-  checkBatch(batch);
-  const groups = groupMembers(batch.groupIndex);
-  if (!opts.decompose) return seq(bnpoComponent(batch.rewards, groups, opts));
-  const byFn = requireByFn(batch, "bnpo (decompose)");
-  const sum = new Float64Array(batch.rewards.length);
-  const count = new Float64Array(batch.rewards.length);
-  for (const r of byFn) {
-    const a = bnpoComponent(r, groups, opts);
-    for (let i = 0; i < r.length; i++) {
-      if (Number.isNaN(r[i]!)) continue;
-      sum[i] = sum[i]! + a[i]!;
-      count[i] = count[i]! + 1;
+export const bnpo = defineAdvantage({
+  name: "bnpo",
+  paper: "2506.02864",
+  confidence: "CODE",
+  doc: "(r̃ − p_q)/Beta_pdf(p_q; α, β) with α, β fitted to the batch's pass rates",
+  params: bnpoParams,
+  granularity: "sequence",
+  estimate(batch, p) {
+    const groups = groupMembers(batch.groupIndex);
+    if (!p.decompose) return seq(bnpoComponent(batch.rewards, groups, p));
+    const byFn = requireByFn(batch, "bnpo (decompose)");
+    const sum = new Float64Array(batch.rewards.length);
+    const count = new Float64Array(batch.rewards.length);
+    for (const r of byFn) {
+      const a = bnpoComponent(r, groups, p);
+      for (let i = 0; i < r.length; i++) {
+        if (Number.isNaN(r[i]!)) continue;
+        sum[i] = sum[i]! + a[i]!;
+        count[i] = count[i]! + 1;
+      }
     }
-  }
-  return seq(sum.map((s, i) => (count[i]! > 0 ? s / count[i]! : 0)));
-}
+    return seq(sum.map((s, i) => (count[i]! > 0 ? s / count[i]! : 0)));
+  },
+});
 
 function requireByFn(batch: RewardBatch, who: string): Float64Array[] {
   const byFn = batch.rewardsByFn;
@@ -497,17 +543,19 @@ function requireByFn(batch: RewardBatch, who: string): Float64Array[] {
 
 // ---- GDPO -----------------------------------------------------------------------------------------
 
-export interface GdpoOptions {
-  /** Weight w_k per reward function; default `batch.rewardWeights`, else all 1. */
-  weights?: ArrayLike<number>;
-  /** eps of the per-reward group normalisation and of the batch normalisation. Default 1e-6; TRL 1e-4. */
-  eps?: number;
-  std?: StdKind;
+const gdpoParams = z.strictObject({
+  /** Weight w_k per reward function; default: the run's reward weights (`rewards[].weight`,
+   * `algo.reward.weights`, carried as `batch.rewardWeights`), else all 1. */
+  weights: z.union([z.array(z.number()), z.instanceof(Float64Array)]).optional(),
+  /** eps of the per-reward group normalisation and of the batch normalisation: 1e-6; TRL 1e-4. */
+  eps: z.number().min(0).default(1e-6),
+  std: z.enum(["unbiased", "population"]).default("unbiased"),
   /** "sequence": batch mean/std over completions (B.7, TRL); "token": weighted by |o_i| with
    * `rsqrt(var + 1e-8)` (verl, needs `batch.lengths`). */
-  batchNorm?: "sequence" | "token";
-  singleton?: SingletonPolicy;
-}
+  batchNorm: z.enum(["sequence", "token"]).default("sequence"),
+  singleton: z.enum(["zero", "reward"]).default("zero"),
+});
+export type GdpoOptions = z.input<typeof gdpoParams>;
 
 /**
  * GDPO: group reward-decoupled normalisation (B.7). For each reward k and group g,
@@ -517,9 +565,18 @@ export interface GdpoOptions {
  * all gets A = 0 and is left out of the batch statistics).
  */
 // arXiv 2601.05242 [CODE-FW]
-export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvantages {
-  checkOptions("gdpo", opts, ADVANTAGE_OPTION_KEYS.gdpo);
-  checkBatch(batch);
+export const gdpo = defineAdvantage({
+  name: "gdpo",
+  paper: "2601.05242",
+  confidence: "CODE-FW",
+  doc: "each reward normalised in its group, weighted sum, then normalised over the batch",
+  params: gdpoParams,
+  needs: ["rewardsByFn"],
+  granularity: "sequence",
+  estimate: (batch, p) => gdpoAdvantages(batch, p),
+});
+
+function gdpoAdvantages(batch: RewardBatch, opts: z.output<typeof gdpoParams>): SequenceAdvantages {
   const byFn = requireByFn(batch, "gdpo");
   const k = byFn.length;
   const weights = opts.weights ?? batch.rewardWeights ?? new Float64Array(k).fill(1);
@@ -529,7 +586,7 @@ export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvant
       "weights",
     );
   }
-  const eps = opts.eps ?? 1e-6;
+  const eps = opts.eps;
   const groups = groupMembers(batch.groupIndex);
   const n = batch.rewards.length;
   const s = new Float64Array(n);
@@ -538,7 +595,7 @@ export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvant
     const norm = groupNormalize(r, groups, {
       scale: "group",
       eps,
-      std: opts.std ?? "unbiased",
+      std: opts.std,
       singleton: opts.singleton,
     });
     for (let i = 0; i < n; i++) {
@@ -551,7 +608,7 @@ export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvant
   const idx: number[] = [];
   for (let i = 0; i < n; i++) if (valid[i]) idx.push(i);
   if (idx.length < 2) return seq(out);
-  if ((opts.batchNorm ?? "sequence") === "token") {
+  if (opts.batchNorm === "token") {
     const len = batch.lengths;
     if (len === undefined) throw new CohortError(`gdpo batchNorm "token" needs batch.lengths (|o_i|); set it`);
     let wsum = 0;
@@ -568,7 +625,7 @@ export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvant
     for (const i of idx) out[i] = (s[i]! - mean) / Math.sqrt(variance + 1e-8);
     return seq(out);
   }
-  const st = validStats(s, idx, opts.std ?? "unbiased");
+  const st = validStats(s, idx, opts.std);
   const denom = st.std + eps;
   for (const i of idx) out[i] = denom === 0 ? 0 : (s[i]! - st.mean) / denom;
   return seq(out);
@@ -579,30 +636,35 @@ export function gdpo(batch: RewardBatch, opts: GdpoOptions = {}): SequenceAdvant
 /**
  * DGPO difficulty-balanced group advantage (DGAE): MAD instead of std (B.10),
  * `A_i = G·(r_i − mean_g) / (Σ_j |r_j − mean_g| + eps)` = `(r_i − mean_g)/(MAD_g + eps/G)`, so that for
- * binary rewards `Σ_i |A_i| = G` in every non-degenerate group. The released code uses eps = 1e-4; Cohort's
- * default is 1e-6 like every other estimator.
+ * binary rewards `Σ_i |A_i| = G` in every non-degenerate group. eps = 1e-4 in the sum form, as the released
+ * code.
  */
 // arXiv 2601.20614 [CODE]
-export function dgpo(batch: RewardBatch, opts: { eps?: number; singleton?: SingletonPolicy } = {}): SequenceAdvantages {
-  checkOptions("dgpo", opts, ADVANTAGE_OPTION_KEYS.dgpo);
-  checkBatch(batch);
-  const eps = opts.eps ?? 1e-6;
-  const r = batch.rewards;
-  const out = new Float64Array(r.length);
-  for (const idx of groupMembers(batch.groupIndex)) {
-    const st = validStats(r, idx);
-    if (st.n === 0) continue;
-    if (st.n === 1) {
-      if (opts.singleton === "reward") for (const i of idx) if (!Number.isNaN(r[i]!)) out[i] = r[i]!;
-      continue;
+export const dgpo = defineAdvantage({
+  name: "dgpo",
+  paper: "2601.20614",
+  confidence: "CODE",
+  doc: "MAD-normalised group advantage G·(r − mean_g)/(Σ|r − mean_g| + eps)",
+  params: z.strictObject({ eps: z.number().min(0).default(1e-4), ...singletonParam }),
+  granularity: "sequence",
+  estimate(batch, p) {
+    const r = batch.rewards;
+    const out = new Float64Array(r.length);
+    for (const idx of groupMembers(batch.groupIndex)) {
+      const st = validStats(r, idx);
+      if (st.n === 0) continue;
+      if (st.n === 1) {
+        if (p.singleton === "reward") for (const i of idx) if (!Number.isNaN(r[i]!)) out[i] = r[i]!;
+        continue;
+      }
+      let sad = 0;
+      for (const i of idx) if (!Number.isNaN(r[i]!)) sad += Math.abs(r[i]! - st.mean);
+      const denom = sad + p.eps;
+      for (const i of idx) if (!Number.isNaN(r[i]!)) out[i] = denom === 0 ? 0 : (st.n * (r[i]! - st.mean)) / denom;
     }
-    let sad = 0;
-    for (const i of idx) if (!Number.isNaN(r[i]!)) sad += Math.abs(r[i]! - st.mean);
-    const denom = sad + eps;
-    for (const i of idx) if (!Number.isNaN(r[i]!)) out[i] = denom === 0 ? 0 : (st.n * (r[i]! - st.mean)) / denom;
-  }
-  return seq(out);
-}
+    return seq(out);
+  },
+});
 
 // ---- agents: GiGPO, Dr. MAS, Step-GRPO ------------------------------------------------------------
 
@@ -629,20 +691,21 @@ export function discountedStepReturns(
   return out;
 }
 
-export interface GigpoOptions {
-  /** Discount of the step returns. Default 0.95. */
-  gamma?: number;
-  /** Weight ω of the step-level advantage (`step_advantage_w`). Default 1. */
-  omega?: number;
+const gigpoParams = z.strictObject({
+  /** Discount of the step returns. */
+  gamma: z.number().min(0).max(1).default(0.95),
+  /** Weight ω of the step-level advantage (`step_advantage_w`). */
+  omega: z.number().default(1),
   /** "mean": `x − mean` (function default, "mean_norm"); "mean-std": `(x − mean)/(std + eps)`. */
-  mode?: "mean" | "mean-std";
-  eps?: number;
+  mode: z.enum(["mean", "mean-std"]).default("mean"),
+  eps: z.number().min(0).default(1e-6),
   /** Episode statistics over all step-rows of the group ("steps", code default: trajectories weighted by
    * their number of steps) or over one value per trajectory ("trajectories"). */
-  episodeStats?: "steps" | "trajectories";
+  episodeStats: z.enum(["steps", "trajectories"]).default("steps"),
   /** Episode groups with a single value: A^E = 0 (default) or the code's mean 0 / std 1 ("reward"). */
-  singleton?: SingletonPolicy;
-}
+  singleton: z.enum(["zero", "reward"]).default("zero"),
+});
+export type GigpoOptions = z.input<typeof gigpoParams>;
 
 /**
  * GiGPO: group-in-group advantage for multi-step agents (B.20). Rows are steps; `rewards` holds the step
@@ -653,9 +716,19 @@ export interface GigpoOptions {
  * (a singleton step group gives 0). Result `A = A^E + ω·A^S`, one value per step row.
  */
 // arXiv 2505.10978 [CODE]
-export function gigpo(batch: RewardBatch, opts: GigpoOptions = {}): SequenceAdvantages {
-  checkOptions("gigpo", opts, ADVANTAGE_OPTION_KEYS.gigpo);
-  checkBatch(batch);
+export const gigpo = defineAdvantage({
+  name: "gigpo",
+  paper: "2505.10978",
+  confidence: "CODE",
+  doc: "episode-level plus ω × step-level (same anchor state) group advantages",
+  params: gigpoParams,
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "step",
+  estimate: (batch, p) => gigpoAdvantages(batch, p),
+});
+
+function gigpoAdvantages(batch: RewardBatch, opts: z.output<typeof gigpoParams>): SequenceAdvantages {
   const n = batch.rewards.length;
   const traj = batch.trajectoryIndex;
   const obs = batch.observationKey;
@@ -672,13 +745,12 @@ export function gigpo(batch: RewardBatch, opts: GigpoOptions = {}): SequenceAdva
       throw new CohortError(`gigpo: step reward ${i} is missing (NaN); every step needs a reward (use 0)`);
     }
   }
-  const mode = opts.mode ?? "mean";
   const norm: GroupNormOptions = {
-    scale: mode === "mean" ? "none" : "group",
-    eps: opts.eps ?? 1e-6,
-    singleton: opts.singleton ?? "zero",
+    scale: opts.mode === "mean" ? "none" : "group",
+    eps: opts.eps,
+    singleton: opts.singleton,
   };
-  const stepReturns = discountedStepReturns(batch.rewards, traj, opts.gamma ?? 0.95, batch.stepIndex);
+  const stepReturns = discountedStepReturns(batch.rewards, traj, opts.gamma, batch.stepIndex);
   // episode reward per row
   const episode = new Float64Array(n);
   const trajRows = groupMembers(traj);
@@ -688,7 +760,7 @@ export function gigpo(batch: RewardBatch, opts: GigpoOptions = {}): SequenceAdva
     for (const i of rows) episode[i] = batch.episodeRewards?.[i] ?? total;
   }
   let aE: Float64Array;
-  if ((opts.episodeStats ?? "steps") === "steps") {
+  if (opts.episodeStats === "steps") {
     aE = groupNormalize(episode, groupMembers(batch.groupIndex), norm);
   } else {
     const first = trajRows.map((rows) => rows[0]!);
@@ -702,8 +774,7 @@ export function gigpo(batch: RewardBatch, opts: GigpoOptions = {}): SequenceAdva
   }
   const stepGroups = groupMembers(compositeKeys(batch.groupIndex, obs, "observationKey"));
   const aS = groupNormalize(stepReturns, stepGroups, { ...norm, singleton: "zero" });
-  const omega = opts.omega ?? 1;
-  return seq(aE.map((a, i) => a + omega * aS[i]!));
+  return seq(aE.map((a, i) => a + opts.omega * aS[i]!));
 }
 
 /**
@@ -712,13 +783,21 @@ export function gigpo(batch: RewardBatch, opts: GigpoOptions = {}): SequenceAdva
  * Options as GRPO.
  */
 // arXiv 2602.08847 [CODE]
-export function drMas(batch: RewardBatch, opts: GrpoOptions = {}): SequenceAdvantages {
-  checkOptions("dr_mas", opts, ADVANTAGE_OPTION_KEYS.dr_mas);
-  checkBatch(batch);
-  if (batch.agentId === undefined) throw new CohortError("dr_mas needs batch.agentId (agent of each sample); set it");
-  const groups = groupMembers(compositeKeys(batch.groupIndex, batch.agentId, "agentId"));
-  return seq(groupNormalize(batch.rewards, groups, opts));
-}
+export const drMas = defineAdvantage({
+  name: "dr_mas",
+  paper: "2602.08847",
+  confidence: "CODE",
+  doc: "group normalisation per (prompt group, agent)",
+  params: groupNormParams,
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "episode",
+  estimate(batch, p) {
+    if (batch.agentId === undefined) throw new CohortError("dr_mas needs batch.agentId (agent of each sample); set it");
+    const groups = groupMembers(compositeKeys(batch.groupIndex, batch.agentId, "agentId"));
+    return seq(groupNormalize(batch.rewards, groups, p));
+  },
+});
 
 /**
  * Step-GRPO step-index groups (B.36, design choice): rows are (rollout, step) samples; rewards are
@@ -726,14 +805,22 @@ export function drMas(batch: RewardBatch, opts: GrpoOptions = {}): SequenceAdvan
  * advantage applies to that step's tokens. Options as GRPO.
  */
 // arXiv 2505.22095 [ABSTRACT]
-export function stepGrpo(batch: RewardBatch, opts: GrpoOptions = {}): SequenceAdvantages {
-  checkOptions("step_grpo", opts, ADVANTAGE_OPTION_KEYS.step_grpo);
-  checkBatch(batch);
-  if (batch.stepIndex === undefined)
-    throw new CohortError("step_grpo needs batch.stepIndex (step of each row); set it");
-  const groups = groupMembers(compositeKeys(batch.groupIndex, batch.stepIndex, "stepIndex"));
-  return seq(groupNormalize(batch.rewards, groups, opts));
-}
+export const stepGrpo = defineAdvantage({
+  name: "step_grpo",
+  paper: "2505.22095",
+  confidence: "ABSTRACT",
+  doc: "group normalisation per (prompt group, step index) of step rewards",
+  params: groupNormParams,
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "step",
+  estimate(batch, p) {
+    if (batch.stepIndex === undefined)
+      throw new CohortError("step_grpo needs batch.stepIndex (step of each row); set it");
+    const groups = groupMembers(compositeKeys(batch.groupIndex, batch.stepIndex, "stepIndex"));
+    return seq(groupNormalize(batch.rewards, groups, p));
+  },
+});
 
 // ---- Rank-GRPO ------------------------------------------------------------------------------------
 
@@ -764,54 +851,33 @@ export function rankAdvantageTable(batch: RewardBatch, opts: GrpoOptions = {}): 
  * Tokens outside every item (index −1, or ≥ K: the overflow bin) get 0 (design choice). Returns [N, T].
  */
 // arXiv 2510.20150 [CODE]
-export function rankGrpo(batch: RewardBatch, opts: GrpoOptions & { dtype?: DType } = {}): TokenAdvantages {
-  checkOptions("rank_grpo", opts, ADVANTAGE_OPTION_KEYS.rank_grpo);
-  const { dtype, ...norm } = opts;
-  const table = rankAdvantageTable(batch, norm);
-  const item = batch.itemIndex;
-  if (item === undefined) throw new CohortError("rank_grpo needs batch.itemIndex ([N, T] item of each token); set it");
-  const n = table.length;
-  const k = table[0]?.length ?? 0;
-  const flat = new Float64Array(n * (k + 1));
-  table.forEach((row, i) => {
-    flat.set(row, i * (k + 1));
-  });
-  const values = tidy(() => {
-    const tab = tensor(flat, { shape: [n, k + 1], device: devOf(item) });
-    const idx = item.to("i64");
-    const safe = where(idx.lt(0).logicalOr(idx.ge(k)), k, idx).to("i64");
-    let a = tab.gather(1, safe);
-    if (batch.mask !== undefined) a = a.mul(batch.mask.to("f64").gt(0));
-    return a.to(dtype ?? "f32");
-  });
-  return { kind: "token", values };
-}
-
-/** Option keys of each estimator, for config-time validation (`checkOptions(name, opts, ADVANTAGE_OPTION_KEYS[name])`). */
-export const ADVANTAGE_OPTION_KEYS = {
-  grpo: GROUP_NORM_KEYS,
-  dr_grpo: ["singleton"],
-  rloo: ["singleton"],
-  reinforce_plus_plus_baseline: ["eps", "whiten", "dtype", "singleton"],
-  reinforce_plus_plus: ["eps", "whiten", "dtype", "gamma"],
-  bnpo: ["rMin", "rMax", "decompose", "singleton"],
-  gdpo: ["weights", "eps", "std", "batchNorm", "singleton"],
-  dgpo: ["eps", "singleton"],
-  gigpo: ["gamma", "omega", "mode", "eps", "episodeStats", "singleton"],
-  dr_mas: GROUP_NORM_KEYS,
-  step_grpo: GROUP_NORM_KEYS,
-  rank_grpo: [...GROUP_NORM_KEYS, "dtype"],
-} as const satisfies Record<string, readonly string[]>;
-
-advantageEstimators.register("grpo", grpo);
-advantageEstimators.register("dr_grpo", drGrpo);
-advantageEstimators.register("rloo", rloo);
-advantageEstimators.register("reinforce_plus_plus", reinforcePlusPlus);
-advantageEstimators.register("reinforce_plus_plus_baseline", reinforcePlusPlusBaseline);
-advantageEstimators.register("bnpo", bnpo);
-advantageEstimators.register("gdpo", gdpo);
-advantageEstimators.register("dgpo", dgpo);
-advantageEstimators.register("gigpo", gigpo);
-advantageEstimators.register("dr_mas", drMas);
-advantageEstimators.register("step_grpo", stepGrpo);
-advantageEstimators.register("rank_grpo", rankGrpo);
+export const rankGrpo = defineAdvantage({
+  name: "rank_grpo",
+  paper: "2510.20150",
+  confidence: "CODE",
+  doc: "per-rank group normalisation of rank rewards, broadcast to each item's tokens",
+  params: groupNormParams.extend({ dtype: z.enum(["f32", "f64"]).default("f32") }),
+  needs: ["rankRewards", "itemIndex"],
+  granularity: "token",
+  estimate(batch, opts): TokenAdvantages {
+    const { dtype, ...norm } = opts;
+    const table = rankAdvantageTable(batch, norm);
+    const item = batch.itemIndex;
+    if (item === undefined) throw new CohortError("rank_grpo needs batch.itemIndex ([N, T] item of each token); set it");
+    const n = table.length;
+    const k = table[0]?.length ?? 0;
+    const flat = new Float64Array(n * (k + 1));
+    table.forEach((row, i) => {
+      flat.set(row, i * (k + 1));
+    });
+    const values = tidy(() => {
+      const tab = tensor(flat, { shape: [n, k + 1], device: devOf(item) });
+      const idx = item.to("i64");
+      const safe = where(idx.lt(0).logicalOr(idx.ge(k)), k, idx).to("i64");
+      let a = tab.gather(1, safe);
+      if (batch.mask !== undefined) a = a.mul(batch.mask.to("f64").gt(0));
+      return a.to(dtype);
+    });
+    return { kind: "token", values };
+  },
+});

@@ -1,23 +1,23 @@
 /**
- * Advantage estimators for hierarchical and multi-agent episodes (ALGORITHMS.md B.22, B.37), and the table of
- * which estimators read one row per agent step instead of one row per episode.
+ * Advantage estimators for hierarchical and multi-agent episodes (ALGORITHMS.md B.22, B.37).
  *
- * Rows are agent steps (one LLM turn each) when an estimator is listed in `STEP_ESTIMATORS`: the rollout of
+ * Rows are agent steps (one LLM turn each) when an estimator declares `rows` (AdvantageDef): the rollout of
  * a multi-turn environment (src/env) then hands the estimator a `RewardBatch` whose rows are steps, with
  * `trajectoryIndex` (episode of the row), `stepIndex`, `observationKey` (anchor state), `agentId` and
  * `episodeRewards`; the advantage of a step row is broadcast to that turn's action tokens. For a
  * single-turn task every completion is a one-step episode (`oneStepEpisodes` in src/env).
  * @module
  */
+import { z } from "zod";
 import { CohortError } from "../errors.js";
 import {
-  advantageEstimators,
-  checkOptions,
   compositeKeys,
+  defineAdvantage,
   discountedStepReturns,
   type GroupNormOptions,
   groupMembers,
   groupNormalize,
+  groupNormParams,
   type SequenceAdvantages,
 } from "./advantage.js";
 import type { RewardBatch } from "./types.js";
@@ -28,25 +28,6 @@ export interface AgentRewardBatch extends RewardBatch {
   executed?: Uint8Array;
 }
 
-/**
- * Estimators whose rows are agent steps, and which reward each step row carries: `"step"` = the step's own
- * reward r_{τ,t} (GiGPO builds returns from them; Step-GRPO and Hi-Agent normalise them), `"episode"` = the
- * episode's outcome reward R^E on every step of the episode (Dr. MAS, M-GRPO: every agent invocation shares
- * the trajectory's reward). Every other estimator reads one row per episode with R^E.
- */
-export const STEP_ESTIMATORS: Readonly<Record<string, { reward: "step" | "episode" }>> = {
-  gigpo: { reward: "step" },
-  step_grpo: { reward: "step" },
-  hi_agent: { reward: "step" },
-  dr_mas: { reward: "episode" },
-  m_grpo: { reward: "episode" },
-};
-
-export const AGENT_OPTION_KEYS = {
-  m_grpo: ["subAgentSteps", "scale", "std", "eps", "singleton"],
-  hi_agent: ["lambda", "gamma", "scale", "std", "eps", "singleton"],
-} as const satisfies Record<string, readonly string[]>;
-
 function requireLength(what: string, got: ArrayLike<unknown> | undefined, n: number, who: string): void {
   if (got !== undefined && got.length !== n) {
     throw new CohortError(`${who}: ${what} has length ${got.length} but the batch has ${n} rows; give one per row`);
@@ -55,10 +36,7 @@ function requireLength(what: string, got: ArrayLike<unknown> | undefined, n: num
 
 // ---- M-GRPO ---------------------------------------------------------------------------------------
 
-export interface MGrpoOptions extends GroupNormOptions {
-  /** K_sub: sub-agent invocations each rollout contributes after alignment. Default 2. */
-  subAgentSteps?: number;
-}
+export type MGrpoOptions = GroupNormOptions & { subAgentSteps?: number };
 
 /**
  * Trajectory alignment of M-GRPO (B.22, design choice): how many times each row counts. Main-agent rows
@@ -96,8 +74,19 @@ export function alignSubAgentSteps(batch: RewardBatch, k: number): Int32Array {
  * its count: a dropped invocation gets 0, a repeated one the gradient of its copies. Options as GRPO.
  */
 // arXiv 2511.13288 [ABSTRACT] (alignment rule: design choice)
-export function mGrpo(batch: RewardBatch, opts: MGrpoOptions = {}): SequenceAdvantages {
-  checkOptions("m_grpo", opts, AGENT_OPTION_KEYS.m_grpo);
+export const mGrpo = defineAdvantage({
+  name: "m_grpo",
+  paper: "2511.13288",
+  confidence: "ABSTRACT",
+  doc: "separate group normalisation of main-agent and (aligned) sub-agent rows",
+  params: groupNormParams.extend({ subAgentSteps: z.number().int().min(1).default(2) }),
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "episode",
+  estimate: (batch, p) => mGrpoAdvantages(batch, p),
+});
+
+function mGrpoAdvantages(batch: RewardBatch, opts: GroupNormOptions & { subAgentSteps: number }): SequenceAdvantages {
   const n = batch.rewards.length;
   if (batch.agentId === undefined) {
     throw new CohortError("m_grpo needs batch.agentId (0 = main agent, other ids = sub-agents); set it");
@@ -106,7 +95,7 @@ export function mGrpo(batch: RewardBatch, opts: MGrpoOptions = {}): SequenceAdva
   requireLength("trajectoryIndex", batch.trajectoryIndex, n, "m_grpo");
   requireLength("groupIndex", batch.groupIndex, n, "m_grpo");
   const { subAgentSteps, ...norm } = opts;
-  const count = alignSubAgentSteps(batch, subAgentSteps ?? 2);
+  const count = alignSubAgentSteps(batch, subAgentSteps);
   // expand the aligned multiset: row i appears count[i] times under key (group, role)
   const values: number[] = [];
   const keys: string[] = [];
@@ -127,12 +116,13 @@ export function mGrpo(batch: RewardBatch, opts: MGrpoOptions = {}): SequenceAdva
 
 // ---- Hi-Agent -------------------------------------------------------------------------------------
 
-export interface HiAgentOptions extends GroupNormOptions {
-  /** λ: weight of the execution-feedback (foresight) term. Default 0.5 (design choice). */
-  lambda?: number;
-  /** Discount of the step return used as the environment term; 0 (default) = the step reward itself. */
-  gamma?: number;
-}
+const hiAgentParams = groupNormParams.extend({
+  /** λ: weight of the execution-feedback (foresight) term (design choice). */
+  lambda: z.number().min(0).default(0.5),
+  /** Discount of the step return used as the environment term; 0 = the step reward itself. */
+  gamma: z.number().min(0).max(1).default(0),
+});
+export type HiAgentOptions = z.input<typeof hiAgentParams>;
 
 /**
  * Hi-Agent foresight advantage (B.37, design choice): each step's high-level reward is
@@ -143,16 +133,24 @@ export interface HiAgentOptions extends GroupNormOptions {
  * A state reached by one step only gets 0. Options as GRPO.
  */
 // arXiv 2510.14388 [ABSTRACT] (foresight combination: design choice)
-export function hiAgent(batch: AgentRewardBatch, opts: HiAgentOptions = {}): SequenceAdvantages {
-  checkOptions("hi_agent", opts, AGENT_OPTION_KEYS.hi_agent);
+export const hiAgent = defineAdvantage({
+  name: "hi_agent",
+  paper: "2510.14388",
+  confidence: "ABSTRACT",
+  doc: "step reward + λ·1[executed], group-normalised over the steps taken from the same state",
+  params: hiAgentParams,
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "step",
+  estimate: (batch, p) => hiAgentAdvantages(batch, p),
+});
+
+function hiAgentAdvantages(batch: AgentRewardBatch, opts: z.output<typeof hiAgentParams>): SequenceAdvantages {
   const n = batch.rewards.length;
   requireLength("executed", batch.executed, n, "hi_agent");
   requireLength("trajectoryIndex", batch.trajectoryIndex, n, "hi_agent");
   requireLength("observationKey", batch.observationKey, n, "hi_agent");
-  const { lambda = 0.5, gamma = 0, ...norm } = opts;
-  if (!(lambda >= 0) || !(gamma >= 0 && gamma <= 1)) {
-    throw new CohortError(`hi_agent: lambda must be ≥ 0 and gamma in [0, 1] (got lambda ${lambda}, gamma ${gamma})`);
-  }
+  const { lambda, gamma, ...norm } = opts;
   for (let i = 0; i < n; i++) {
     if (Number.isNaN(batch.rewards[i]!)) {
       throw new CohortError(`hi_agent: step reward ${i} is missing (NaN); every step needs a reward (use 0)`);
@@ -170,5 +168,3 @@ export function hiAgent(batch: AgentRewardBatch, opts: HiAgentOptions = {}): Seq
   return { kind: "sequence", values: groupNormalize(high, groups, norm) };
 }
 
-advantageEstimators.register("m_grpo", mGrpo);
-advantageEstimators.register("hi_agent", hiAgent);

@@ -1,103 +1,45 @@
 /**
  * The algorithm part of the configuration (`algo:` in a config file): one point of the design space of
- * ALGORITHMS.md §C, validated with zod. Unknown keys are rejected; combinations that cannot work fail with a
- * `ConfigError` that names the key path, says why and what to do.
- *
- * Components owned by other modules (advantage options, reward shapers, reweighters, filters, rollout
- * fields) are referenced by name here and carry their options as plain data; their modules validate them.
+ * ALGORITHMS.md §C. Its schema is generated from the component registries (`algoConfigSchema`): every
+ * component name, option key and option type is checked by the component's own params schema, in one step,
+ * before any work starts. Combinations that cannot work fail with a `ConfigError` that names the key path,
+ * says why and what to do (`checkCombinations`); so do needs no source of the run can satisfy (`checkNeeds`).
+ * Rollout-level fields (`algo.rollout`) are validated by the rollout module in the same step.
  * @module
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { validateRolloutConfig } from "../rollout/validate.js";
+import { advantageEstimators } from "./advantage.js";
 import "./agent.js"; // registers the agent estimators m_grpo and hi_agent
 import { AGGREGATE_MODES } from "./aggregate.js";
+import { type ComponentDef, ComponentRegistry, NEEDS, type Need, needsOf } from "./component.js";
+import { sampleFilters, tokenFilters } from "./filters.js";
+import { gates } from "./gates.js";
+import { policyLosses } from "./losses.js";
+import "./pair-mask.js"; // registers the sample filter dagrpo_pairs
 import { RATIO_LEVELS } from "./ratio.js";
-import { KL_ESTIMATORS } from "./regularizers.js";
-
-/** Advantage estimators (implemented in advantage.ts and agent.ts), by their registered names. */
-export const ADVANTAGE_ESTIMATORS = [
-  "grpo",
-  "dr_grpo",
-  "rloo",
-  "reinforce_plus_plus",
-  "reinforce_plus_plus_baseline",
-  "bnpo",
-  "gdpo",
-  "dgpo",
-  "gigpo",
-  "dr_mas",
-  "rank_grpo",
-  "step_grpo",
-  "m_grpo",
-  "hi_agent",
-] as const;
-export type AdvantageEstimatorName = (typeof ADVANTAGE_ESTIMATORS)[number];
+import { regularizers } from "./regularizers.js";
+import { rewardCombiners, rewardShapers } from "./rewards.js";
+import { advantageReweighters } from "./reweight.js";
 
 /** Short spellings accepted for estimator names. */
-export const ADVANTAGE_ALIASES: Record<string, AdvantageEstimatorName> = {
+export const ADVANTAGE_ALIASES: Readonly<Record<string, string>> = {
   reinforce_pp: "reinforce_plus_plus",
   reinforce_pp_baseline: "reinforce_plus_plus_baseline",
 };
 
-/**
- * Whether an estimator's advantages can differ between the tokens of one completion (return-to-go with
- * token rewards or γ < 1, per-rank advantages) or are one value per completion (possibly returned as an
- * [N, T] tensor, e.g. REINFORCE++-baseline's token whitening). A sequence-level ratio (GSPO) needs "sequence".
- */
-export const ADVANTAGE_GRANULARITY: Record<AdvantageEstimatorName, "sequence" | "token"> = {
-  grpo: "sequence",
-  dr_grpo: "sequence",
-  rloo: "sequence",
-  reinforce_plus_plus: "token",
-  reinforce_plus_plus_baseline: "sequence",
-  bnpo: "sequence",
-  gdpo: "sequence",
-  dgpo: "sequence",
-  gigpo: "sequence",
-  dr_mas: "sequence",
-  rank_grpo: "token",
-  step_grpo: "sequence",
-  m_grpo: "sequence",
-  hi_agent: "sequence",
-};
+/** A `{name, options}` entry (estimator, shapers, reweighters, filters), options parsed by the component. */
+export interface NamedEntry {
+  name: string;
+  options: Record<string, unknown>;
+}
+/** A `{type, …params}` entry (gate, loss, regularizers), params parsed by the component. */
+export interface TypedEntry {
+  type: string;
+  [param: string]: unknown;
+}
 
-/** Reward combiners (implemented in rewards.ts), by their registered names. */
-export const REWARD_COMBINERS = ["sum", "gdpo", "ensemble_mean", "ensemble_wco", "ensemble_uwo"] as const;
-
-const options = z.record(z.string(), z.unknown());
-const named = z.strictObject({ name: z.string().min(1), options: options.default({}) });
-
-const eps = (d: number) => z.number().min(0).default(d);
-
-const clipGate = z.strictObject({
-  type: z.literal("clip"),
-  /** ε_low (GRPO 0.2). */
-  low: z.number().min(0).lt(1).default(0.2),
-  /** ε_high (GRPO 0.2, DAPO 0.28). */
-  high: z.number().min(0).default(0.2),
-  /** Dual-clip c > 1 for negative advantages (verl `clip_ratio_c` 3.0). */
-  dualClip: z.number().gt(1).optional(),
-  /** Two-sided clip δ > 1 + ε_high on the unclipped branch (TRL `delta`). */
-  delta: z.number().gt(1).optional(),
-});
-const sapoGate = z.strictObject({
-  type: z.literal("sapo"),
-  tauPos: z.number().positive().default(1.0),
-  tauNeg: z.number().positive().default(1.05),
-});
-const etrGate = z.strictObject({
-  type: z.literal("etr"),
-  low: z.number().min(0).lt(1).default(0.2),
-  high: z.number().min(0).default(0.2),
-  kappaAdv: z.number().min(0).default(0.5),
-  kappaVar: z.number().min(0).lt(1).default(0.5),
-  dualClip: z.number().gt(1).optional(),
-});
-const noneGate = z.strictObject({ type: z.literal("none") });
-export const gateSchema = z.discriminatedUnion("type", [clipGate, sapoGate, etrGate, noneGate]);
-
-const branchClip = z.strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) });
 export const ratioSchema = z.strictObject({
   level: z.enum(RATIO_LEVELS).default("token"),
   /** Bound of |ℓ − ℓ_old| before exp (verl 20). */
@@ -108,82 +50,15 @@ export const ratioSchema = z.strictObject({
   hybrid: z
     .strictObject({
       mix: z.enum(["average", "entropy"]).default("average"),
-      token: branchClip.default({ low: 0.2, high: 0.28 }),
-      sequence: branchClip.default({ low: 3e-4, high: 4e-4 }),
+      token: z.strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) }).default({ low: 0.2, high: 0.28 }),
+      sequence: z
+        .strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) })
+        .default({ low: 3e-4, high: 4e-4 }),
     })
     .optional(),
 });
 
-export const lossSchema = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("surrogate") }),
-  z.strictObject({ type: z.literal("reinforce") }),
-  z.strictObject({
-    type: z.literal("disco"),
-    score: z.enum(["logL", "Lratio"]).default("logL"),
-    form: z.enum(["lse", "b"]).default("lse"),
-    /** τ (default 10 for logL, 1 for Lratio). */
-    tau: z.number().positive().optional(),
-    positiveThreshold: z.number().default(0.5),
-  }),
-  z.strictObject({ type: z.literal("reg_grpo"), scale: z.number().positive().default(1) }),
-  z.strictObject({
-    type: z.literal("rec"),
-    mask: z.enum(["none", "one-side", "two-side", "ring"]).default("one-side"),
-    weight: z.enum(["none", "importance_sampling", "gspo_importance_sampling", "advantage"]).default("none"),
-    low: eps(0.2),
-    high: eps(0.2),
-    lowPrime: eps(0.6),
-    highPrime: eps(2.0),
-    temp: z.number().positive().default(1),
-  }),
-]);
-
-const betaSchedule = z.strictObject({
-  kind: z.enum(["constant", "linear", "cosine", "exponential"]),
-  start: z.number().min(0),
-  end: z.number().min(0),
-  steps: z.number().int().positive(),
-});
-
-export const regularizerSchema = z.discriminatedUnion("type", [
-  z.strictObject({
-    type: z.literal("kl"),
-    estimator: z.enum(KL_ESTIMATORS).default("k3"),
-    /** β, constant or scheduled (GRPO-D). DeepSeekMath 0.04; R1 0.001. */
-    beta: z.union([z.number().min(0), betaSchedule]).default(0.04),
-    deltaClamp: z.number().positive().default(20),
-    valueClamp: z.number().positive().default(10),
-    ratioWeighted: z.boolean().default(false),
-  }),
-  z.strictObject({
-    type: z.literal("entropy"),
-    coef: z.number().min(0).default(0.001),
-    target: z.number().min(0).optional(),
-    lr: z.number().positive().default(0.01),
-    minCoef: z.number().min(0).default(0),
-    maxCoef: z.number().min(0).default(1),
-  }),
-  z.strictObject({
-    type: z.literal("llds"),
-    lambda: z.number().min(0).default(0.2),
-    gate: z.enum(["action", "response"]).default("action"),
-  }),
-  z.strictObject({
-    type: z.literal("r2vpo"),
-    delta: z.number().min(0).default(0.01),
-    eta: z.number().positive().default(0.1),
-    lambdaInit: z.number().min(0).default(0),
-  }),
-  z.strictObject({
-    type: z.literal("disco_kl"),
-    beta: z.number().positive().default(1e3),
-    delta: z.number().min(0).default(1e-4),
-  }),
-  z.strictObject({ type: z.literal("opmd"), coef: z.number().min(0).default(0.1) }),
-  z.strictObject({ type: z.literal("asymre"), coef: z.number().min(0).default(0.1) }),
-]);
-
-export const aggregateSchema = z.strictObject({
+const aggregateSchema = z.strictObject({
   mode: z.enum(AGGREGATE_MODES).default("seq-mean-token-mean"),
   /** Constant L_max for seq-mean-token-sum-norm (Dr. GRPO). */
   maxLength: z.number().int().positive().optional(),
@@ -191,51 +66,169 @@ export const aggregateSchema = z.strictObject({
   countMaskedSequences: z.boolean().default(false),
 });
 
-export const rewardSchema = z.strictObject({
-  /** How per-function rewards become one: weighted sum (GRPO), GDPO (normalise each, then sum), RM ensembles. */
-  combine: z.enum(REWARD_COMBINERS).default("sum"),
-  /** Reward function names, when known at config time. */
-  functions: z.array(z.string().min(1)).optional(),
-  /** One weight per reward function (sum, gdpo). */
-  weights: z.array(z.number()).optional(),
-  /** Further options of the combiner (e.g. `lambda` of ensemble_uwo), validated by rewards.ts. */
-  options: options.default({}),
-});
-
-export const algoConfigSchema = z.strictObject({
-  advantage: z
-    .strictObject({
-      estimator: z
-        .preprocess((v) => (typeof v === "string" ? (ADVANTAGE_ALIASES[v] ?? v) : v), z.enum(ADVANTAGE_ESTIMATORS))
-        .default("grpo"),
-      options: options.default({}),
-    })
-    .default({ estimator: "grpo", options: {} }),
-  reward: rewardSchema.default({ combine: "sum", options: {} }),
-  /** KL placed in the reward (REINFORCE++ style, k1 on π_old). */
-  rewardKl: z.strictObject({ beta: z.number().min(0) }).optional(),
-  shapers: z.array(named).default([]),
-  reweighters: z.array(named).default([]),
-  /** Sample filters (filters.ts `sampleFilters`, e.g. zero_std). */
-  sampleFilters: z.array(named).default([]),
-  /** Token filters (filters.ts `tokenFilters`, e.g. truncated, top_entropy, gtpo_conflict). */
-  tokenFilters: z.array(named).default([]),
-  ratio: ratioSchema.default({ level: "token", logRatioClamp: 20, seqLogRatioClamp: 10 }),
-  gate: gateSchema.default({ type: "clip", low: 0.2, high: 0.2 }),
-  loss: lossSchema.default({ type: "surrogate" }),
-  regularizers: z.array(regularizerSchema).default([]),
-  aggregate: aggregateSchema.default({ mode: "seq-mean-token-mean", countMaskedSequences: false }),
+/** The validated algorithm config: every component named and its options parsed (defaults filled). */
+export interface AlgoConfig {
+  advantage: { estimator: string; options: Record<string, unknown> };
+  reward: {
+    /** How per-function rewards become one: weighted sum (GRPO), GDPO (keep them for the estimator), RM ensembles. */
+    combine: string;
+    /** Reward function names, when known at config time. */
+    functions?: string[];
+    /** One weight per reward function (sum, gdpo). */
+    weights?: number[];
+    /** Options of the combiner. */
+    options: Record<string, unknown>;
+  };
+  /** KL placed in the reward (REINFORCE++ style, k1 on π_old, A.4). */
+  rewardKl?: { beta: number };
+  shapers: NamedEntry[];
+  reweighters: NamedEntry[];
+  sampleFilters: NamedEntry[];
+  tokenFilters: NamedEntry[];
+  ratio: z.output<typeof ratioSchema>;
+  gate: TypedEntry;
+  loss: TypedEntry;
+  regularizers: TypedEntry[];
+  aggregate: z.output<typeof aggregateSchema>;
   /** Rollout-level fields (group size, dynamic sampling, hints …), validated by the rollout module. */
-  rollout: options.default({}),
-});
+  rollout: Record<string, unknown>;
+}
 
-/** The validated algorithm config (defaults filled). */
-export type AlgoConfig = z.output<typeof algoConfigSchema>;
-/** What a user may write (defaults optional). */
-export type AlgoConfigInput = z.input<typeof algoConfigSchema>;
-export type GateConfig = z.output<typeof gateSchema>;
-export type LossConfig = z.output<typeof lossSchema>;
-export type RegularizerConfig = z.output<typeof regularizerSchema>;
+/** What a user may write: every section optional; a component's options are checked by its own schema. */
+export interface AlgoConfigInput {
+  advantage?: { estimator?: string; options?: Record<string, unknown> };
+  reward?: { combine?: string; functions?: string[]; weights?: number[]; options?: Record<string, unknown> };
+  rewardKl?: { beta: number };
+  shapers?: { name: string; options?: Record<string, unknown> }[];
+  reweighters?: { name: string; options?: Record<string, unknown> }[];
+  sampleFilters?: { name: string; options?: Record<string, unknown> }[];
+  tokenFilters?: { name: string; options?: Record<string, unknown> }[];
+  ratio?: z.input<typeof ratioSchema>;
+  gate?: { type: string; [param: string]: unknown };
+  loss?: { type: string; [param: string]: unknown };
+  regularizers?: { type: string; [param: string]: unknown }[];
+  aggregate?: z.input<typeof aggregateSchema>;
+  rollout?: Record<string, unknown>;
+}
+export type GateConfig = TypedEntry;
+export type LossConfig = TypedEntry;
+export type RegularizerConfig = TypedEntry;
+
+/** Copies the issues of a component's params parse into the outer parse, under `path`. */
+function forwardIssues(
+  ctx: z.core.$RefinementCtx,
+  def: ComponentDef,
+  issues: readonly z.core.$ZodIssue[],
+  path: PropertyKey[],
+): void {
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") {
+      const known = Object.keys((def.params as z.ZodObject).shape ?? {});
+      ctx.addIssue({
+        code: "custom",
+        path: [...path, ...issue.path, ...(issue.keys.length === 1 ? issue.keys : [])],
+        message: `unknown option ${issue.keys.map((k) => `"${k}"`).join(", ")} for ${def.name}; known options: ${known.length ? known.join(", ") : "(none)"}`,
+      });
+    } else {
+      ctx.addIssue({ code: "custom", path: [...path, ...issue.path], message: `${def.name}: ${issue.message}` });
+    }
+  }
+}
+
+interface Named {
+  slot: string;
+  names(): string[];
+}
+
+function unknownName(ctx: z.core.$RefinementCtx, reg: Named, name: string, path: PropertyKey[]): void {
+  ctx.addIssue({ code: "custom", path, message: `unknown ${reg.slot} "${name}"; known: ${reg.names().join(", ")}` });
+}
+
+/** `{name, options}` checked against `reg`: the name is registered, the options parse with its params. */
+function namedEntry<C extends ComponentDef>(reg: ComponentRegistry<C>, key = "name", alias: Readonly<Record<string, string>> = {}) {
+  return z
+    .strictObject({ [key]: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() })
+    .transform((v, ctx) => {
+      const raw = v[key] as string;
+      const name = alias[raw] ?? raw;
+      if (!reg.has(name)) {
+        unknownName(ctx, reg, name, [key]);
+        return z.NEVER;
+      }
+      const def = reg.get(name);
+      const r = def.params.safeParse(v.options ?? {});
+      if (!r.success) {
+        forwardIssues(ctx, def, r.error.issues, ["options"]);
+        return z.NEVER;
+      }
+      return { [key]: name, options: r.data as Record<string, unknown> };
+    });
+}
+
+/** `{type, …params}` checked against `reg`: the type is registered, the rest parses with its params. */
+function typedEntry<C extends ComponentDef>(reg: ComponentRegistry<C>) {
+  return z.looseObject({ type: z.string().min(1) }).transform((v, ctx) => {
+    if (!reg.has(v.type)) {
+      unknownName(ctx, reg, v.type, ["type"]);
+      return z.NEVER;
+    }
+    const def = reg.get(v.type);
+    const { type, ...rest } = v;
+    const r = def.params.safeParse(rest);
+    if (!r.success) {
+      forwardIssues(ctx, def, r.error.issues, []);
+      return z.NEVER;
+    }
+    return { type, ...(r.data as Record<string, unknown>) } as TypedEntry;
+  });
+}
+
+let cached: { version: number; schema: z.ZodType<AlgoConfig> } | null = null;
+
+/**
+ * The schema of `algo:`, generated from the component registries: every name, option key and option type is
+ * checked by the component's own params schema. Rebuilt when a component is registered.
+ */
+export function algoConfigSchema(): z.ZodType<AlgoConfig> {
+  if (cached?.version === ComponentRegistry.version) return cached.schema;
+  const reward = z
+    .strictObject({
+      combine: z.string().min(1).default("sum"),
+      functions: z.array(z.string().min(1)).optional(),
+      weights: z.array(z.number()).optional(),
+      options: z.record(z.string(), z.unknown()).default({}),
+    })
+    .transform((v, ctx) => {
+      if (!rewardCombiners.has(v.combine)) {
+        unknownName(ctx, rewardCombiners, v.combine, ["combine"]);
+        return z.NEVER;
+      }
+      const def = rewardCombiners.get(v.combine);
+      const r = def.params.safeParse(v.options);
+      if (!r.success) {
+        forwardIssues(ctx, def, r.error.issues, ["options"]);
+        return z.NEVER;
+      }
+      return { ...v, options: r.data as Record<string, unknown> };
+    });
+  const schema = z.strictObject({
+    advantage: namedEntry(advantageEstimators, "estimator", ADVANTAGE_ALIASES).prefault({ estimator: "grpo" }),
+    reward: reward.prefault({}),
+    rewardKl: z.strictObject({ beta: z.number().min(0) }).optional(),
+    shapers: z.array(namedEntry(rewardShapers)).default([]),
+    reweighters: z.array(namedEntry(advantageReweighters)).default([]),
+    sampleFilters: z.array(namedEntry(sampleFilters)).default([]),
+    tokenFilters: z.array(namedEntry(tokenFilters)).default([]),
+    ratio: ratioSchema.default({ level: "token", logRatioClamp: 20, seqLogRatioClamp: 10 }),
+    gate: typedEntry(gates).prefault({ type: "clip" }),
+    loss: typedEntry(policyLosses).prefault({ type: "surrogate" }),
+    regularizers: z.array(typedEntry(regularizers)).default([]),
+    aggregate: aggregateSchema.default({ mode: "seq-mean-token-mean", countMaskedSequences: false }),
+    rollout: z.record(z.string(), z.unknown()).default({}),
+  }) as unknown as z.ZodType<AlgoConfig>;
+  cached = { version: ComponentRegistry.version, schema };
+  return schema;
+}
 
 export interface ValidationContext {
   /** Number of reward functions configured outside the algo section. */
@@ -268,14 +261,15 @@ function withLossDefaults(input: unknown): unknown {
 /** Parses and validates the algorithm config; throws `ConfigError` (with the key path) on the first problem. */
 export function parseAlgoConfig(input: unknown, ctx: ValidationContext = {}): AlgoConfig {
   const root = ctx.root ?? "algo";
-  const r = algoConfigSchema.safeParse(withLossDefaults(input ?? {}));
+  const r = algoConfigSchema().safeParse(withLossDefaults(input ?? {}));
   if (!r.success) {
     const issue = r.error.issues[0] as z.core.$ZodIssue;
     let path = issue.path;
     let message = issue.message;
     if (issue.code === "unrecognized_keys") {
       path = [...issue.path, ...(issue.keys.length === 1 ? issue.keys : [])];
-      message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the documented fields`;
+      const known = issue.path.length === 0 ? `; allowed: ${ALGO_KEYS.join(", ")}` : "; check the spelling";
+      message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}${known}`;
     }
     const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problem(s))` : "";
     throw new ConfigError(`${message}${more}`, joinPath(root, path));
@@ -284,13 +278,75 @@ export function parseAlgoConfig(input: unknown, ctx: ValidationContext = {}): Al
   return r.data;
 }
 
+const ALGO_KEYS = [
+  "advantage",
+  "reward",
+  "rewardKl",
+  "shapers",
+  "reweighters",
+  "sampleFilters",
+  "tokenFilters",
+  "ratio",
+  "gate",
+  "loss",
+  "regularizers",
+  "aggregate",
+  "rollout",
+];
+
+/** Every component of a config with its registry entry, parsed params and config path. */
+export function componentsOf(c: AlgoConfig): { def: ComponentDef; params: Record<string, unknown>; path: string }[] {
+  const typed = (e: TypedEntry): Record<string, unknown> => {
+    const { type: _type, ...rest } = e;
+    return rest;
+  };
+  return [
+    { def: advantageEstimators.get(c.advantage.estimator), params: c.advantage.options, path: "advantage" },
+    { def: rewardCombiners.get(c.reward.combine), params: c.reward.options, path: "reward" },
+    ...c.shapers.map((e, i) => ({ def: rewardShapers.get(e.name), params: e.options, path: `shapers.${i}` })),
+    ...c.reweighters.map((e, i) => ({
+      def: advantageReweighters.get(e.name),
+      params: e.options,
+      path: `reweighters.${i}`,
+    })),
+    ...c.sampleFilters.map((e, i) => ({ def: sampleFilters.get(e.name), params: e.options, path: `sampleFilters.${i}` })),
+    ...c.tokenFilters.map((e, i) => ({ def: tokenFilters.get(e.name), params: e.options, path: `tokenFilters.${i}` })),
+    { def: gates.get(c.gate.type), params: typed(c.gate), path: "gate" },
+    { def: policyLosses.get(c.loss.type), params: typed(c.loss), path: "loss" },
+    ...c.regularizers.map((e, i) => ({ def: regularizers.get(e.type), params: typed(e), path: `regularizers.${i}` })),
+  ];
+}
+
+/** The needs of a config: what its components read, plus the reference log-probs of KL in the reward. */
+export function configNeeds(c: AlgoConfig): Map<Need, string> {
+  const out = new Map<Need, string>();
+  for (const { def, params, path } of componentsOf(c)) for (const n of needsOf(def, params)) if (!out.has(n)) out.set(n, path);
+  if (c.rewardKl !== undefined && c.rewardKl.beta > 0 && !out.has("refLogprobs")) out.set("refLogprobs", "rewardKl");
+  return out;
+}
+
+/**
+ * Refuses a config whose components need an input that no source of the run supplies, naming the need, the
+ * component that reads it and what would satisfy it.
+ */
+export function checkNeeds(c: AlgoConfig, sources: ReadonlySet<Need>, where: string, root = "algo"): void {
+  for (const [need, path] of configNeeds(c)) {
+    if (sources.has(need)) continue;
+    const info = NEEDS[need];
+    throw new ConfigError(
+      `${path} needs ${info.what} ("${need}"), which ${where} does not supply; it comes from ${info.from}`,
+      joinPath(root, path.split(".")),
+    );
+  }
+}
+
 /** Cross-field rules: combinations the schema allows but that cannot work. */
 export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, root = "algo"): void {
   const fail = (message: string, ...path: string[]): never => {
     throw new ConfigError(message, joinPath(root, path));
   };
   const est = c.advantage.estimator;
-  const granularity = ADVANTAGE_GRANULARITY[est];
+  const granularity = advantageEstimators.get(est).granularity;
 
   // 1. A sequence-level ratio multiplies one ratio per sequence by one advantage per sequence.
   if (c.ratio.level === "sequence" && granularity === "token") {
@@ -391,10 +447,10 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
   }
 
   // 5. Clip parameters that cannot work together.
-  if (c.gate.type === "clip" && c.gate.delta !== undefined && c.gate.delta <= 1 + c.gate.high) {
+  const { delta, high } = c.gate as { delta?: number; high?: number };
+  if (delta !== undefined && high !== undefined && delta <= 1 + high) {
     fail(
-      `gate.delta (${c.gate.delta}) must exceed 1 + gate.high (${1 + c.gate.high}); otherwise it clips inside the ` +
-        `trust region`,
+      `gate.delta (${delta}) must exceed 1 + gate.high (${1 + high}); otherwise it clips inside the trust region`,
       "gate",
       "delta",
     );
@@ -407,13 +463,13 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
       fail(`regularizer "${r.type}" appears twice; merge the entries`, "regularizers", String(i), "type");
     }
     seen.add(r.type);
-    if (r.type === "kl" && typeof r.beta === "object" && r.beta.kind === "exponential") {
-      if (!(r.beta.start > 0 && r.beta.end > 0)) {
-        fail("an exponential β schedule needs start > 0 and end > 0", "regularizers", String(i), "beta");
-      }
+    const beta = r.beta as { kind?: string; start?: number; end?: number } | number | undefined;
+    if (typeof beta === "object" && beta.kind === "exponential" && !((beta.start ?? 0) > 0 && (beta.end ?? 0) > 0)) {
+      fail("an exponential β schedule needs start > 0 and end > 0", "regularizers", String(i), "beta");
     }
-    if (r.type === "entropy" && r.minCoef > r.maxCoef) {
-      fail(`entropy minCoef (${r.minCoef}) exceeds maxCoef (${r.maxCoef})`, "regularizers", String(i), "minCoef");
+    const { minCoef, maxCoef } = r as { minCoef?: number; maxCoef?: number };
+    if (minCoef !== undefined && maxCoef !== undefined && minCoef > maxCoef) {
+      fail(`minCoef (${minCoef}) exceeds maxCoef (${maxCoef})`, "regularizers", String(i), "minCoef");
     }
   });
   if (c.rewardKl !== undefined && seen.has("kl")) {

@@ -9,11 +9,11 @@
  * removed (mask > 0 before, 0 after). Registered in `sampleFilters` and `tokenFilters`.
  * @module
  */
+import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
 import { type Tensor, tensor, tidy, where } from "../tensor/index.js";
-import { checkOptions, devOf, groupMembers, validStats } from "./advantage.js";
-import { DAGRPO_PAIRS_OPTION_KEYS, dagrpoPairsFilter } from "./pair-mask.js";
-import { Registry } from "./registry.js";
+import { devOf, groupMembers, validStats } from "./advantage.js";
+import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
 // ---- sample filters -------------------------------------------------------------------------------
@@ -30,11 +30,20 @@ export interface SampleFilterResult {
   metrics?: Record<string, number>;
 }
 
-export type SampleFilter = {
-  filter(batch: RewardBatch, opts?: object): SampleFilterResult;
-}["filter"];
+/** A sample filter: which completions stay in the batch (after the advantages). */
+export interface SampleFilterDef<P extends z.ZodType = z.ZodType> extends ComponentDef<P> {
+  filter(batch: RewardBatch, params: z.output<P>): SampleFilterResult;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const sampleFilters = new ComponentRegistry<SampleFilterDef<any>>("sample filter");
 
-export const sampleFilters = new Registry<SampleFilter>("sample filter");
+/** Registers a sample filter and returns it as a function of raw options (validated by its params). */
+export function defineSampleFilter<P extends z.ZodType>(
+  def: SampleFilterDef<P>,
+): ((batch: RewardBatch, opts?: z.input<P>) => SampleFilterResult) & { def: SampleFilterDef<P> } {
+  sampleFilters.define(def);
+  return Object.assign((batch: RewardBatch, opts?: z.input<P>) => def.filter(batch, parseParams(def, opts)), { def });
+}
 
 function tokensPerRow(batch: RewardBatch, who: string): Float64Array {
   if (batch.lengths !== undefined) return Float64Array.from(batch.lengths);
@@ -43,15 +52,16 @@ function tokensPerRow(batch: RewardBatch, who: string): Float64Array {
   throw new CohortError(`${who} reports removed tokens and needs batch.lengths or batch.mask; set one`);
 }
 
-export interface ZeroStdOptions {
+const zeroStdParams = z.strictObject({
   /** Which values decide "all equal": the combined rewards (default) or `batch.rewardsByFn[k]` (verl's
    * configurable metric, e.g. accuracy). */
-  metric?: number;
-  /** Groups whose std ≤ tolerance are removed. Default 0 (exactly equal). */
-  tolerance?: number;
-  /** Keep groups with a single valid completion (verl keeps them). Default false: they carry A = 0. */
-  keepSingletons?: boolean;
-}
+  metric: z.number().int().min(0).optional(),
+  /** Groups whose std ≤ tolerance are removed (0: exactly equal). */
+  tolerance: z.number().min(0).default(0),
+  /** Keep groups with a single valid completion (verl keeps them); false: they carry A = 0. */
+  keepSingletons: z.boolean().default(false),
+});
+export type ZeroStdOptions = z.input<typeof zeroStdParams>;
 
 /**
  * DAPO dynamic-sampling filter: drop every group whose rewards are all equal (`std_g = 0`, accuracy 0 or 1),
@@ -60,8 +70,16 @@ export interface ZeroStdOptions {
  * wrapper's job.
  */
 // arXiv 2503.14476 [CODE-FW]
-export function zeroStdFilter(batch: RewardBatch, opts: ZeroStdOptions = {}): SampleFilterResult {
-  checkOptions("zero_std", opts, SAMPLE_FILTER_OPTION_KEYS.zero_std);
+export const zeroStdFilter = defineSampleFilter({
+  name: "zero_std",
+  paper: "2503.14476",
+  confidence: "CODE-FW",
+  doc: "drops every group whose rewards are all equal",
+  params: zeroStdParams,
+  filter: (batch, p) => zeroStd(batch, p),
+});
+
+function zeroStd(batch: RewardBatch, opts: z.output<typeof zeroStdParams>): SampleFilterResult {
   let values = batch.rewards;
   if (opts.metric !== undefined) {
     const row = batch.rewardsByFn?.[opts.metric];
@@ -70,7 +88,7 @@ export function zeroStdFilter(batch: RewardBatch, opts: ZeroStdOptions = {}): Sa
     }
     values = row;
   }
-  const tol = opts.tolerance ?? 0;
+  const tol = opts.tolerance;
   const tokens = tokensPerRow(batch, "zero_std filter");
   const keep = new Uint8Array(values.length);
   const res = { keep, keptGroups: 0, removedGroups: 0, removedSequences: 0, removedTokens: 0 };
@@ -89,45 +107,53 @@ export function zeroStdFilter(batch: RewardBatch, opts: ZeroStdOptions = {}): Sa
   return res;
 }
 
-/** Option keys of each sample filter, for config-time validation. */
-export const SAMPLE_FILTER_OPTION_KEYS = {
-  zero_std: ["metric", "tolerance", "keepSingletons"],
-  dagrpo_pairs: DAGRPO_PAIRS_OPTION_KEYS,
-} as const satisfies Record<string, readonly string[]>;
-
-sampleFilters.register("zero_std", zeroStdFilter);
-sampleFilters.register("dagrpo_pairs", dagrpoPairsFilter);
-
 // ---- token filters --------------------------------------------------------------------------------
 
-/** What a token filter may read. Tensors are [N, T]. */
+/** What a token filter may read (by need). Tensors are [N, T] over the whole batch of the step. */
 export interface TokenFilterInput {
   /** Current loss mask (may hold weights). */
   mask: Tensor;
-  /** Per-token entropy (top-entropy mask). */
+  /** Per-token entropy (need `tokenEntropy`). */
   entropy?: Tensor;
-  /** Sampled token ids (GTPO conflicts). */
+  /** Sampled token ids (need `tokenIds`). */
   tokenIds?: Tensor;
   /** Whether each completion hit the length limit. */
   truncated?: Uint8Array;
-  /** Advantages (GTPO: the sign decides positive/negative completions). */
+  /** The estimator's advantages, before any reweighter (GTPO's conflict sets come from them, B.9 step 1). */
   advantages?: Advantages;
   groupIndex?: Int32Array;
-  /** A per-token score for generic filters (CAPO curvature, …). */
+  /** A per-token score computed by the caller (need `tokenScore`). */
   score?: Tensor;
+  /** A per-token curvature score (need `curvature`, see `curvatureScore`). */
+  curvature?: Tensor;
 }
 
 export interface TokenFilterResult {
-  mask: Tensor;
-  /** Tokens with mask > 0 before and 0 after. */
+  /** The new loss mask (absent: unchanged). */
+  mask?: Tensor;
+  /** Per-token multipliers of the advantages [N, T] (GTPO's δ): they scale A, the loss normaliser keeps |o_i|. */
+  advantageWeights?: Tensor;
+  /** Tokens with mask > 0 before and 0 after (or with a zero advantage weight). */
   removedTokens: number;
+  /** The filter's own metrics (namespaced keys). */
+  metrics?: Record<string, number>;
 }
 
-export type TokenFilter = {
-  filter(input: TokenFilterInput, opts?: object): TokenFilterResult;
-}["filter"];
+/** A token filter: a new loss mask and/or per-token advantage weights. */
+export interface TokenFilterDef<P extends z.ZodType = z.ZodType> extends ComponentDef<P> {
+  filter(input: TokenFilterInput, params: z.output<P>): TokenFilterResult;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const tokenFilters = new ComponentRegistry<TokenFilterDef<any>>("token filter");
 
-export const tokenFilters = new Registry<TokenFilter>("token filter");
+/** Registers a token filter and returns it as a function of raw options (validated by its params). */
+export function defineTokenFilter<P extends z.ZodType, R extends TokenFilterResult>(
+  def: ComponentDef<P> & { filter(input: TokenFilterInput, params: z.output<P>): R },
+) {
+  tokenFilters.define(def);
+  const run = (input: TokenFilterInput, opts?: z.input<P>): R => def.filter(input, parseParams(def, opts));
+  return Object.assign(run, { def });
+}
 
 function countRemoved(before: Tensor, after: Tensor): number {
   return tidy(() => before.gt(0).logicalAnd(after.le(0)).to("f64").sum().item());
@@ -144,17 +170,24 @@ function need<T>(value: T | undefined, what: string, who: string): T {
  * mean and std (the advantages were computed before), A.6.
  */
 // arXiv 2503.14476 [CODE-FW]
-export function truncatedMask(input: TokenFilterInput, opts: object = {}): TokenFilterResult {
-  checkOptions("truncated", opts, TOKEN_FILTER_OPTION_KEYS.truncated);
-  const truncated = need(input.truncated, "truncated", "truncated mask");
-  const n = input.mask.shape[0]!;
-  if (truncated.length !== n) throw new CohortError(`truncated has ${truncated.length} entries for ${n} rows`);
-  const keep = Float64Array.from(truncated, (t) => (t ? 0 : 1));
-  const mask = tidy(() =>
-    input.mask.mul(tensor(keep, { shape: [n, 1], device: devOf(input.mask) }).to(input.mask.dtype)),
-  );
-  return { mask, removedTokens: countRemoved(input.mask, mask) };
-}
+export const truncatedMask = defineTokenFilter({
+  name: "truncated",
+  paper: "2503.14476",
+  confidence: "CODE-FW",
+  doc: "removes every token of a completion that hit the length limit",
+  params: z.strictObject({}),
+  needs: ["truncated"],
+  filter(input) {
+    const truncated = need(input.truncated, "truncated", "truncated mask");
+    const n = input.mask.shape[0]!;
+    if (truncated.length !== n) throw new CohortError(`truncated has ${truncated.length} entries for ${n} rows`);
+    const keep = Float64Array.from(truncated, (t) => (t ? 0 : 1));
+    const mask = tidy(() =>
+      input.mask.mul(tensor(keep, { shape: [n, 1], device: devOf(input.mask) }).to(input.mask.dtype)),
+    );
+    return { mask, removedTokens: countRemoved(input.mask, mask) };
+  },
+});
 
 /**
  * The `q`-quantile of the entropies of the valid tokens (mask > 0), with linear interpolation (as
@@ -170,35 +203,47 @@ export function entropyQuantileThreshold(entropy: Tensor, mask: Tensor, q: numbe
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-export interface TopEntropyOptions {
-  /** Keep the top ρ fraction of valid tokens by entropy (TRL `top_entropy_quantile`). Default 0.2. */
-  quantile?: number;
+const topEntropyParams = z.strictObject({
+  /** Keep the top ρ fraction of valid tokens by entropy (TRL `top_entropy_quantile`). */
+  quantile: z.number().min(0).max(1).default(0.2),
   /** Precomputed threshold (e.g. over all ranks); overrides `quantile`. */
-  threshold?: number;
-}
+  threshold: z.number().optional(),
+});
+export type TopEntropyOptions = z.input<typeof topEntropyParams>;
 
 /**
  * Top-entropy token mask (TRL `top_entropy_quantile`, "80/20" high-entropy minority tokens): threshold =
- * the (1 − ρ)-quantile of the entropies of all valid tokens; tokens with entropy ≥ threshold stay. The loss
- * normaliser is unchanged (keep using the counts of the unfiltered mask), A.6. ρ = 1 keeps every token.
+ * the (1 − ρ)-quantile of the entropies of all valid tokens of the step; tokens with entropy ≥ threshold stay.
+ * The loss normaliser is unchanged (keep using the counts of the unfiltered mask), A.6. ρ = 1 keeps every token.
  */
 // arXiv 2506.01939 [CODE-FW]
-export function topEntropyMask(input: TokenFilterInput, opts: TopEntropyOptions = {}): TokenFilterResult {
-  checkOptions("top_entropy", opts, TOKEN_FILTER_OPTION_KEYS.top_entropy);
-  const entropy = need(input.entropy, "entropy", "top-entropy mask");
-  const rho = opts.quantile ?? 0.2;
-  const thr = opts.threshold ?? entropyQuantileThreshold(entropy, input.mask, 1 - rho);
-  const mask = tidy(() => where(entropy.ge(thr), input.mask, 0).to(input.mask.dtype));
-  return { mask, removedTokens: countRemoved(input.mask, mask) };
-}
+export const topEntropyMask = defineTokenFilter({
+  name: "top_entropy",
+  paper: "2506.01939",
+  confidence: "CODE-FW",
+  doc: "keeps the top-ρ fraction of tokens by entropy",
+  params: topEntropyParams,
+  needs: ["tokenEntropy"],
+  filter(input, p) {
+    const entropy = need(input.entropy, "entropy", "top-entropy mask");
+    const thr = p.threshold ?? entropyQuantileThreshold(entropy, input.mask, 1 - p.quantile);
+    const mask = tidy(() => where(entropy.ge(thr), input.mask, 0).to(input.mask.dtype));
+    return { mask, removedTokens: countRemoved(input.mask, mask) };
+  },
+});
 
-export interface GtpoConflictOptions {
-  /** Weight W of a conflict token in a positive completion. Default 2.0. */
-  conflictWeight?: number;
-}
+const gtpoConflictParams = z.strictObject({
+  /** Weight W of a conflict token in a positive completion. */
+  conflictWeight: z.number().min(0).default(2),
+  /** Divide each completion's weights by max(1, n_conflict_i) (B.9 step 3, the reference code's extra
+   * division; off by default, as the spec treats it as optional). */
+  divideByConflicts: z.boolean().default(false),
+});
+export type GtpoConflictOptions = z.input<typeof gtpoConflictParams>;
 
 /** GTPO weights plus the per-completion conflict counts n_conflict_i (≥ 1 for active completions). */
 export interface GtpoConflictResult extends TokenFilterResult {
+  advantageWeights: Tensor;
   conflicts: Int32Array;
 }
 
@@ -207,30 +252,43 @@ export interface GtpoConflictResult extends TokenFilterResult {
  * sits at the same position in at least one positive (A > 0) and one negative (A < 0) completion and every
  * earlier token of its completion is a conflict too (initial run); backward conflicts use positions counted
  * from the end of each completion. Weight `δ_fwd · δ_bwd` with δ = 1 (no conflict), W (conflict, A_i > 0),
- * 0 (conflict, A_i < 0): skip negative updates and amplify positive ones on shared tokens. Completions with
- * A = 0 keep their mask. Valid tokens are those with mask > 0, assumed left-aligned (right padding).
- * Host-side over [N, T]; needs tokenIds, advantages (sequence kind) and groupIndex.
+ * 0 (conflict, A_i < 0): skip negative updates and amplify positive ones on shared tokens. δ multiplies the
+ * token advantages (`advantageWeights`); the loss mask, and so the normaliser |o_i|, are unchanged (B.9 step 3:
+ * `mean_t(−ρ·A·δ)` over the completion's own tokens). Completions with A = 0 keep weight 1. The signs come
+ * from the estimator's advantages (before the entropy shift, B.9 step 1 before step 2). Valid tokens are those
+ * with mask > 0, left-aligned (right padding). Host-side over [N, T].
  */
 // arXiv 2508.03772 [CODE]
-export function gtpoConflictWeights(input: TokenFilterInput, opts: GtpoConflictOptions = {}): GtpoConflictResult {
-  checkOptions("gtpo_conflict", opts, TOKEN_FILTER_OPTION_KEYS.gtpo_conflict);
+export const gtpoConflictWeights = defineTokenFilter({
+  name: "gtpo_conflict",
+  paper: "2508.03772",
+  confidence: "CODE",
+  doc: "conflict-token weights δ ∈ {0, 1, W} multiplying the token advantages",
+  params: gtpoConflictParams,
+  needs: ["tokenIds"],
+  filter: (input, p): GtpoConflictResult => gtpoConflicts(input, p),
+});
+
+function gtpoConflicts(input: TokenFilterInput, opts: z.output<typeof gtpoConflictParams>): GtpoConflictResult {
   const ids = need(input.tokenIds, "tokenIds", "gtpo conflict weights");
   const adv = need(input.advantages, "advantages", "gtpo conflict weights");
   const groupIndex = need(input.groupIndex, "groupIndex", "gtpo conflict weights");
   if (adv.kind !== "sequence")
     throw new CohortError("gtpo conflict weights need sequence advantages (one per completion)");
-  const w = opts.conflictWeight ?? 2;
+  const w = opts.conflictWeight;
   const [n, t] = input.mask.shape as [number, number];
   const m = tidy(() => input.mask.to("f64").data() as Float64Array);
   const tok = tidy(() => ids.to("f64").data() as Float64Array);
   const len = new Int32Array(n);
   for (let i = 0; i < n; i++) for (let j = 0; j < t; j++) if (m[i * t + j]! > 0) len[i] = len[i]! + 1;
-  const weights = Float64Array.from(m);
+  const weights = new Float64Array(n * t).fill(1);
   const conflicts = new Int32Array(n);
+  let zeroed = 0;
+  let amplified = 0;
   for (const idx of groupMembers(groupIndex)) {
     const pos = idx.filter((i) => adv.values[i]! > 0);
     const neg = idx.filter((i) => adv.values[i]! < 0);
-    if (pos.length === 0 && neg.length === 0) continue;
+    if (pos.length === 0 || neg.length === 0) continue;
     // position p of completion i: forward = absolute index p; backward = index len_i − 1 − p.
     const keysOf = (rows: number[], backward: boolean) => {
       const s = new Set<string>();
@@ -265,54 +323,85 @@ export function gtpoConflictWeights(input: TokenFilterInput, opts: GtpoConflictO
         conflict[col] = 1;
       }
       let count = 0;
-      for (let j = 0; j < t; j++) {
-        weights[i * t + j] = deltaF[j]! * deltaB[j]! * m[i * t + j]!;
-        if (conflict[j] && m[i * t + j]! > 0) count++;
-      }
+      for (let j = 0; j < t; j++) if (conflict[j] && m[i * t + j]! > 0) count++;
       conflicts[i] = Math.max(count, 1);
+      const div = opts.divideByConflicts ? conflicts[i]! : 1;
+      for (let j = 0; j < t; j++) {
+        if (!(m[i * t + j]! > 0)) continue;
+        const d = deltaF[j]! * deltaB[j]!;
+        weights[i * t + j] = d / div;
+        if (d === 0) zeroed++;
+        else if (d > 1) amplified++;
+      }
     }
   }
-  const mask = tidy(() => tensor(weights, { shape: [n, t], device: devOf(input.mask) }).to(input.mask.dtype));
-  return { mask, removedTokens: countRemoved(input.mask, mask), conflicts };
-}
-
-export interface ScoreFilterOptions {
-  /** Tokens whose score is above (default) or below the threshold leave the loss. */
-  threshold?: number;
-  drop?: "above" | "below";
-  /** Or a custom rule: a [N, T] keep-weight tensor from (score, mask). */
-  rule?: (score: Tensor, mask: Tensor) => Tensor;
+  const advantageWeights = tidy(() =>
+    tensor(weights, { shape: [n, t], device: devOf(input.mask) }).to(input.mask.dtype),
+  );
+  return {
+    advantageWeights,
+    removedTokens: zeroed,
+    conflicts,
+    metrics: { "gtpo/zeroed_tokens": zeroed, "gtpo/amplified_tokens": amplified },
+  };
 }
 
 /**
- * Generic token-filter hook (CAPO curvature masking, B.14): the caller supplies a per-token score
- * (`input.score`, e.g. a curvature estimate) and either a threshold (`drop: "above"`, default) or a custom
- * rule returning keep-weights. CAPO's own score is not specified; this is a hook, not the method.
+ * Per-token curvature score of CAPO (B.14, design choice): `c_t = ‖∇_z log π(o_t)‖² = 1 − 2·p(o_t) + Σ_v p_v²`,
+ * the squared norm of the token's log-prob gradient with respect to its logits z (p = softmax(z/T)), i.e. the
+ * token's term of the empirical Fisher in logit space: tokens the policy found unlikely have the largest
+ * curvature of the surrogate and move the update most. `logits` [N, T, V], `tokens` [N, T]; no gradient.
  */
-// CAPO arXiv 2510.00819 [ABSTRACT] (hook only)
-export function scoreTokenFilter(input: TokenFilterInput, opts: ScoreFilterOptions = {}): TokenFilterResult {
-  checkOptions("score", opts, TOKEN_FILTER_OPTION_KEYS.score);
-  const score = need(input.score, "score", "score token filter");
-  const rule = opts.rule;
-  const mask = tidy(() => {
-    if (rule !== undefined) return input.mask.mul(rule(score, input.mask).to(input.mask.dtype));
-    const thr = opts.threshold;
-    if (thr === undefined) throw new ConfigError("score filter needs a threshold or a rule", "threshold");
-    const dropIt = (opts.drop ?? "above") === "above" ? score.gt(thr) : score.lt(thr);
-    return where(dropIt, 0, input.mask).to(input.mask.dtype);
+export function curvatureScore(logits: Tensor, tokens: Tensor, temperature = 1): Tensor {
+  return tidy(() => {
+    const p = logits.detach().to("f64").div(temperature).softmax(-1);
+    const pa = p.gather(-1, tokens.to("i64").unsqueeze(-1)).squeeze(-1);
+    return p.square().sum(-1).sub(pa.mul(2)).add(1);
   });
-  return { mask, removedTokens: countRemoved(input.mask, mask) };
 }
 
-/** Option keys of each token filter, for config-time validation (score's `rule` is a function: set it in code). */
-export const TOKEN_FILTER_OPTION_KEYS = {
-  truncated: [],
-  top_entropy: ["quantile", "threshold"],
-  gtpo_conflict: ["conflictWeight"],
-  score: ["threshold", "drop", "rule"],
-} as const satisfies Record<string, readonly string[]>;
+const scoreParams = z.strictObject({
+  /** Which per-token score: the CAPO curvature (`curvatureScore`, supplied by `cohort train`) or a score
+   * your own loop supplies (`input.score`, need `tokenScore`). */
+  source: z.enum(["curvature", "custom"]).default("curvature"),
+  /** Drop tokens whose score is above this value… */
+  threshold: z.number().optional(),
+  /** …or above the q-quantile of the valid tokens' scores of the step (CAPO rejects < 8%: q = 0.92). */
+  quantile: z.number().min(0).max(1).optional(),
+  /** Which side leaves the loss. */
+  drop: z.enum(["above", "below"]).default("above"),
+});
+export type ScoreFilterOptions = z.input<typeof scoreParams>;
 
-tokenFilters.register("truncated", truncatedMask);
-tokenFilters.register("top_entropy", topEntropyMask);
-tokenFilters.register("gtpo_conflict", gtpoConflictWeights);
-tokenFilters.register("score", scoreTokenFilter);
+/**
+ * Score token filter (CAPO curvature masking, B.14): drops the tokens whose per-token score is above (or below)
+ * a threshold, or beyond a quantile of the step's valid tokens. With `source: "curvature"` (default) the score
+ * is CAPO's curvature (`curvatureScore`, design choice: the paper's estimator is not published); with
+ * `"custom"` it is the caller's `input.score`.
+ */
+// CAPO arXiv 2510.00819 [ABSTRACT] (curvature score and threshold: design choice)
+export const scoreTokenFilter = defineTokenFilter({
+  name: "score",
+  paper: "2510.00819",
+  confidence: "ABSTRACT",
+  doc: "drops tokens by a per-token score (CAPO curvature by default)",
+  params: scoreParams,
+  needs: (p) => (p.source === "curvature" ? ["curvature"] : ["tokenScore"]),
+  filter(input, p) {
+    const score =
+      p.source === "curvature"
+        ? need(input.curvature, "curvature", "score token filter (source curvature)")
+        : need(input.score, "score", "score token filter (source custom)");
+    if ((p.threshold === undefined) === (p.quantile === undefined)) {
+      throw new ConfigError("the score filter needs exactly one of threshold and quantile", "score");
+    }
+    const drop = p.drop;
+    const thr =
+      p.threshold ?? entropyQuantileThreshold(score, input.mask, drop === "above" ? (p.quantile as number) : 1 - (p.quantile as number));
+    const mask = tidy(() => {
+      const dropIt = drop === "above" ? score.gt(thr) : score.lt(thr);
+      return where(dropIt, 0, input.mask).to(input.mask.dtype);
+    });
+    return { mask, removedTokens: countRemoved(input.mask, mask) };
+  },
+});

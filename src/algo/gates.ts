@@ -11,7 +11,8 @@
  */
 import { CohortError } from "../errors.js";
 import { type Device, maximum, minimum, type Tensor, tensor, tidy, where } from "../tensor/index.js";
-import { Registry } from "./registry.js";
+import { z } from "zod";
+import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 
 export interface GateInput {
   /** ρ [N, T]. */
@@ -30,35 +31,51 @@ export interface GateOutput {
   metrics: Record<string, number>;
 }
 
-export interface ClipParams {
-  /** ε_low: lower bound 1 − ε_low. */
-  low: number;
-  /** ε_high: upper bound 1 + ε_high. */
-  high: number;
-  /** Dual-clip constant c > 1 (verl `clip_ratio_c`): for A < 0, L = min(L, −A·c). */
-  dualClip?: number;
-  /** Two-sided clip δ > 1 (TRL `delta`): the unclipped branch uses min(ρ, δ). */
-  delta?: number;
+/** A clip/gate function: ρ and A [N, T] → per-token loss. Its params sit beside `type` in `algo.gate`. */
+export interface GateDef<P extends z.ZodObject = z.ZodObject> extends ComponentDef<P> {
+  /** The per-token loss is linear in A (A·f(ρ)): scaling A per token equals weighting the loss, which the
+   * sampler-mismatch correction relies on. */
+  linearInAdvantage: boolean;
+  apply(input: GateInput, params: z.output<P>): GateOutput;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const gates = new ComponentRegistry<GateDef<any>>("clip/gate function");
+function defineGate<P extends z.ZodObject>(def: GateDef<P>): GateDef<P> {
+  return gates.define(def);
 }
 
-export interface SapoParams {
-  /** τ for A > 0 (default 1.0). */
-  tauPos: number;
-  /** τ for A ≤ 0 (default 1.05). */
-  tauNeg: number;
-}
+export const clipParams = z.strictObject({
+  /** ε_low: lower bound 1 − ε_low (GRPO 0.2). */
+  low: z.number().min(0).lt(1).default(0.2),
+  /** ε_high: upper bound 1 + ε_high (GRPO 0.2, DAPO 0.28). */
+  high: z.number().min(0).default(0.2),
+  /** Dual-clip constant c > 1 (verl `clip_ratio_c` 3.0): for A < 0, L = min(L, −A·c). */
+  dualClip: z.number().gt(1).optional(),
+  /** Two-sided clip δ > 1 + ε_high (TRL `delta`): the unclipped branch uses min(ρ, δ). */
+  delta: z.number().gt(1).optional(),
+});
+export type ClipParams = z.input<typeof clipParams>;
 
-export interface EtrParams {
+const sapoParams = z.strictObject({
+  /** τ for A > 0. */
+  tauPos: z.number().positive().default(1.0),
+  /** τ for A ≤ 0. */
+  tauNeg: z.number().positive().default(1.05),
+});
+export type SapoParams = z.output<typeof sapoParams>;
+
+const etrParams = z.strictObject({
   /** Base ε_low (ε_0). */
-  low: number;
+  low: z.number().min(0).lt(1).default(0.2),
   /** Base ε_high (ε_0^high). */
-  high: number;
+  high: z.number().min(0).default(0.2),
   /** κ_a: micro elasticity, bounds scale with (1 + κ_a |A|). */
-  kappaAdv: number;
+  kappaAdv: z.number().min(0).default(0.5),
   /** κ_v: macro elasticity, bounds scale with (1 + κ_v (4 p (1 − p) − 1)). */
-  kappaVar: number;
-  dualClip?: number;
-}
+  kappaVar: z.number().min(0).lt(1).default(0.5),
+  dualClip: z.number().gt(1).optional(),
+});
+export type EtrParams = z.output<typeof etrParams>;
 
 /** Fraction of valid tokens (mask > 0) where the boolean `cond` [N, T] holds. */
 export function validFraction(cond: Tensor, mask: Tensor): number {
@@ -120,7 +137,7 @@ function clippedSurrogate(
 // PPO clip with ε_low/ε_high (clip-higher), optional dual-clip c and two-sided δ.
 // arXiv 2402.03300 [CODE-FW] (GRPO); clip-higher arXiv 2503.14476 [CODE-FW]; dual-clip/δ [CODE-FW] verl/TRL.
 export function ppoClip(input: GateInput, p: ClipParams): GateOutput {
-  return clippedSurrogate(input, 1 - p.low, 1 + p.high, p.dualClip, p.delta);
+  return clippedSurrogate(input, 1 - (p.low ?? 0.2), 1 + (p.high ?? 0.2), p.dualClip, p.delta);
 }
 
 // SAPO soft gate: L = −(4/τ)·σ(τ(ρ − 1))·A, τ = τ_pos if A > 0 else τ_neg.  arXiv 2511.20347 [CODE-FW]
@@ -191,15 +208,43 @@ export function tensorColumn(values: Float64Array, like: Tensor): Tensor {
   });
 }
 
-export type GateFn = (input: GateInput, params: Record<string, unknown>) => GateOutput;
+defineGate({
+  name: "clip",
+  linearInAdvantage: true,
+  paper: "2402.03300",
+  confidence: "CODE-FW",
+  doc: "PPO clip with ε_low/ε_high (clip-higher), optional dual-clip c and two-sided δ",
+  params: clipParams,
+  apply: ppoClip,
+});
+defineGate({
+  name: "sapo",
+  linearInAdvantage: true,
+  paper: "2511.20347",
+  confidence: "CODE-FW",
+  doc: "soft sigmoid gate (4/τ)σ(τ(ρ − 1)) with τ_pos/τ_neg",
+  params: sapoParams,
+  apply: sapoGate,
+});
+defineGate({
+  name: "etr",
+  linearInAdvantage: false,
+  paper: "2601.03723",
+  confidence: "ABSTRACT",
+  doc: "clip bounds scaled by |A| and the group pass-rate variance (design choice)",
+  params: etrParams,
+  apply: etrGate,
+});
+defineGate({
+  name: "none",
+  linearInAdvantage: true,
+  doc: "no clipping: L = −ρ·A",
+  params: z.strictObject({}),
+  apply: noGate,
+});
 
-export const gates = new Registry<GateFn>("clip/gate function");
-gates.register("clip", (i, p) => ppoClip(i, p as unknown as ClipParams));
-gates.register("sapo", (i, p) => sapoGate(i, p as unknown as SapoParams));
-gates.register("etr", (i, p) => etrGate(i, p as unknown as EtrParams));
-gates.register("none", (i) => noGate(i));
-
-/** Applies the named gate. */
+/** Applies the named gate with raw params (validated by its schema). */
 export function applyGate(type: string, input: GateInput, params: Record<string, unknown>): GateOutput {
-  return gates.get(type, "gate.type")(input, params);
+  const def = gates.get(type, "gate.type");
+  return def.apply(input, parseParams(def, params, "gate"));
 }

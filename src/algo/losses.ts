@@ -3,15 +3,18 @@
  * slot as a generic `PolicyLoss(ℓ, ℓ_old, A, mask, groupIndex, rewards)`). A loss returns a per-token term
  * (aggregated by the configured aggregator) or a scalar already normalised by the global counts.
  *
- * Per-question losses (DisCO, Reg-GRPO) need every group whole inside one micro-batch; their normaliser is
- * `GlobalCounts.groups` (DisCO) or `GlobalCounts.sequences` (Reg-GRPO).
+ * Per-question losses (DisCO, Reg-GRPO) need every group whole inside one micro-batch (need `wholeGroups`:
+ * `cohort train` cuts micro-batches at group boundaries); their normaliser is the step's global
+ * `GlobalCounts.groups` (DisCO: every question of the step, all-equal ones included) or
+ * `GlobalCounts.sequences` (Reg-GRPO), so the loss is the same however the step is split.
  * @module
  */
+import { z } from "zod";
 import { CohortError } from "../errors.js";
 import { type Device, type Tensor, tensor, tidy, where } from "../tensor/index.js";
+import { type ComponentDef, ComponentRegistry, type StateDef } from "./component.js";
 import { validFraction } from "./gates.js";
 import { sequenceLogRatio } from "./ratio.js";
-import { Registry } from "./registry.js";
 import type { GlobalCounts, LossBatch } from "./types.js";
 
 export interface LossContext {
@@ -29,8 +32,20 @@ export interface LossOutput {
   metrics: Record<string, number>;
 }
 
-export type PolicyLossFn = (ctx: LossContext, params: Record<string, unknown>) => LossOutput;
-export const policyLosses = new Registry<PolicyLossFn>("policy loss");
+/**
+ * An alternative policy loss (fills the clip/gate slot). `apply` absent: the ratio·advantage surrogate with the
+ * configured gate. Its params sit beside `type` in `algo.loss`.
+ */
+export interface LossDef<P extends z.ZodObject = z.ZodObject, S extends Record<string, number> = Record<string, number>>
+  extends ComponentDef<P> {
+  state?: StateDef<z.output<P>, S>;
+  apply?(ctx: LossContext, params: z.output<P>, state: S): LossOutput;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const policyLosses = new ComponentRegistry<LossDef<any, any>>("policy loss");
+function defineLoss<P extends z.ZodObject>(def: LossDef<P>): LossDef<P> {
+  return policyLosses.define(def);
+}
 
 /** Rows = distinct groups present (in first-seen order), columns = sequences: 0/1 membership [Q, N]. */
 export function groupMatrix(groupIndex: Int32Array, like: Tensor): { matrix: Tensor; groups: number[] } {
@@ -64,17 +79,19 @@ export function reinforceLoss(ctx: LossContext): LossOutput {
   return { tokenLoss: tidy(() => ctx.advantages.mul(ctx.batch.logprobs).neg()), metrics: {} };
 }
 
-export interface RecParams {
-  mask: "none" | "one-side" | "two-side" | "ring";
-  weight: "none" | "importance_sampling" | "gspo_importance_sampling" | "advantage";
-  low: number;
-  high: number;
-  /** ε'_low, ε'_high of the ring mask (0.6, 2.0). */
-  lowPrime: number;
-  highPrime: number;
+const eps = (d: number) => z.number().min(0).default(d);
+const recParams = z.strictObject({
+  mask: z.enum(["none", "one-side", "two-side", "ring"]).default("one-side"),
+  weight: z.enum(["none", "importance_sampling", "gspo_importance_sampling", "advantage"]).default("none"),
+  low: eps(0.2),
+  high: eps(0.2),
+  /** ε'_low, ε'_high of the ring mask. */
+  lowPrime: eps(0.6),
+  highPrime: eps(2.0),
   /** Temperature of the "advantage" weight exp(A/temp). */
-  temp: number;
-}
+  temp: z.number().positive().default(1),
+});
+export type RecParams = z.output<typeof recParams>;
 
 // REC family: L = −A_w·ℓ·keep with ρ detached; one-side / two-side / ring masks, IS / advantage weights.
 // arXiv 2509.24203 [CODE]
@@ -118,16 +135,17 @@ export function recLoss(ctx: LossContext, p: RecParams): LossOutput {
   });
 }
 
-export interface DiscoParams {
+const discoParams = z.strictObject({
   /** Score: mean token log-prob ("logL") or mean token ratio ("Lratio"). */
-  score: "logL" | "Lratio";
+  score: z.enum(["logL", "Lratio"]).default("logL"),
   /** "lse": DRO log-sum-exp over negatives (DisCO); "b": plain difference of means (DisCO-b). */
-  form: "lse" | "b";
-  /** τ of the log-sum-exp form (10 for logL, 1 for Lratio). */
-  tau: number;
+  form: z.enum(["lse", "b"]).default("lse"),
+  /** τ of the log-sum-exp form (default 10 for logL, 1 for Lratio). */
+  tau: z.number().positive().optional(),
   /** A completion is positive when its reward > this (binary rewards). */
-  positiveThreshold: number;
-}
+  positiveThreshold: z.number().default(0.5),
+});
+export type DiscoParams = Omit<z.output<typeof discoParams>, "tau"> & { tau: number };
 
 /** Mask-weighted per-sequence mean of x [N, T] → [N] (0 for a fully masked sequence). */
 function seqMean(x: Tensor, mask: Tensor): Tensor {
@@ -213,8 +231,8 @@ export function discoLoss(ctx: LossContext, p: DiscoParams): LossOutput {
     const { logprobs, mask } = ctx.batch;
     const scores = p.score === "logL" ? seqMean(logprobs, mask) : seqMean(ctx.tokenLogRatio.exp(), mask);
     const obj = discoObjective(scores, rewards, ctx.batch.groupIndex, p);
-    const localGroups = new Set(ctx.batch.groupIndex).size;
-    const questions = ctx.counts.groups ?? localGroups;
+    // 1/#questions over every question of the step (all-equal ones add 0 and still count, B.11)
+    const questions = ctx.counts.groups ?? new Set(ctx.batch.groupIndex).size;
     const loss = questions === 0 ? obj.sum.mul(0) : obj.sum.neg().div(questions);
     return {
       loss,
@@ -227,10 +245,11 @@ export function discoLoss(ctx: LossContext, p: DiscoParams): LossOutput {
   });
 }
 
-export interface RegGrpoParams {
+const regGrpoParams = z.strictObject({
   /** β_r: scale of the predicted advantage. */
-  scale: number;
-}
+  scale: z.number().positive().default(1),
+});
+export type RegGrpoParams = z.output<typeof regGrpoParams>;
 
 // Reg-GRPO regression onto the advantage.  arXiv 2506.07464 [ABSTRACT] (design choice)
 /**
@@ -257,7 +276,43 @@ export function regGrpoLoss(ctx: LossContext, p: RegGrpoParams): LossOutput {
   });
 }
 
-policyLosses.register("reinforce", (ctx) => reinforceLoss(ctx));
-policyLosses.register("rec", (ctx, p) => recLoss(ctx, p as unknown as RecParams));
-policyLosses.register("disco", (ctx, p) => discoLoss(ctx, p as unknown as DiscoParams));
-policyLosses.register("reg_grpo", (ctx, p) => regGrpoLoss(ctx, p as unknown as RegGrpoParams));
+defineLoss({
+  name: "surrogate",
+  paper: "2402.03300",
+  confidence: "CODE-FW",
+  doc: "the ratio·advantage surrogate with the configured clip/gate",
+  params: z.strictObject({}),
+});
+defineLoss({
+  name: "reinforce",
+  doc: "plain REINFORCE −A·ℓ per token",
+  confidence: "PAPER-KNOWN",
+  params: z.strictObject({}),
+  apply: (ctx) => reinforceLoss(ctx),
+});
+defineLoss({
+  name: "rec",
+  paper: "2509.24203",
+  confidence: "CODE",
+  doc: "REC: −A_w·ℓ with detached ratio masks (one-side, two-side, ring) and weights",
+  params: recParams,
+  apply: (ctx, p) => recLoss(ctx, p),
+});
+defineLoss({
+  name: "disco",
+  paper: "2505.12366",
+  confidence: "CODE",
+  doc: "DisCO discriminative objective over positive and negative completions of each question",
+  params: discoParams,
+  needs: ["wholeGroups"],
+  apply: (ctx, p) => discoLoss(ctx, { ...p, tau: p.tau ?? (p.score === "logL" ? 10 : 1) }),
+});
+defineLoss({
+  name: "reg_grpo",
+  paper: "2506.07464",
+  confidence: "ABSTRACT",
+  doc: "regression of the group-centred scaled log-ratio onto the advantage (design choice)",
+  params: regGrpoParams,
+  needs: ["wholeGroups"],
+  apply: (ctx, p) => regGrpoLoss(ctx, p),
+});

@@ -18,17 +18,18 @@
  * valid rows), plus the pipeline's `filter/dagrpo_pairs/removed_sequences`.
  * @module
  */
-import { CohortError, ConfigError } from "../errors.js";
-import { checkOptions, groupMembers } from "./advantage.js";
-import type { SampleFilterResult } from "./filters.js";
+import { z } from "zod";
+import { CohortError } from "../errors.js";
+import { groupMembers } from "./advantage.js";
+import { defineSampleFilter, type SampleFilterResult } from "./filters.js";
 import type { RewardBatch } from "./types.js";
 
-export interface DagrpoPairsOptions {
-  /** Pairs at least this similar (0–1, normalised edit similarity) are low-distinctiveness. Default 0.95. */
-  minSimilarity?: number;
-}
-
-export const DAGRPO_PAIRS_OPTION_KEYS = ["minSimilarity"] as const;
+const pairParams = z.strictObject({
+  /** Pairs at least this similar (0–1, normalised edit similarity; 0.95: at most 5% of characters differ)
+   * are low-distinctiveness. */
+  minSimilarity: z.number().min(0).max(1).default(0.95),
+});
+export type DagrpoPairsOptions = z.input<typeof pairParams>;
 
 /**
  * Levenshtein distance of `a` and `b` when it is ≤ `k`, else `k + 1`; O(|a|·k) time (only the diagonal band
@@ -71,15 +72,17 @@ export function textSimilarityAtLeast(a: string, b: string, min: number): number
 }
 
 // arXiv 2512.06337 [ABSTRACT] (similarity and conflict rule: design choice)
-export function dagrpoPairsFilter(batch: RewardBatch, opts: DagrpoPairsOptions = {}): SampleFilterResult {
-  checkOptions("dagrpo_pairs", opts, DAGRPO_PAIRS_OPTION_KEYS);
-  const minSim = opts.minSimilarity ?? 0.95;
-  if (!(minSim >= 0 && minSim <= 1)) {
-    throw new ConfigError(
-      `minSimilarity = ${minSim}; expected a similarity in [0, 1] (e.g. 0.95: at most 5% of characters differ)`,
-      "dagrpo_pairs",
-    );
-  }
+export const dagrpoPairsFilter = defineSampleFilter({
+  name: "dagrpo_pairs",
+  paper: "2512.06337",
+  confidence: "ABSTRACT",
+  doc: "masks near-identical pairs on opposite sides of the group mean (design choice)",
+  params: pairParams,
+  needs: ["texts"],
+  filter: (batch, p) => pairsFilter(batch, p.minSimilarity),
+});
+
+function pairsFilter(batch: RewardBatch, minSim: number): SampleFilterResult {
   const texts = batch.texts;
   const N = batch.rewards.length;
   if (texts === undefined || texts.length !== N) {

@@ -9,19 +9,25 @@
  * ```
  *
  * Metrics are plain numbers under namespaced keys: `loss/policy`, `loss/total`, `ratio/mean|min|max`,
- * `clip/low_ratio|high_ratio|region_ratio` (and `clip_seq/*` for the sequence branch of a hybrid ratio), `kl`,
- * `kl/beta`, `entropy`, `llds/*`, `r2vpo/*`, `disco/*`, ….
+ * `clip/low_ratio|high_ratio|region_ratio` (and `clip_seq/*` for the sequence branch of a hybrid ratio), and each
+ * component's own prefix: `kl_reg/*`, `entropy_reg/*`, `llds/*`, `r2vpo/*`, `disco/*`, ….
+ *
+ * Stateful components (the adaptive entropy coefficient, R²VPO's λ, …) keep their state here: `endStep` once per
+ * optimizer step, `state()`/`load()` for checkpoints. Components with a `prepass` need sums over the whole step:
+ * call `prepass` on every micro-batch (without gradient), sum the results (and over data-parallel ranks), and
+ * pass them to `compute` as `ctx.global` — the loss is then the same however the step is split.
  * @module
  */
 import { CohortError } from "../errors.js";
 import { type Tensor, tidy } from "../tensor/index.js";
 import { aggregate } from "./aggregate.js";
-import { type AlgoConfig, type AlgoConfigInput, parseAlgoConfig } from "./config.js";
+import { loadStateRecord, type StateDef } from "./component.js";
+import { type AlgoConfig, type AlgoConfigInput, parseAlgoConfig, type TypedEntry } from "./config.js";
 import { applyGate, type GateOutput } from "./gates.js";
-import { policyLosses } from "./losses.js";
+import { type LossDef, policyLosses } from "./losses.js";
 import { importanceRatio, tokenLogRatio } from "./ratio.js";
-import { createRegularizer, type Regularizer } from "./regularizers.js";
-import type { GlobalCounts, LossBatch, Stateful } from "./types.js";
+import { type RegularizerContext, type RegularizerDef, regularizers } from "./regularizers.js";
+import type { GlobalCounts, LossBatch } from "./types.js";
 
 export interface PolicyLossResult {
   /** Scalar loss with grad (sum it over micro-batches: the global counts make it additive). */
@@ -32,6 +38,26 @@ export interface PolicyLossResult {
 export interface StepContext {
   /** Optimizer step, for scheduled coefficients (β of GRPO-D). Default 0. */
   step?: number;
+  /** Step-wide `prepass` sums, per component key (see `PolicyLoss.prepass`). */
+  global?: Record<string, Record<string, number>>;
+}
+
+/** A configured component with its per-run state (an empty record when stateless). */
+interface Live<D> {
+  key: string;
+  def: D;
+  params: Record<string, unknown>;
+  state: Record<string, number>;
+}
+
+function live<D extends { name: string; state?: StateDef<never, Record<string, number>> }>(
+  key: string,
+  def: D,
+  entry: TypedEntry,
+): Live<D> {
+  const { type: _type, ...params } = entry;
+  const spec = def.state as StateDef<Record<string, unknown>, Record<string, number>> | undefined;
+  return { key, def, params, state: spec ? spec.init(params) : {} };
 }
 
 /** Advantages [N] or [N, T] as [N, T] in the dtype of `like`. */
@@ -70,24 +96,71 @@ function gateParams(c: AlgoConfig): Record<string, unknown> {
   return rest;
 }
 
-function lossParams(c: AlgoConfig): Record<string, unknown> {
-  const { type: _type, ...rest } = c.loss;
-  if (c.loss.type === "disco" && c.loss.tau === undefined) {
-    return { ...rest, tau: c.loss.score === "logL" ? 10 : 1 };
-  }
-  return rest;
-}
-
-/** A configured policy loss. Holds the stateful regularizers; checkpoint it through `state()`/`load()`. */
-export class PolicyLoss implements Stateful {
+/** A configured policy loss. Holds the per-run state of its components; checkpoint it with `state()`/`load()`. */
+export class PolicyLoss {
   readonly config: AlgoConfig;
-  readonly regularizers: Regularizer[];
+  readonly loss: Live<LossDef>;
+  readonly regularizers: Live<RegularizerDef>[];
 
   constructor(config: AlgoConfig | AlgoConfigInput) {
     this.config = parseAlgoConfig(config);
-    this.regularizers = this.config.regularizers.map((r, i) =>
-      createRegularizer(r as unknown as { type: string } & Record<string, unknown>, `algo.regularizers.${i}`),
-    );
+    this.loss = live("loss", policyLosses.get(this.config.loss.type), this.config.loss);
+    this.regularizers = this.config.regularizers.map((r, i) => live(`${i}:${r.type}`, regularizers.get(r.type), r));
+  }
+
+  /** Whether some component needs step-wide sums (`prepass`) before `compute`. */
+  get needsPrepass(): boolean {
+    return this.regularizers.some((r) => r.def.prepass !== undefined && (r.def.usesPrepass?.(r.params) ?? true));
+  }
+
+  /** Zero prepass sums for every component that has a prepass (the same keys and fields on every rank). */
+  emptyGlobals(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const r of this.regularizers) {
+      if (r.def.prepass === undefined || !(r.def.usesPrepass?.(r.params) ?? true)) continue;
+      out[r.key] = Object.fromEntries((r.def.prepassFields ?? []).map((f) => [f, 0]));
+    }
+    return out;
+  }
+
+  /**
+   * The `prepass` sums of one micro-batch (no gradient needed), per component key. Add them up over every
+   * micro-batch of the step (and every rank, `addGlobals`) and pass the total to `compute` as `ctx.global`.
+   */
+  prepass(batch: LossBatch, counts: GlobalCounts, ctx: StepContext = {}): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    if (!this.needsPrepass) return out;
+    tidy(() => {
+      const { m, adv, lr, ratio } = this.#common(batch);
+      for (const r of this.regularizers) {
+        if (r.def.prepass === undefined || !(r.def.usesPrepass?.(r.params) ?? true)) continue;
+        out[r.key] = r.def.prepass(
+          { batch: { ...batch, mask: m }, ratio, tokenLogRatio: lr, advantages: adv, counts, step: ctx.step ?? 0 },
+          r.params,
+        );
+      }
+    });
+    return out;
+  }
+
+  /** ρ at the configured level (no gate), the token log-ratio, the mask and the broadcast advantages. */
+  #common(batch: LossBatch): { m: Tensor; adv: Tensor; lr: Tensor; ratio: Tensor } {
+    const c = this.config;
+    const { logprobs, mask } = batch;
+    if (logprobs.ndim !== 2 || mask.shape.join() !== logprobs.shape.join()) {
+      throw new CohortError(`logprobs and mask must both be [N, T] (got [${logprobs.shape}] and [${mask.shape}])`);
+    }
+    const m = mask.to(logprobs.dtype);
+    const adv = broadcastAdvantages(batch.advantages, logprobs);
+    const ratioOpts = {
+      logRatioClamp: c.ratio.logRatioClamp,
+      seqLogRatioClamp: c.ratio.seqLogRatioClamp,
+      hybridMix: c.ratio.hybrid?.mix ?? "average",
+    };
+    const lr = tokenLogRatio({ ...batch, mask: m }, ratioOpts);
+    const ratio =
+      c.loss.type === "surrogate" ? importanceRatio(c.ratio.level, { ...batch, mask: m }, ratioOpts).ratio : lr.exp();
+    return { m, adv, lr, ratio };
   }
 
   compute(batch: LossBatch, counts: GlobalCounts, ctx: StepContext = {}): PolicyLossResult {
@@ -131,7 +204,9 @@ export class PolicyLoss implements Stateful {
           const hy = c.ratio.hybrid ?? { token: { low: 0.2, high: 0.28 }, sequence: { low: 3e-4, high: 4e-4 } };
           let mixed: Tensor | null = null;
           for (const b of rr.branches) {
-            const params = { ...gateParams(c), ...(b.name === "token" ? hy.token : hy.sequence) };
+            // each branch is clipped to its own trust region (a gate without bounds, "none", takes none)
+            const bounds = c.gate.type === "none" ? {} : b.name === "token" ? hy.token : hy.sequence;
+            const params = { ...gateParams(c), ...bounds };
             const out = gate(b.ratio, params);
             const prefix = b.name === "token" ? "clip/" : "clip_seq/";
             for (const [k, v] of Object.entries(out.metrics)) metrics[k.replace(/^clip\//, prefix)] = v;
@@ -146,9 +221,12 @@ export class PolicyLoss implements Stateful {
         }
       } else {
         ratio = lr.exp();
-        const out = policyLosses.get(c.loss.type, "algo.loss.type")(
+        const apply = this.loss.def.apply;
+        if (apply === undefined) throw new CohortError(`loss "${c.loss.type}" has no apply function`);
+        const out = apply(
           { batch: { ...batch, mask: m }, advantages: adv, tokenLogRatio: lr, counts: fullCounts },
-          lossParams(c),
+          this.loss.params,
+          this.loss.state,
         );
         Object.assign(metrics, out.metrics);
         tokenLoss = out.tokenLoss ?? logprobs.mul(0);
@@ -174,14 +252,17 @@ export class PolicyLoss implements Stateful {
       let regTokens: Tensor | null = null;
       let total = policyTotal;
       for (const reg of this.regularizers) {
-        const out = reg.compute({
+        const rctx: RegularizerContext = {
           batch: { ...batch, mask: m },
           ratio,
           tokenLogRatio: lr,
           advantages: adv,
           counts: fullCounts,
           step,
-        });
+        };
+        const g = ctx.global?.[reg.key];
+        if (g !== undefined) rctx.global = g;
+        const out = reg.def.compute(rctx, reg.params, reg.state);
         Object.assign(metrics, out.metrics);
         if (out.tokenLoss !== undefined) regTokens = regTokens === null ? out.tokenLoss : regTokens.add(out.tokenLoss);
         if (out.loss !== undefined) total = total.add(out.loss);
@@ -193,31 +274,43 @@ export class PolicyLoss implements Stateful {
     return { loss, metrics };
   }
 
-  /** Call once after each optimizer step: dual variables and adaptive coefficients update here. */
-  endStep(): void {
-    for (const r of this.regularizers) r.endStep?.();
+  /** The stateful components, for the training loop (state, cross-rank sums, `endStep`). */
+  stateful(): Live<LossDef | RegularizerDef>[] {
+    return [this.loss, ...this.regularizers].filter((l) => l.def.state !== undefined);
+  }
+
+  /**
+   * Call once after each optimizer step (`applied` false when a non-finite loss or gradient skipped it):
+   * dual variables and adaptive coefficients update here.
+   */
+  endStep(applied = true): void {
+    for (const l of this.stateful()) {
+      const spec = l.def.state as StateDef<Record<string, unknown>, Record<string, number>>;
+      spec.endStep?.(l.state, l.params, applied);
+    }
   }
 
   state(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    this.regularizers.forEach((r, i) => {
-      if (r.state !== undefined) out[`${i}:${r.type}`] = r.state();
-    });
-    return out;
+    return Object.fromEntries(this.stateful().map((l) => [l.key, { ...l.state }]));
   }
 
   load(state: Record<string, unknown>): void {
-    this.regularizers.forEach((r, i) => {
-      const s = state[`${i}:${r.type}`];
-      if (r.load === undefined) return;
-      if (s === undefined || s === null || typeof s !== "object") {
-        throw new CohortError(
-          `policy loss state has no entry "${i}:${r.type}"; the checkpoint was written with other regularizers`,
-        );
-      }
-      r.load(s as Record<string, unknown>);
-    });
+    for (const l of this.stateful()) {
+      l.state = loadStateRecord(l.state, state[l.key], `policy loss component "${l.key}"`);
+    }
   }
+}
+
+/** Adds `b`'s prepass sums into `a` (same component keys and fields). */
+export function addGlobals(
+  a: Record<string, Record<string, number>>,
+  b: Record<string, Record<string, number>>,
+): Record<string, Record<string, number>> {
+  for (const [k, rec] of Object.entries(b)) {
+    const into = (a[k] ??= {});
+    for (const [f, v] of Object.entries(rec)) into[f] = (into[f] ?? 0) + v;
+  }
+  return a;
 }
 
 /** A policy loss for a config (validated; throws ConfigError with the key path). */

@@ -2,14 +2,20 @@
  * Regularizers (ALGORITHMS.md §C.1 slot `Regularizer[]`): terms added to the policy loss. A regularizer
  * returns a per-token term (`tokenLoss`, summed into the policy's per-token loss and aggregated with it) and/or
  * a scalar (`loss`, already normalised with the global counts). Stateful ones (dual variables, adaptive
- * coefficients) implement `Stateful`, and `endStep()` applies their update after the optimizer step using the
- * statistics gathered by every `compute` call since the previous `endStep`.
+ * coefficients) declare a `state` (component.ts `StateDef`): `compute` gathers statistics into it and
+ * `endStep` applies the update once per optimizer step. Statistics that need the whole step (a global mean,
+ * the step's KL) come from `prepass`: sums over every micro-batch of the step (and every data-parallel rank),
+ * computed without gradient before the first backward pass and handed to `compute` as `ctx.global`, so every
+ * regularizer gives the same loss and gradient however the step is split into micro-batches and ranks.
+ * Metrics go under the regularizer's own prefix (`kl_reg/…`, `entropy_reg/…`, `r2vpo/…`): the trainer's
+ * `kl` and `entropy` keep their documented meaning.
  * @module
  */
-import { CohortError, ConfigError } from "../errors.js";
+import { z } from "zod";
+import { CohortError } from "../errors.js";
 import { cat, type Device, maximum, noGrad, type Tensor, tidy, zeros } from "../tensor/index.js";
-import { Registry } from "./registry.js";
-import type { GlobalCounts, LossBatch, Stateful } from "./types.js";
+import { type ComponentDef, ComponentRegistry, type StateDef } from "./component.js";
+import type { GlobalCounts, LossBatch } from "./types.js";
 
 export interface RegularizerContext {
   batch: LossBatch;
@@ -22,6 +28,8 @@ export interface RegularizerContext {
   counts: GlobalCounts;
   /** Optimizer step (for schedules). */
   step: number;
+  /** This component's `prepass` sums over the whole step (absent: the batch is the whole step). */
+  global?: Record<string, number>;
 }
 
 export interface RegularizerOutput {
@@ -30,15 +38,24 @@ export interface RegularizerOutput {
   metrics: Record<string, number>;
 }
 
-export interface Regularizer extends Partial<Stateful> {
-  readonly type: string;
-  compute(ctx: RegularizerContext): RegularizerOutput;
-  /** Updates internal state (dual ascent, adaptive coefficients) after the optimizer step. */
-  endStep?(): void;
+/** A regularizer. Its params sit beside `type` in an `algo.regularizers` entry. */
+export interface RegularizerDef<P extends z.ZodObject = z.ZodObject, S extends Record<string, number> = Record<string, number>>
+  extends ComponentDef<P> {
+  state?: StateDef<z.output<P>, S>;
+  /** Step-wide sums this regularizer needs (see the module doc), with their field names; absent: none. */
+  prepass?(ctx: Omit<RegularizerContext, "global">, params: z.output<P>): Record<string, number>;
+  prepassFields?: readonly string[];
+  /** Whether `prepass` applies under these params (default: whenever `prepass` is defined). */
+  usesPrepass?(params: z.output<P>): boolean;
+  compute(ctx: RegularizerContext, params: z.output<P>, state: S): RegularizerOutput;
 }
-
-export type RegularizerFactory = (params: Record<string, unknown>) => Regularizer;
-export const regularizers = new Registry<RegularizerFactory>("regularizer");
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const regularizers = new ComponentRegistry<RegularizerDef<any, any>>("regularizer");
+function defineRegularizer<P extends z.ZodObject, S extends Record<string, number>>(
+  def: RegularizerDef<P, S>,
+): RegularizerDef<P, S> {
+  return regularizers.define(def);
+}
 
 /** Mask-weighted mean Σ m x / Σ m as a number (0 when the mask is empty). */
 export function maskedMean(x: Tensor, mask: Tensor): number {
@@ -119,66 +136,98 @@ export function betaAt(beta: number | BetaSchedule, step: number): number {
   }
 }
 
-export interface KlParams {
-  estimator: KlEstimator;
-  beta: number | BetaSchedule;
-  deltaClamp?: number;
-  valueClamp?: number;
+const betaScheduleSchema = z.strictObject({
+  kind: z.enum(["constant", "linear", "cosine", "exponential"]),
+  start: z.number().min(0),
+  end: z.number().min(0),
+  steps: z.number().int().positive(),
+});
+const klParams = z.strictObject({
+  estimator: z.enum(KL_ESTIMATORS).default("k3"),
+  /** β, constant or scheduled (GRPO-D). DeepSeekMath 0.04; R1 0.001. */
+  beta: z.union([z.number().min(0), betaScheduleSchema]).default(0.04),
+  deltaClamp: z.number().positive().default(20),
+  valueClamp: z.number().positive().default(10),
   /** Multiply the KL term by the token ratio ρ (TRL `use_bias_correction_kl`). */
-  ratioWeighted?: boolean;
+  ratioWeighted: z.boolean().default(false),
+});
+export type KlParams = z.input<typeof klParams>;
+
+/** Whether a KL β (constant or scheduled) is ever positive, so that a reference model is needed. */
+export function betaActive(beta: number | BetaSchedule): boolean {
+  return typeof beta !== "number" || beta > 0;
+}
+
+/** β·k per token; metrics `kl_reg/kl` (mean k over valid tokens) and `kl_reg/beta`. */
+export function klTerm(ctx: RegularizerContext, p: KlParams): RegularizerOutput {
+  const ref = ctx.batch.refLogprobs;
+  if (ref === undefined) {
+    throw new CohortError(
+      "the kl regularizer needs LossBatch.refLogprobs (log-probs under the reference model); " +
+        "compute them, or remove the kl regularizer (β = 0 needs no reference model)",
+    );
+  }
+  const beta = betaAt(p.beta ?? 0.04, ctx.step);
+  return tidy(() => {
+    let k = klEstimate(ctx.batch.logprobs, ref, p.estimator ?? "k3", p);
+    const metrics = { "kl_reg/kl": maskedMean(k, ctx.batch.mask), "kl_reg/beta": beta };
+    if (p.ratioWeighted) k = k.mul(ctx.ratio);
+    return { tokenLoss: k.mul(beta), metrics };
+  });
 }
 
 // KL penalty in the loss, β·k.  arXiv 2402.03300 [CODE-FW]; scheduled β arXiv 2503.16081 [ABSTRACT]
-export function klRegularizer(p: KlParams): Regularizer {
-  return {
-    type: "kl",
-    compute(ctx) {
-      const ref = ctx.batch.refLogprobs;
-      if (ref === undefined) {
-        throw new CohortError(
-          "the kl regularizer needs LossBatch.refLogprobs (log-probs under the reference model); " +
-            "compute them, or remove the kl regularizer (β = 0 needs no reference model)",
-        );
-      }
-      const beta = betaAt(p.beta, ctx.step);
-      return tidy(() => {
-        let k = klEstimate(ctx.batch.logprobs, ref, p.estimator, p);
-        const metrics = { kl: maskedMean(k, ctx.batch.mask), "kl/beta": beta };
-        if (p.ratioWeighted) k = k.mul(ctx.ratio);
-        return { tokenLoss: k.mul(beta), metrics };
-      });
-    },
-  };
-}
+defineRegularizer({
+  name: "kl",
+  paper: "2402.03300",
+  confidence: "CODE-FW",
+  doc: "β·k per token (k1/k2/k3, verl's + forms), β constant or scheduled (GRPO-D)",
+  params: klParams,
+  needs: (p) => (betaActive(p.beta) ? ["refLogprobs"] : []),
+  compute: (ctx, p) => klTerm(ctx, p),
+});
 
 // ---- entropy bonus -------------------------------------------------------------------------------
 
-export interface EntropyParams {
+const entropyParams = z.strictObject({
   /** Bonus coefficient (initial value when adaptive). */
-  coef: number;
+  coef: z.number().min(0).default(0.001),
   /** Target entropy (nats/token); set it to adapt `coef` after each step. */
-  target?: number;
+  target: z.number().min(0).optional(),
   /** Adaptation rate: coef ← clamp(coef + lr·(target − H̄), minCoef, maxCoef). */
-  lr?: number;
-  minCoef?: number;
-  maxCoef?: number;
-}
+  lr: z.number().positive().default(0.01),
+  minCoef: z.number().min(0).default(0),
+  maxCoef: z.number().min(0).default(1),
+});
+export type EntropyParams = z.output<typeof entropyParams>;
 
 /**
- * Entropy bonus `−coef·H` per token (needs LossBatch.entropy with gradient for the bonus to act). With a
- * target, coef adapts after each step toward keeping the mean entropy at the target (design choice, SAC-style
- * controller).
+ * Entropy bonus `−coef·H` per token (needs the per-token entropy with gradient for the bonus to act). With a
+ * target, coef adapts once per optimizer step toward keeping the step's mean entropy H̄ (token mean over every
+ * micro-batch and rank) at the target: coef ← clamp(coef + lr·(target − H̄), minCoef, maxCoef) (design choice,
+ * a SAC-style controller). Metrics `entropy_reg/entropy`, `entropy_reg/coef`.
  */
 // Entropy bonus (PPO).  arXiv 1707.06347 [PAPER-KNOWN]; adaptive target: design choice
-export class EntropyBonus implements Regularizer, Stateful {
-  readonly type = "entropy";
-  coef: number;
-  #sum = 0;
-  #weight = 0;
-  constructor(readonly p: EntropyParams) {
-    this.coef = p.coef;
-  }
-  compute(ctx: RegularizerContext): RegularizerOutput {
+defineRegularizer({
+  name: "entropy",
+  paper: "1707.06347",
+  confidence: "PAPER-KNOWN",
+  doc: "entropy bonus −coef·H per token; coef adapts toward a target entropy when one is set (design choice)",
+  params: entropyParams,
+  needs: ["tokenEntropy"],
+  state: {
+    init: (p) => ({ coef: p.coef, sum: 0, weight: 0 }),
+    reduce: ["sum", "weight"],
+    endStep(s, p, applied) {
+      if (applied && p.target !== undefined && s.weight > 0) {
+        const next = s.coef + p.lr * (p.target - s.sum / s.weight);
+        s.coef = Math.min(p.maxCoef, Math.max(p.minCoef, next));
+      }
+      s.sum = 0;
+      s.weight = 0;
+    },
+  },
+  compute(ctx, _p, s) {
     const h = ctx.batch.entropy;
     if (h === undefined) {
       throw new CohortError(
@@ -187,39 +236,22 @@ export class EntropyBonus implements Regularizer, Stateful {
     }
     const mean = maskedMean(h, ctx.batch.mask);
     const w = tidy(() => ctx.batch.mask.detach().sum().item());
-    this.#sum += mean * w;
-    this.#weight += w;
-    return {
-      tokenLoss: tidy(() => h.mul(-this.coef)),
-      metrics: { entropy: mean, "entropy/coef": this.coef },
-    };
-  }
-  endStep(): void {
-    if (this.p.target !== undefined && this.#weight > 0) {
-      const h = this.#sum / this.#weight;
-      const next = this.coef + (this.p.lr ?? 0.01) * (this.p.target - h);
-      this.coef = Math.min(this.p.maxCoef ?? 1, Math.max(this.p.minCoef ?? 0, next));
-    }
-    this.#sum = 0;
-    this.#weight = 0;
-  }
-  state(): Record<string, unknown> {
-    return { coef: this.coef };
-  }
-  load(state: Record<string, unknown>): void {
-    if (typeof state.coef !== "number") throw new CohortError("entropy regularizer state: coef must be a number");
-    this.coef = state.coef;
-  }
-}
+    s.sum += mean * w;
+    s.weight += w;
+    const coef = s.coef;
+    return { tokenLoss: tidy(() => h.mul(-coef)), metrics: { "entropy_reg/entropy": mean, "entropy_reg/coef": coef } };
+  },
+});
 
 // ---- LLDS (B.12) ---------------------------------------------------------------------------------
 
-export interface LldsParams {
+const lldsParams = z.strictObject({
   /** λ (code default 0.2). */
-  lambda: number;
+  lambda: z.number().min(0).default(0.2),
   /** "action": per contiguous run of preserving tokens (default); "response": per response. */
-  gate: "action" | "response";
-}
+  gate: z.enum(["action", "response"]).default("action"),
+});
+export type LldsParams = z.output<typeof lldsParams>;
 
 /**
  * The LLDS gate g [N, T] (0/1, no gradient) from d = ℓ_old − ℓ and the preserving set P = (m > 0) ∧ (A ≥ 0).
@@ -243,9 +275,8 @@ export function lldsGate(d: Tensor, preserving: Tensor, gate: "action" | "respon
 }
 
 // LLDS likelihood-preserving regulariser: λ Σ m·g·max(0, ℓ_old − ℓ) / tokens.  arXiv 2512.04220 [CODE]
-export function lldsRegularizer(p: LldsParams): Regularizer {
+export function lldsRegularizer(p: LldsParams): { compute(ctx: RegularizerContext): RegularizerOutput } {
   return {
-    type: "llds",
     compute(ctx) {
       return tidy(() => {
         const { logprobs, oldLogprobs, mask } = ctx.batch;
@@ -264,61 +295,74 @@ export function lldsRegularizer(p: LldsParams): Regularizer {
 
 // ---- R²VPO (B.15) --------------------------------------------------------------------------------
 
-export interface R2vpoParams {
+const r2vpoParams = z.strictObject({
   /** δ_var: the allowed ratio variance. */
-  delta: number;
+  delta: z.number().min(0).default(0.01),
   /** η_λ: dual step size. */
-  eta: number;
+  eta: z.number().positive().default(0.1),
   /** Initial λ. */
-  lambdaInit: number;
+  lambdaInit: z.number().min(0).default(0),
+});
+export type R2vpoParams = z.output<typeof r2vpoParams>;
+
+/** Σ m·ρ, Σ m·ρ² and Σ m over the valid tokens of a micro-batch (R²VPO's step-wide ratio moments). */
+function ratioMoments(ratio: Tensor, mask: Tensor): Record<string, number> {
+  return tidy(() => {
+    const m = mask.detach().gt(0).to("f64");
+    const r = ratio.detach().to("f64");
+    return { rho: r.mul(m).sum().item(), rho2: r.square().mul(m).sum().item(), n: m.sum().item() };
+  });
 }
 
-// R²VPO ratio-variance penalty with a dual variable.  arXiv 2601.03320 [ABSTRACT] (design choice)
 /**
- * R²VPO ratio-variance penalty λ·(Var(ρ) − δ_var) over the valid tokens of the micro-batch (mask-weighted,
- * population variance), with dual ascent λ ← max(0, λ + η(V̄ − δ_var)) in `endStep` (V̄ = token-weighted mean
- * over the step's micro-batches). arXiv 2601.03320 [ABSTRACT] — the Lagrangian form is a design choice.
+ * R²VPO ratio-variance penalty λ·(Var(ρ) − δ_var) over the valid tokens of the whole step (population
+ * variance around the step's mean ratio μ, from `prepass`), with dual ascent λ ← max(0, λ + η(Var − δ_var))
+ * once per optimizer step. Each micro-batch contributes λ·(Σ_mb m(ρ − μ)² − δ·n_mb)/n: the sum over the step
+ * is the penalty, and its gradient is exact (Σ m(ρ − μ) = 0 at the step mean). Metrics `r2vpo/var`,
+ * `r2vpo/lambda`. arXiv 2601.03320 [ABSTRACT] — the Lagrangian form is a design choice (B.15).
  */
-export class R2vpoPenalty implements Regularizer, Stateful {
-  readonly type = "r2vpo";
-  lambda: number;
-  #sum = 0;
-  #weight = 0;
-  constructor(readonly p: R2vpoParams) {
-    this.lambda = p.lambdaInit;
-  }
-  compute(ctx: RegularizerContext): RegularizerOutput {
-    return tidy(() => {
-      const m = ctx.batch.mask.to(ctx.ratio.dtype);
-      const n = m.sum().item();
-      if (n === 0) return { loss: ctx.ratio.sum().mul(0), metrics: { "r2vpo/var": 0, "r2vpo/lambda": this.lambda } };
-      const mu = ctx.ratio.mul(m).sum().div(n);
-      const variance = ctx.ratio.sub(mu).square().mul(m).sum().div(n);
-      const v = variance.item();
-      this.#sum += v * n;
-      this.#weight += n;
-      return {
-        loss: variance.sub(this.p.delta).mul(this.lambda),
-        metrics: { "r2vpo/var": v, "r2vpo/lambda": this.lambda },
-      };
-    });
-  }
-  endStep(): void {
-    if (this.#weight > 0) {
-      const v = this.#sum / this.#weight;
-      this.lambda = Math.max(0, this.lambda + this.p.eta * (v - this.p.delta));
+// R²VPO ratio-variance penalty with a dual variable.  arXiv 2601.03320 [ABSTRACT] (design choice)
+defineRegularizer({
+  name: "r2vpo",
+  paper: "2601.03320",
+  confidence: "ABSTRACT",
+  doc: "λ·(Var(ρ) − δ) over the step's tokens, λ by dual ascent (design choice)",
+  params: r2vpoParams,
+  state: {
+    init: (p) => ({ lambda: p.lambdaInit, variance: 0, seen: 0 }),
+    endStep(s, p, applied) {
+      if (applied && s.seen > 0) s.lambda = Math.max(0, s.lambda + p.eta * (s.variance - p.delta));
+      s.variance = 0;
+      s.seen = 0;
+    },
+  },
+  prepass: (ctx) => ratioMoments(ctx.ratio, ctx.batch.mask),
+  prepassFields: ["rho", "rho2", "n"],
+  compute(ctx, p, s) {
+    const g = ctx.global ?? ratioMoments(ctx.ratio, ctx.batch.mask);
+    const n = g.n as number;
+    if (!(n > 0)) {
+      return { loss: tidy(() => ctx.ratio.sum().mul(0)), metrics: { "r2vpo/var": 0, "r2vpo/lambda": s.lambda } };
     }
-    this.#sum = 0;
-    this.#weight = 0;
-  }
-  state(): Record<string, unknown> {
-    return { lambda: this.lambda };
-  }
-  load(state: Record<string, unknown>): void {
-    if (typeof state.lambda !== "number") throw new CohortError("r2vpo state: lambda must be a number");
-    this.lambda = state.lambda;
-  }
-}
+    const mu = (g.rho as number) / n;
+    const variance = Math.max(0, (g.rho2 as number) / n - mu * mu);
+    s.variance = variance;
+    s.seen = 1;
+    const lambda = s.lambda;
+    return tidy(() => {
+      const m = ctx.batch.mask.detach().gt(0).to(ctx.ratio.dtype);
+      const local = m.sum().item();
+      const loss = ctx.ratio
+        .sub(mu)
+        .square()
+        .mul(m)
+        .sum()
+        .sub(p.delta * local)
+        .mul(lambda / n);
+      return { loss, metrics: { "r2vpo/var": variance, "r2vpo/lambda": lambda } };
+    });
+  },
+});
 
 // ---- DisCO squared-hinge KL constraint (B.11, D.13) ----------------------------------------------
 
@@ -334,72 +378,87 @@ export function discoKlPenalty(klOld: Tensor, beta: number, delta: number): Tens
   });
 }
 
-export interface DiscoKlParams {
-  beta: number;
-  delta: number;
+const discoKlParams = z.strictObject({
+  beta: z.number().positive().default(1e3),
+  delta: z.number().min(0).default(1e-4),
+});
+
+/** Σ m·k3(ρ) and Σ m of a micro-batch, k3 = ρ − 1 − log ρ (DisCO's KL(π_old ‖ π_θ) estimate). */
+function klOldSums(tokenLogRatio: Tensor, mask: Tensor): Record<string, number> {
+  return tidy(() => {
+    const lr = tokenLogRatio.detach().to("f64");
+    const m = mask.detach().to("f64");
+    return { k: lr.exp().sub(1).sub(lr).mul(m).sum().item(), n: m.sum().item() };
+  });
 }
 
-// DisCO squared-hinge constraint on KL(π_old ‖ π_θ).  arXiv 2505.12366 [CODE]
 /**
- * DisCO's constraint on KL(π_old ‖ π_θ), estimated per token as ρ − 1 − log ρ (k3 form): the coefficient
- * uses the micro-batch token mean, the value Σ m·k / global tokens (exact for an unsplit batch).
- * arXiv 2505.12366 [CODE]
+ * DisCO's constraint on KL(π_old ‖ π_θ), estimated per token as ρ − 1 − log ρ (k3 form): KL_old is the token
+ * mean over the whole step (`prepass`), the coefficient sg(max(β(KL_old − δ), 0)) multiplies each micro-batch's
+ * Σ m·k / (step tokens), so the step's loss is coef·KL_old with the gradient of (β/2)·max(KL_old − δ, 0)²
+ * (B.11). Metrics `disco/kl_old`, `disco/penalty_coef`.
  */
-export function discoKlRegularizer(p: DiscoKlParams): Regularizer {
-  return {
-    type: "disco_kl",
-    compute(ctx) {
-      return tidy(() => {
-        const lr = ctx.tokenLogRatio;
-        const k = lr.exp().sub(1).sub(lr);
-        const local = maskedMean(k, ctx.batch.mask);
-        const coef = Math.max(p.beta * (local - p.delta), 0);
-        const total = k.mul(ctx.batch.mask).sum();
-        const loss = ctx.counts.tokens === 0 ? total.mul(0) : total.mul(coef / ctx.counts.tokens);
-        return { loss, metrics: { "disco/kl_old": local, "disco/penalty_coef": coef } };
-      });
-    },
-  };
-}
+// DisCO squared-hinge constraint on KL(π_old ‖ π_θ).  arXiv 2505.12366 [CODE]
+defineRegularizer({
+  name: "disco_kl",
+  paper: "2505.12366",
+  confidence: "CODE",
+  doc: "squared-hinge constraint on the step's KL(π_old ‖ π_θ)",
+  params: discoKlParams,
+  prepass: (ctx) => klOldSums(ctx.tokenLogRatio, ctx.batch.mask),
+  prepassFields: ["k", "n"],
+  compute(ctx, p) {
+    const g = ctx.global ?? klOldSums(ctx.tokenLogRatio, ctx.batch.mask);
+    const n = g.n as number;
+    const klOld = n > 0 ? (g.k as number) / n : 0;
+    const coef = Math.max(p.beta * (klOld - p.delta), 0);
+    return tidy(() => {
+      const lr = ctx.tokenLogRatio;
+      const total = lr.exp().sub(1).sub(lr).mul(ctx.batch.mask).sum();
+      const loss = n === 0 ? total.mul(0) : total.mul(coef / n);
+      return { loss, metrics: { "disco/kl_old": klOld, "disco/penalty_coef": coef } };
+    });
+  },
+});
 
 // ---- OPMD / AsymRE (B.33) ------------------------------------------------------------------------
 
+const coefParams = z.strictObject({ coef: z.number().min(0).default(0.1) });
+
 // OPMD term c·(ℓ − ℓ_old)² per token.  arXiv 2509.24203 [CODE]
-export function opmdRegularizer(p: { coef: number }): Regularizer {
-  return {
-    type: "opmd",
-    compute(ctx) {
-      return tidy(() => {
-        const d = ctx.batch.logprobs.sub(ctx.batch.oldLogprobs);
-        return {
-          tokenLoss: d.square().mul(p.coef),
-          metrics: { "opmd/sq_logratio": maskedMean(d.square(), ctx.batch.mask) },
-        };
-      });
-    },
-  };
-}
+defineRegularizer({
+  name: "opmd",
+  paper: "2509.24203",
+  confidence: "CODE",
+  doc: "c·(ℓ − ℓ_old)² per token",
+  params: coefParams,
+  compute(ctx, p) {
+    return tidy(() => {
+      const d = ctx.batch.logprobs.sub(ctx.batch.oldLogprobs);
+      return {
+        tokenLoss: d.square().mul(p.coef),
+        metrics: { "opmd/sq_logratio": maskedMean(d.square(), ctx.batch.mask) },
+      };
+    });
+  },
+});
 
 // AsymRE term −c·ℓ per token (baseline shifted down by c).  arXiv 2509.24203 [CODE]
-export function asymreRegularizer(p: { coef: number }): Regularizer {
-  return {
-    type: "asymre",
-    compute(ctx) {
-      return { tokenLoss: tidy(() => ctx.batch.logprobs.mul(-p.coef)), metrics: {} };
-    },
-  };
-}
+defineRegularizer({
+  name: "asymre",
+  paper: "2509.24203",
+  confidence: "CODE",
+  doc: "−c·ℓ per token (the baseline shifted down by c)",
+  params: coefParams,
+  compute: (ctx, p) => ({ tokenLoss: tidy(() => ctx.batch.logprobs.mul(-p.coef)), metrics: {} }),
+});
 
-regularizers.register("kl", (p) => klRegularizer(p as unknown as KlParams));
-regularizers.register("entropy", (p) => new EntropyBonus(p as unknown as EntropyParams));
-regularizers.register("llds", (p) => lldsRegularizer(p as unknown as LldsParams));
-regularizers.register("r2vpo", (p) => new R2vpoPenalty(p as unknown as R2vpoParams));
-regularizers.register("disco_kl", (p) => discoKlRegularizer(p as unknown as DiscoKlParams));
-regularizers.register("opmd", (p) => opmdRegularizer(p as unknown as { coef: number }));
-regularizers.register("asymre", (p) => asymreRegularizer(p as unknown as { coef: number }));
-
-/** Builds a regularizer from its config entry `{ type, …params }`. */
-export function createRegularizer(cfg: { type: string } & Record<string, unknown>, path = "regularizers"): Regularizer {
-  if (typeof cfg.type !== "string") throw new ConfigError("a regularizer needs a type", path);
-  return regularizers.get(cfg.type, `${path}.type`)(cfg);
-}
+// LLDS likelihood-preserving regulariser.  arXiv 2512.04220 [CODE]
+defineRegularizer({
+  name: "llds",
+  paper: "2512.04220",
+  confidence: "CODE",
+  doc: "λ·max(0, ℓ_old − ℓ) on A ≥ 0 tokens of actions (or responses) that lost likelihood",
+  params: lldsParams,
+  compute: (ctx, p) => lldsRegularizer(p).compute(ctx),
+});

@@ -8,9 +8,10 @@
  * through every shaper.
  * @module
  */
+import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
-import { checkOptions, groupMembers, validStats } from "./advantage.js";
-import { Registry } from "./registry.js";
+import { groupMembers, validStats } from "./advantage.js";
+import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 import type { RewardBatch } from "./types.js";
 
 // ---- combiners ------------------------------------------------------------------------------------
@@ -22,12 +23,32 @@ export interface CombinedRewards {
   rewardWeights?: Float64Array;
 }
 
-/** A reward combiner over `[K][N]` per-function rewards (options typed per combiner). */
-export type RewardCombiner = {
-  combine(byFn: Float64Array[], opts?: object): CombinedRewards;
-}["combine"];
+/** A reward combiner over `[K][N]` per-function rewards (`weights` come from `algo.reward.weights`). */
+export interface CombinerDef<P extends z.ZodType = z.ZodType> extends ComponentDef<P> {
+  combine(byFn: Float64Array[], params: z.output<P>): CombinedRewards;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const rewardCombiners = new ComponentRegistry<CombinerDef<any>>("reward combiner");
 
-export const rewardCombiners = new Registry<RewardCombiner>("reward combiner");
+/** Registers a combiner and returns it as a function of raw options (validated by its params). */
+export function defineCombiner<P extends z.ZodType>(
+  def: CombinerDef<P>,
+): ((byFn: Float64Array[], opts?: z.input<P>) => CombinedRewards) & { def: CombinerDef<P> } {
+  rewardCombiners.define(def);
+  return Object.assign(
+    (byFn: Float64Array[], opts?: z.input<P>) => {
+      const p = parseParams(def, opts);
+      checkMatrix(byFn, def.name);
+      return def.combine(byFn, p);
+    },
+    { def },
+  );
+}
+
+const weightsParam = {
+  /** One weight per reward function (`rewards[].weight`, `algo.reward.weights`); default 1 each. */
+  weights: z.union([z.array(z.number()), z.instanceof(Float64Array)]).optional(),
+};
 
 /** `[K][N]` matrix from per-function results, with null/undefined → NaN ("not applicable"). */
 export function toRewardMatrix(values: readonly (readonly (number | null | undefined)[])[]): Float64Array[] {
@@ -80,39 +101,59 @@ function perCompletion(byFn: Float64Array[], f: (vals: number[], idx: number[]) 
  * that apply (non-NaN); a completion no function applies to gets NaN (then A = 0, left out of the stats).
  */
 // arXiv 2402.03300 [CODE-FW]
-export function weightedSum(byFn: Float64Array[], opts: { weights?: ArrayLike<number> } = {}): CombinedRewards {
-  checkOptions("sum", opts, COMBINER_OPTION_KEYS.sum);
-  checkMatrix(byFn, "sum");
-  const w = weightsFor(byFn.length, opts.weights, "sum");
-  return { rewards: perCompletion(byFn, (vals, idx) => vals.reduce((a, v, j) => a + w[idx[j]!]! * v, 0)) };
-}
+export const weightedSum = defineCombiner({
+  name: "sum",
+  paper: "2402.03300",
+  confidence: "CODE-FW",
+  doc: "weighted sum Σ_k w_k r^(k)",
+  params: z.strictObject(weightsParam),
+  combine(byFn, p) {
+    const w = weightsFor(byFn.length, p.weights, "sum");
+    return {
+      rewards: perCompletion(byFn, (vals, idx) => vals.reduce((a, v, j) => a + w[idx[j]!]! * v, 0)),
+      rewardWeights: Float64Array.from(w),
+    };
+  },
+});
 
 /**
- * GDPO combiner hook: keeps the per-function vector (and the weights) for the `gdpo` estimator, which
- * normalises each reward in its group before summing (B.7). `rewards` holds the weighted sum, for metrics.
+ * GDPO combiner: keeps the per-function vector and the weights for the `gdpo` estimator, which normalises
+ * each reward in its group before the weighted sum (B.7). `rewards` holds the weighted sum, for metrics.
  */
 // arXiv 2601.05242 [CODE-FW]
-export function gdpoCombiner(byFn: Float64Array[], opts: { weights?: ArrayLike<number> } = {}): CombinedRewards {
-  checkOptions("gdpo", opts, COMBINER_OPTION_KEYS.gdpo);
-  const { rewards } = weightedSum(byFn, opts);
-  return { rewards, rewardsByFn: byFn, rewardWeights: weightsFor(byFn.length, opts.weights, "gdpo") };
-}
+export const gdpoCombiner = defineCombiner({
+  name: "gdpo",
+  paper: "2601.05242",
+  confidence: "CODE-FW",
+  doc: "keeps the per-function rewards and weights for decoupled normalisation",
+  params: z.strictObject(weightsParam),
+  combine(byFn, p) {
+    const { rewards } = weightedSum(byFn, p);
+    return { rewards, rewardsByFn: byFn, rewardWeights: Float64Array.from(weightsFor(byFn.length, p.weights, "gdpo")) };
+  },
+});
 
 /** Reward-model ensemble, mean: `R = mean_k R_k` over the models that scored the completion (B.29). */
 // arXiv 2310.02743 [PAPER-KNOWN]
-export function ensembleMean(byFn: Float64Array[], opts: object = {}): CombinedRewards {
-  checkOptions("ensemble_mean", opts, COMBINER_OPTION_KEYS.ensemble_mean);
-  checkMatrix(byFn, "ensemble_mean");
-  return { rewards: perCompletion(byFn, (v) => v.reduce((a, b) => a + b, 0) / v.length) };
-}
+export const ensembleMean = defineCombiner({
+  name: "ensemble_mean",
+  paper: "2310.02743",
+  confidence: "PAPER-KNOWN",
+  doc: "reward-model ensemble: mean over the models",
+  params: z.strictObject({}),
+  combine: (byFn) => ({ rewards: perCompletion(byFn, (v) => v.reduce((a, b) => a + b, 0) / v.length) }),
+});
 
 /** Reward-model ensemble, worst-case optimisation (WCO): `R = min_k R_k` (B.29). */
 // arXiv 2310.02743 [PAPER-KNOWN]
-export function ensembleWco(byFn: Float64Array[], opts: object = {}): CombinedRewards {
-  checkOptions("ensemble_wco", opts, COMBINER_OPTION_KEYS.ensemble_wco);
-  checkMatrix(byFn, "ensemble_wco");
-  return { rewards: perCompletion(byFn, (v) => Math.min(...v)) };
-}
+export const ensembleWco = defineCombiner({
+  name: "ensemble_wco",
+  paper: "2310.02743",
+  confidence: "PAPER-KNOWN",
+  doc: "reward-model ensemble, worst case: min over the models",
+  params: z.strictObject({}),
+  combine: (byFn) => ({ rewards: perCompletion(byFn, (v) => Math.min(...v)) }),
+});
 
 /**
  * Reward-model ensemble, uncertainty-weighted optimisation (UWO):
@@ -120,55 +161,50 @@ export function ensembleWco(byFn: Float64Array[], opts: object = {}): CombinedRe
  * hyperparameter the paper sweeps (default 0.5 here).
  */
 // arXiv 2310.02743 [PAPER-KNOWN]
-export function ensembleUwo(byFn: Float64Array[], opts: { lambda?: number } = {}): CombinedRewards {
-  checkOptions("ensemble_uwo", opts, COMBINER_OPTION_KEYS.ensemble_uwo);
-  checkMatrix(byFn, "ensemble_uwo");
-  const lambda = opts.lambda ?? 0.5;
-  if (!(lambda >= 0)) throw new ConfigError(`lambda must be ≥ 0, got ${lambda}`, "lambda");
-  return {
+export const ensembleUwo = defineCombiner({
+  name: "ensemble_uwo",
+  paper: "2310.02743",
+  confidence: "PAPER-KNOWN",
+  doc: "reward-model ensemble, uncertainty-weighted: mean − λ·variance over the models",
+  params: z.strictObject({ lambda: z.number().min(0).default(0.5) }),
+  combine: (byFn, p) => ({
     rewards: perCompletion(byFn, (v) => {
       const mean = v.reduce((a, b) => a + b, 0) / v.length;
       const variance = v.reduce((a, b) => a + (b - mean) * (b - mean), 0) / v.length;
-      return mean - lambda * variance;
+      return mean - p.lambda * variance;
     }),
-  };
-}
-
-/** Option keys of each combiner, for config-time validation. */
-export const COMBINER_OPTION_KEYS = {
-  sum: ["weights"],
-  gdpo: ["weights"],
-  ensemble_mean: [],
-  ensemble_wco: [],
-  ensemble_uwo: ["lambda"],
-} as const satisfies Record<string, readonly string[]>;
-
-rewardCombiners.register("sum", weightedSum);
-rewardCombiners.register("gdpo", gdpoCombiner);
-rewardCombiners.register("ensemble_mean", ensembleMean);
-rewardCombiners.register("ensemble_wco", ensembleWco);
-rewardCombiners.register("ensemble_uwo", ensembleUwo);
+  }),
+});
 
 // ---- shapers --------------------------------------------------------------------------------------
 
-/** A reward shaper: new rewards r'_i (length N) from the batch (options typed per shaper). */
-export type RewardShaper = {
-  shape(batch: RewardBatch, opts?: object): Float64Array;
-}["shape"];
+/** A reward shaper: new rewards r'_i (length N) from the batch. */
+export interface ShaperDef<P extends z.ZodType = z.ZodType> extends ComponentDef<P> {
+  shape(batch: RewardBatch, params: z.output<P>): Float64Array;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const rewardShapers = new ComponentRegistry<ShaperDef<any>>("reward shaper");
 
-export const rewardShapers = new Registry<RewardShaper>("reward shaper");
+/** Registers a shaper and returns it as a function of raw options (validated by its params). */
+export function defineShaper<P extends z.ZodType>(
+  def: ShaperDef<P>,
+): ((batch: RewardBatch, opts?: z.input<P>) => Float64Array) & { def: ShaperDef<P> } {
+  rewardShapers.define(def);
+  return Object.assign((batch: RewardBatch, opts?: z.input<P>) => def.shape(batch, parseParams(def, opts)), { def });
+}
 
-export interface OverlongOptions {
+const overlongParams = z.strictObject({
   /** L_max: the hard generation limit (DAPO paper: 20480). */
-  maxLength: number;
+  maxLength: z.number().int().positive(),
   /** L_cache: the soft buffer before L_max (DAPO paper: 4096). */
-  cacheLength: number;
-  /** Penalty factor. Default 1. */
-  factor?: number;
+  cacheLength: z.number().int().positive(),
+  /** Penalty factor. */
+  factor: z.number().min(0).default(1),
   /** "dapo" (B.2, TRL): floor at −factor beyond L_max. "verl": `min(−(L − (L_max − L_cache))/L_cache·factor, 0)`
    * without the floor (differs only when completions can be longer than L_max, A.6). */
-  mode?: "dapo" | "verl";
-}
+  mode: z.enum(["dapo", "verl"]).default("dapo"),
+});
+export type OverlongOptions = z.input<typeof overlongParams>;
 
 /**
  * DAPO soft overlong penalty of one length L (B.2):
@@ -177,7 +213,7 @@ export interface OverlongOptions {
  */
 export function overlongPenaltyValue(length: number, opts: OverlongOptions): number {
   const { maxLength, cacheLength } = opts;
-  const factor = opts.factor ?? 1;
+  const factor = opts.factor ?? 1; // a direct call may leave the default out
   if (!(cacheLength > 0) || !(maxLength > cacheLength)) {
     throw new ConfigError(
       `overlong penalty needs 0 < cacheLength < maxLength, got cacheLength ${cacheLength}, maxLength ${maxLength}`,
@@ -196,12 +232,19 @@ export function overlongPenaltyValue(length: number, opts: OverlongOptions): num
  * The alternative "overlong filtering" is the truncated-completion mask in filters.ts.
  */
 // arXiv 2503.14476 [CODE-FW]
-export function overlongPenalty(batch: RewardBatch, opts: OverlongOptions): Float64Array {
-  checkOptions("overlong", opts, SHAPER_OPTION_KEYS.overlong);
-  const len = batch.lengths;
-  if (len === undefined) throw new CohortError("overlong penalty needs batch.lengths (|o_i| per completion); set it");
-  return batch.rewards.map((r, i) => r + overlongPenaltyValue(len[i]!, opts));
-}
+export const overlongPenalty = defineShaper({
+  name: "overlong",
+  paper: "2503.14476",
+  confidence: "CODE-FW",
+  doc: "soft overlong penalty r + factor·R_len(|o|)",
+  params: overlongParams,
+  needs: ["lengths"],
+  shape(batch, p) {
+    const len = batch.lengths;
+    if (len === undefined) throw new CohortError("overlong penalty needs batch.lengths (|o_i| per completion); set it");
+    return batch.rewards.map((r, i) => r + overlongPenaltyValue(len[i]!, p));
+  },
+});
 
 /**
  * Unlikeliness reward (B.18): within each group, rank completions by their mean token log-prob under the
@@ -210,32 +253,39 @@ export function overlongPenalty(batch: RewardBatch, opts: OverlongOptions): Floa
  * penalised most. Apply before GRPO normalisation. Needs `batch.meanLogprobs`. Default β_rank = 0.25.
  */
 // arXiv 2506.02355 [CODE]
-export function unlikelinessReward(batch: RewardBatch, opts: { betaRank?: number } = {}): Float64Array {
-  checkOptions("unlikeliness", opts, SHAPER_OPTION_KEYS.unlikeliness);
-  const u = batch.meanLogprobs;
-  if (u === undefined) {
-    throw new CohortError("unlikeliness reward needs batch.meanLogprobs (mean token log-prob under π_old); set it");
-  }
-  const beta = opts.betaRank ?? 0.25;
-  const out = Float64Array.from(batch.rewards);
-  for (const idx of groupMembers(batch.groupIndex)) {
-    const order = [...idx].sort((a, b) => u[a]! - u[b]! || a - b);
-    const g = idx.length;
-    order.forEach((i, rank) => {
-      out[i] = batch.rewards[i]! * (1 - (beta * rank) / g);
-    });
-  }
-  return out;
-}
+export const unlikelinessReward = defineShaper({
+  name: "unlikeliness",
+  paper: "2506.02355",
+  confidence: "CODE",
+  doc: "correct completions scaled by 1 − β_rank·rank/G (rank by likelihood)",
+  params: z.strictObject({ betaRank: z.number().min(0).default(0.25) }),
+  needs: ["meanLogprobs"],
+  shape(batch, p) {
+    const u = batch.meanLogprobs;
+    if (u === undefined) {
+      throw new CohortError("unlikeliness reward needs batch.meanLogprobs (mean token log-prob under π_old); set it");
+    }
+    const out = Float64Array.from(batch.rewards);
+    for (const idx of groupMembers(batch.groupIndex)) {
+      const order = [...idx].sort((a, b) => u[a]! - u[b]! || a - b);
+      const g = idx.length;
+      order.forEach((i, rank) => {
+        out[i] = batch.rewards[i]! * (1 - (p.betaRank * rank) / g);
+      });
+    }
+    return out;
+  },
+});
 
-export interface DifficultyScaleOptions {
-  /** Multiplier as a function of the group accuracy acc ∈ [0, 1]. Default `1 + kappa·(1 − acc)`. */
-  multiplier?: (accuracy: number) => number;
-  /** Slope of the default multiplier. Default 1 (hardest groups count twice). */
-  kappa?: number;
+const difficultyParams = z.strictObject({
+  /** Multiplier as a function of the group accuracy acc ∈ [0, 1] (set in code). Default `1 + kappa·(1 − acc)`. */
+  multiplier: z.custom<(accuracy: number) => number>((v) => typeof v === "function").optional(),
+  /** Slope of the default multiplier (1: the hardest groups count twice). */
+  kappa: z.number().default(1),
   /** Which reward gives the accuracy: index into `batch.rewardsByFn`, or the combined rewards (default). */
-  accuracyFrom?: number;
-}
+  accuracyFrom: z.number().int().min(0).optional(),
+});
+export type DifficultyScaleOptions = z.input<typeof difficultyParams>;
 
 /**
  * GRPO-S-style difficulty scaling hook (B.38, design choice: the paper's difficulty measure is not
@@ -245,9 +295,17 @@ export interface DifficultyScaleOptions {
  * it changes training only with `scale: "none"`/`"batch"`, RLOO, REINFORCE++ or token-count aggregators.
  */
 // GRPO-S (DR-IRL) arXiv 2503.18991 [ABSTRACT] (design choice)
-export function difficultyScale(batch: RewardBatch, opts: DifficultyScaleOptions = {}): Float64Array {
-  checkOptions("difficulty_scale", opts, SHAPER_OPTION_KEYS.difficulty_scale);
-  const kappa = opts.kappa ?? 1;
+export const difficultyScale = defineShaper({
+  name: "difficulty_scale",
+  paper: "2503.18991",
+  confidence: "ABSTRACT",
+  doc: "r·f(acc_q), harder groups weigh more (design choice)",
+  params: difficultyParams,
+  shape: (batch, p) => difficultyScaled(batch, p),
+});
+
+function difficultyScaled(batch: RewardBatch, opts: z.output<typeof difficultyParams>): Float64Array {
+  const kappa = opts.kappa;
   const f = opts.multiplier ?? ((acc: number) => 1 + kappa * (1 - acc));
   let source = batch.rewards;
   if (opts.accuracyFrom !== undefined) {
@@ -270,17 +328,6 @@ export function difficultyScale(batch: RewardBatch, opts: DifficultyScaleOptions
   }
   return out;
 }
-
-/** Option keys of each shaper, for config-time validation. */
-export const SHAPER_OPTION_KEYS = {
-  overlong: ["maxLength", "cacheLength", "factor", "mode"],
-  unlikeliness: ["betaRank"],
-  difficulty_scale: ["multiplier", "kappa", "accuracyFrom"],
-} as const satisfies Record<string, readonly string[]>;
-
-rewardShapers.register("overlong", overlongPenalty);
-rewardShapers.register("unlikeliness", unlikelinessReward);
-rewardShapers.register("difficulty_scale", difficultyScale);
 
 // ---- rank rewards ---------------------------------------------------------------------------------
 

@@ -4,17 +4,43 @@
  * (Float64Array) and, where it makes sense, token advantages ([N, T] tensors).
  * @module
  */
-import { CohortError, ConfigError } from "../errors.js";
+import { z } from "zod";
+import { CohortError } from "../errors.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
-import { checkOptions, devOf, groupMembers, type TokenAdvantages, validStats } from "./advantage.js";
-import { Registry } from "./registry.js";
-import type { Advantages, RewardBatch, Stateful } from "./types.js";
+import { devOf, groupMembers, type TokenAdvantages, validStats } from "./advantage.js";
+import { type ComponentDef, ComponentRegistry, parseParams, type StateDef } from "./component.js";
+import type { Advantages, LossBatch, RewardBatch } from "./types.js";
 
-export type AdvantageReweighter = {
-  reweight(adv: Advantages, batch: RewardBatch, opts?: object): Advantages;
-}["reweight"];
+/** Run inputs a reweighter may read (supplied by need, see component.ts `NEEDS`). */
+export interface ReweightInputs {
+  /** Mean token entropy of each completion under the current policy (need `meanEntropy`). */
+  meanEntropy?: () => Float64Array;
+  /** ρ^T [N, T] for a target temperature T (need `targetRatio`). */
+  targetRatio?: (temperature: number) => Tensor;
+}
 
-export const advantageReweighters = new Registry<AdvantageReweighter>("advantage reweighter");
+/** An advantage reweighter `(A, batch) → A'`, optionally with per-run state. */
+export interface ReweighterDef<P extends z.ZodType = z.ZodType, S extends Record<string, number> = Record<string, number>>
+  extends ComponentDef<P> {
+  state?: StateDef<z.output<P>, S>;
+  reweight(adv: Advantages, batch: RewardBatch, params: z.output<P>, inputs: ReweightInputs, state: S): Advantages;
+}
+// biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
+export const advantageReweighters = new ComponentRegistry<ReweighterDef<any, any>>("advantage reweighter");
+
+/** Registers a stateless reweighter and returns it as a function of raw options (validated by its params). */
+function defineReweighter<P extends z.ZodType>(
+  def: ReweighterDef<P>,
+): ((adv: Advantages, batch: RewardBatch, opts?: z.input<P>, inputs?: ReweightInputs) => Advantages) & {
+  def: ReweighterDef<P>;
+} {
+  advantageReweighters.define(def);
+  return Object.assign(
+    (adv: Advantages, batch: RewardBatch, opts?: z.input<P>, inputs: ReweightInputs = {}) =>
+      def.reweight(adv, batch, parseParams(def, opts), inputs, {}),
+    { def },
+  );
+}
 
 /** Multiplies the advantages of sequence i by `w[i]` (both kinds; a token tensor is scaled row-wise). */
 export function scaleSequences(adv: Advantages, w: Float64Array): Advantages {
@@ -32,15 +58,16 @@ export function scaleSequences(adv: Advantages, w: Float64Array): Advantages {
 
 // ---- DGPO question weighting ----------------------------------------------------------------------
 
-export interface DqwOptions {
-  /** Softmax temperature T. Default 2.0 (`dgpo_dqw_temp`). */
-  temperature?: number;
+const dqwParams = z.strictObject({
+  /** Softmax temperature T (`dgpo_dqw_temp`). */
+  temperature: z.number().positive().default(2),
   /** Accuracy source: index into `batch.rewardsByFn` (the main/correctness reward). Default: row 0 when
    * `rewardsByFn` is present, else the combined rewards. */
-  mainReward?: number;
+  mainReward: z.number().int().min(0).optional(),
   /** Token-dilution rescale (B.10.3): multiply by (all tokens)/(tokens of non-zero-std groups); needs lengths. */
-  rescaleTokens?: boolean;
-}
+  rescaleTokens: z.boolean().default(false),
+});
+export type DqwOptions = z.input<typeof dqwParams>;
 
 /**
  * DGPO difficulty-aware question weights per completion (B.10): over the V groups whose rewards have
@@ -49,14 +76,13 @@ export interface DqwOptions {
  * groups keep w = 1 (their A is 0 anyway).
  */
 export function dgpoQuestionWeights(batch: RewardBatch, opts: DqwOptions = {}): Float64Array {
-  const temperature = opts.temperature ?? 2;
-  if (!(temperature > 0)) throw new ConfigError(`temperature must be > 0, got ${temperature}`, "temperature");
+  const { temperature } = parseParams(DQW, opts, "options");
   let acc = batch.rewards;
   const k = opts.mainReward ?? (batch.rewardsByFn?.length ? 0 : undefined);
   if (k !== undefined) {
     const row = batch.rewardsByFn?.[k];
     if (row === undefined) {
-      throw new ConfigError(`mainReward = ${k} but batch.rewardsByFn has ${batch.rewardsByFn?.length ?? 0} rows`);
+      throw new CohortError(`mainReward = ${k} but batch.rewardsByFn has ${batch.rewardsByFn?.length ?? 0} rows`);
     }
     acc = row;
   }
@@ -85,8 +111,17 @@ export function dgpoQuestionWeights(batch: RewardBatch, opts: DqwOptions = {}): 
  * groups), for token-count aggregators.
  */
 // arXiv 2601.20614 [CODE]
-export function dgpoDqw(adv: Advantages, batch: RewardBatch, opts: DqwOptions = {}): Advantages {
-  checkOptions("dgpo_dqw", opts, REWEIGHTER_OPTION_KEYS.dgpo_dqw);
+export const dgpoDqw = defineReweighter({
+  name: "dgpo_dqw",
+  paper: "2601.20614",
+  confidence: "CODE",
+  doc: "question weights V·softmax(−acc_q/T) over the groups with reward variance",
+  params: dqwParams,
+  reweight: (adv, batch, p) => dqwApply(adv, batch, p),
+});
+const DQW = dgpoDqw.def;
+
+function dqwApply(adv: Advantages, batch: RewardBatch, opts: z.output<typeof dqwParams>): Advantages {
   const w = dgpoQuestionWeights(batch, opts);
   if (opts.rescaleTokens) {
     const len = batch.lengths;
@@ -107,15 +142,16 @@ export function dgpoDqw(adv: Advantages, batch: RewardBatch, opts: DqwOptions = 
 
 // ---- ARM / ProGRPO confidence reweighting ---------------------------------------------------------
 
-export interface ArmOptions {
-  /** Strength α of the reweighting. Default 0.5. */
-  alpha?: number;
-  /** "multiplicative" (default): `A_i · (c_i/c̄_q)^(−α)`; "additive": `A_i + α (c̄_q − c_i)`. */
-  form?: "multiplicative" | "additive";
-  /** Clamp of the multiplicative factor. Defaults 0.5 and 2. */
-  minWeight?: number;
-  maxWeight?: number;
-}
+const armParams = z.strictObject({
+  /** Strength α of the reweighting. */
+  alpha: z.number().min(0).default(0.5),
+  /** "multiplicative": `A_i · (c_i/c̄_q)^(−α)`; "additive": `A_i + α (c̄_q − c_i)`. */
+  form: z.enum(["multiplicative", "additive"]).default("multiplicative"),
+  /** Clamp of the multiplicative factor. */
+  minWeight: z.number().min(0).default(0.5),
+  maxWeight: z.number().positive().default(2),
+});
+export type ArmOptions = z.input<typeof armParams>;
 
 /**
  * ARM / ProGRPO confidence reweighting (B.19). **Design choice**: only the mechanism is published in the
@@ -127,14 +163,21 @@ export interface ArmOptions {
  * additive `A_i ← A_i + α (c̄_q − c_i)`. Advantages ≤ 0 are unchanged. Sequence advantages only.
  */
 // arXiv 2602.05281 [ABSTRACT] (design choice)
-export function armConfidence(adv: Advantages, batch: RewardBatch, opts: ArmOptions = {}): Advantages {
-  checkOptions("arm", opts, REWEIGHTER_OPTION_KEYS.arm);
+export const armConfidence = defineReweighter({
+  name: "arm",
+  paper: "2602.05281",
+  confidence: "ABSTRACT",
+  doc: "confidence reweighting of positive advantages (design choice)",
+  params: armParams,
+  needs: ["meanLogprobs"],
+  reweight: (adv, batch, p) => armApply(adv, batch, p),
+});
+
+function armApply(adv: Advantages, batch: RewardBatch, opts: z.output<typeof armParams>): Advantages {
   if (adv.kind !== "sequence") throw new CohortError("arm reweights sequence advantages; use a sequence estimator");
   const u = batch.meanLogprobs;
   if (u === undefined) throw new CohortError("arm needs batch.meanLogprobs (mean token log-prob under π_old); set it");
-  const alpha = opts.alpha ?? 0.5;
-  const lo = opts.minWeight ?? 0.5;
-  const hi = opts.maxWeight ?? 2;
+  const { alpha, minWeight: lo, maxWeight: hi } = opts;
   const out = Float64Array.from(adv.values);
   for (const idx of groupMembers(batch.groupIndex)) {
     const pos = idx.filter((i) => adv.values[i]! > 0);
@@ -143,7 +186,7 @@ export function armConfidence(adv: Advantages, batch: RewardBatch, opts: ArmOpti
     for (const i of pos) {
       const c = Math.exp(u[i]!);
       out[i] =
-        (opts.form ?? "multiplicative") === "additive"
+        opts.form === "additive"
           ? adv.values[i]! + alpha * (cbar - c)
           : adv.values[i]! * Math.min(Math.max((c / cbar) ** -alpha, lo), hi);
     }
@@ -153,44 +196,50 @@ export function armConfidence(adv: Advantages, batch: RewardBatch, opts: ArmOpti
 
 // ---- GTPO entropy shift ---------------------------------------------------------------------------
 
-export interface GtpoEntropyOptions {
-  /** Mean entropy H_i of each completion (over its valid tokens), length N. */
-  entropy: Float64Array;
+const gtpoEntropyParams = z.strictObject({
   /** Completions with H_i > threshold are dropped (A ← 0). Code value 0.7. */
-  threshold?: number;
+  threshold: z.number().default(0.7),
   /** λ_H of the shift `A_i ← A_i − λ_H H_i`. Code value 0.1. */
-  scale?: number;
-}
+  scale: z.number().default(0.1),
+});
+export type GtpoEntropyOptions = z.input<typeof gtpoEntropyParams>;
 
 /**
  * GTPO entropy filter and shift (B.9.2): `A_i ← 0` if `H_i > H_thr`, else `A_i ← A_i − λ_H H_i`, with H_i the
- * mean full-vocabulary entropy of completion i. Build the conflict-token weights (filters.ts) from the
- * advantages *before* this shift, as the reference code does.
+ * mean full-vocabulary entropy of completion i under the policy (need `meanEntropy`). The conflict-token
+ * weights (filters.ts) are built from the estimator's advantages, before this shift (B.9 step 1 before 2).
  */
 // arXiv 2508.03772 [CODE]
-export function gtpoEntropyShift(adv: Advantages, batch: RewardBatch, opts: GtpoEntropyOptions): Advantages {
-  checkOptions("gtpo_entropy", opts, REWEIGHTER_OPTION_KEYS.gtpo_entropy);
-  const h = opts.entropy;
-  const n = batch.rewards.length;
-  if (h === undefined || h.length !== n) {
-    throw new CohortError(`gtpo_entropy needs opts.entropy with one mean entropy per completion (${n})`);
-  }
-  const thr = opts.threshold ?? 0.7;
-  const lam = opts.scale ?? 0.1;
-  if (adv.kind === "sequence") {
-    return { kind: "sequence", values: adv.values.map((a, i) => (h[i]! > thr ? 0 : a - lam * h[i]!)) };
-  }
-  const keep = Float64Array.from(h, (x) => (x > thr ? 0 : 1));
-  const shift = Float64Array.from(h, (x) => (x > thr ? 0 : lam * x));
-  const t = adv.values;
-  const values = tidy(() =>
-    t
-      .sub(tensor(shift, { shape: [n, 1], device: devOf(t) }).to(t.dtype))
-      .mul(tensor(keep, { shape: [n, 1], device: devOf(t) }).to(t.dtype))
-      .to(t.dtype),
-  );
-  return { kind: "token", values };
-}
+export const gtpoEntropyShift = defineReweighter({
+  name: "gtpo_entropy",
+  paper: "2508.03772",
+  confidence: "CODE",
+  doc: "drop completions with mean entropy above a threshold, shift the rest by −λ_H·H",
+  params: gtpoEntropyParams,
+  needs: ["meanEntropy"],
+  reweight(adv, batch, p, inputs) {
+    const n = batch.rewards.length;
+    const h = inputs.meanEntropy?.();
+    if (h === undefined || h.length !== n) {
+      throw new CohortError(`gtpo_entropy needs inputs.meanEntropy with one mean entropy per completion (${n})`);
+    }
+    const thr = p.threshold;
+    const lam = p.scale;
+    if (adv.kind === "sequence") {
+      return { kind: "sequence", values: adv.values.map((a, i) => (h[i]! > thr ? 0 : a - lam * h[i]!)) };
+    }
+    const keep = Float64Array.from(h, (x) => (x > thr ? 0 : 1));
+    const shift = Float64Array.from(h, (x) => (x > thr ? 0 : lam * x));
+    const t = adv.values;
+    const values = tidy(() =>
+      t
+        .sub(tensor(shift, { shape: [n, 1], device: devOf(t) }).to(t.dtype))
+        .mul(tensor(keep, { shape: [n, 1], device: devOf(t) }).to(t.dtype))
+        .to(t.dtype),
+    );
+    return { kind: "token", values };
+  },
+});
 
 // ---- DCPO advantage mixing ------------------------------------------------------------------------
 
@@ -219,37 +268,37 @@ export function targetDistributionRatio(oldLogits: Tensor, tokens: Tensor, tempe
   });
 }
 
-export interface DcpoOptions {
-  /** ρ^T per token [N, T] (`targetDistributionRatio`). */
-  targetRatio: Tensor;
-  /** Entropy estimate H from the previous update (`DcpoEntropyTracker.value`). */
-  entropy: number;
-  /** H_base (`entropy_base`). Default 0.5. */
-  entropyBase?: number;
-  /** Cap on |H_base − H|. Default 0.1. */
-  maxShift?: number;
-  /** b_i = 1[r_i > correctThreshold]. Default 0.05. */
-  correctThreshold?: number;
-}
+const dcpoParams = z.strictObject({
+  /** H_base (`entropy_base`). */
+  entropyBase: z.number().min(0).default(0.5),
+  /** Cap on |H_base − H|. */
+  maxShift: z.number().min(0).default(0.1),
+  /** b_i = 1[r_i > correctThreshold]. */
+  correctThreshold: z.number().default(0.05),
+});
+export type DcpoOptions = z.input<typeof dcpoParams>;
 
 /**
  * DCPO advantage mixing (B.31): `A'_{i,t} = (1 − α) A_i + α · b_i · ρ^T_{i,t}` with `b_i = 1[r_i > 0.05]`,
  * `p` = fraction of correct completions in the batch, `α = min(|H_base − H|, 0.1)/p`, `α ← α/(1 + α)`
- * (p = 0 → α = 0). Returns token advantages [N, T] (dtype of `targetRatio`); use them with the usual
- * clipped surrogate. Pick T with `dcpoTemperature(H)` when computing ρ^T.
+ * (p = 0 → α = 0). `rho` is ρ^T [N, T] at T = `dcpoTemperature(H)`. Returns token advantages [N, T]
+ * (dtype of `rho`); use them with the usual clipped surrogate.
  */
-// arXiv 2601.12730 [CODE]
-export function dcpoMix(adv: Advantages, batch: RewardBatch, opts: DcpoOptions): TokenAdvantages {
-  checkOptions("dcpo", opts, REWEIGHTER_OPTION_KEYS.dcpo);
-  const rho = opts.targetRatio;
+export function dcpoMix(
+  adv: Advantages,
+  batch: RewardBatch,
+  rho: Tensor,
+  entropy: number,
+  opts: DcpoOptions = {},
+): TokenAdvantages {
+  const p = parseParams(dcpo.def, opts, "options");
   const n = batch.rewards.length;
-  if (rho === undefined || rho.ndim !== 2 || rho.shape[0] !== n) {
-    throw new CohortError(`dcpo needs opts.targetRatio of shape [${n}, T]`);
+  if (rho.ndim !== 2 || rho.shape[0] !== n) {
+    throw new CohortError(`dcpo needs the target ratio ρ^T of shape [${n}, T], got [${rho.shape}]`);
   }
-  const thr = opts.correctThreshold ?? 0.05;
-  const b = Float64Array.from(batch.rewards, (r) => (r > thr ? 1 : 0));
-  const p = b.reduce((a, x) => a + x, 0) / n;
-  const alpha = dcpoAlpha(opts.entropy, p, opts.entropyBase ?? 0.5, opts.maxShift ?? 0.1);
+  const b = Float64Array.from(batch.rewards, (r) => (r > p.correctThreshold ? 1 : 0));
+  const frac = b.reduce((a, x) => a + x, 0) / n;
+  const alpha = dcpoAlpha(entropy, frac, p.entropyBase, p.maxShift);
   const values = tidy(() => {
     const base =
       adv.kind === "sequence"
@@ -262,42 +311,50 @@ export function dcpoMix(adv: Advantages, batch: RewardBatch, opts: DcpoOptions):
 }
 
 /**
- * DCPO's entropy estimate, carried between updates: `H = −(masked token-mean of ℓ)` of the last update
- * (0 before the first). Checkpoint it with `state()`/`load()`.
+ * DCPO as a stateful reweighter: H (state `entropy`) is `−(masked token-mean of ℓ)` of the previous update,
+ * gathered from the loss pass (`observe`) and fixed at `endStep` (0 before the first update); each step picks
+ * T = 1.2 when H ≤ H_base else 0.8, asks the run for ρ^T (need `targetRatio`) and mixes (B.31).
  */
-export class DcpoEntropyTracker implements Stateful {
-  value = 0;
-  /** Updates H from the per-token log-probs and mask of the last update ([N, T]). */
-  update(logprobs: Tensor, mask: Tensor): number {
-    const h = tidy(() => {
-      const m = mask.to("f64");
-      const total = m.sum().item();
-      return total > 0 ? -logprobs.detach().to("f64").mul(m).sum().item() / total : 0;
-    });
-    this.value = h;
-    return h;
-  }
-  state(): Record<string, unknown> {
-    return { value: this.value };
-  }
-  load(state: Record<string, unknown>): void {
-    const v = state.value;
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new CohortError(`DcpoEntropyTracker state.value must be a finite number, got ${String(v)}`);
+// arXiv 2601.12730 [CODE]
+export const dcpo = defineStatefulReweighter({
+  name: "dcpo",
+  paper: "2601.12730",
+  confidence: "CODE",
+  doc: "(1 − α)A + α·b·ρ^T toward π_old at a target temperature T chosen from the last update's entropy",
+  params: dcpoParams,
+  needs: ["targetRatio"],
+  state: {
+    init: () => ({ entropy: 0, sum: 0, weight: 0 }),
+    reduce: ["sum", "weight"],
+    observe(s, batch) {
+      tidy(() => {
+        const m = batch.mask.detach().to("f64");
+        s.sum += -batch.logprobs.detach().to("f64").mul(m).sum().item();
+        s.weight += m.sum().item();
+      });
+    },
+    endStep(s, _p, applied) {
+      if (applied && s.weight > 0) s.entropy = s.sum / s.weight;
+      s.sum = 0;
+      s.weight = 0;
+    },
+  },
+  reweight(adv, batch, p, inputs, s) {
+    if (inputs.targetRatio === undefined) {
+      throw new CohortError("dcpo needs inputs.targetRatio (ρ^T of π_old at a target temperature); supply it");
     }
-    this.value = v;
-  }
+    const rho = inputs.targetRatio(dcpoTemperature(s.entropy, p.entropyBase));
+    try {
+      return dcpoMix(adv, batch, rho, s.entropy, p);
+    } finally {
+      rho.dispose();
+    }
+  },
+});
+
+function defineStatefulReweighter<P extends z.ZodType, S extends Record<string, number>>(
+  def: ReweighterDef<P, S> & { state: StateDef<z.output<P>, S> },
+): { def: ReweighterDef<P, S> } {
+  advantageReweighters.define(def);
+  return { def };
 }
-
-/** Option keys of each reweighter, for config-time validation (gtpo_entropy's `entropy` and dcpo's `targetRatio`/`entropy` are runtime data, not config). */
-export const REWEIGHTER_OPTION_KEYS = {
-  dgpo_dqw: ["temperature", "mainReward", "rescaleTokens"],
-  arm: ["alpha", "form", "minWeight", "maxWeight"],
-  gtpo_entropy: ["entropy", "threshold", "scale"],
-  dcpo: ["targetRatio", "entropy", "entropyBase", "maxShift", "correctThreshold"],
-} as const satisfies Record<string, readonly string[]>;
-
-advantageReweighters.register("dgpo_dqw", dgpoDqw);
-advantageReweighters.register("arm", armConfidence);
-advantageReweighters.register("gtpo_entropy", gtpoEntropyShift);
-advantageReweighters.register("dcpo", dcpoMix);

@@ -39,6 +39,8 @@ export interface RewardBatch {
   rankRewards?: Float64Array[];
   /** Item (rank position) of each token, [N, T] integer, −1 = not in an item (Rank-GRPO). */
   itemIndex?: Tensor;
+  /** 1 when the low-level execution of a step succeeded / advanced the task (Hi-Agent foresight). */
+  executed?: Uint8Array;
   /** Completion text of each row (DaGRPO pair masking compares the completions of a group). */
   texts?: readonly string[];
 }

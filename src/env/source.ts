@@ -6,22 +6,18 @@
  * - `rollout` plays the episodes and returns one row per episode: prompt = first observation, completion =
  *   actions and observations with a loss mask with holes (`EpisodeCompletion.lossMask`) and the sampler's
  *   log-probs on action tokens.
- * - `advantages` turns the rewards into per-token advantages. Estimators listed in `STEP_ESTIMATORS`
- *   (GiGPO, Step-GRPO, Dr. MAS, M-GRPO, Hi-Agent) read one row per step and their per-step advantage is
- *   broadcast to that turn's action tokens; every other estimator (GRPO, RLOO, …) reads one row per episode
- *   with the episode return R^E = Σ_t r_t.
+ * - `advantages` turns the rewards into per-token advantages through the run's pipeline (src/algo/pipeline.ts).
+ *   Estimators that declare step rows (`AdvantageDef.rows`: GiGPO, Step-GRPO, Dr. MAS, M-GRPO, Hi-Agent) read
+ *   one row per step and their per-step advantage is broadcast to that turn's action tokens; every other
+ *   estimator (GRPO, RLOO, …) reads one row per episode with the episode return R^E = Σ_t r_t.
  * - `evaluate` plays the held-out tasks and reports the success rate.
  * @module
  */
 
 import { advantageEstimators } from "../algo/advantage.js";
 import type { AgentRewardBatch } from "../algo/agent.js";
-import { STEP_ESTIMATORS } from "../algo/agent.js";
-import type { AlgoConfig } from "../algo/config.js";
-import { sampleFilters } from "../algo/filters.js";
-import { combineAndShape } from "../algo/reward-stage.js";
-import { advantageReweighters } from "../algo/reweight.js";
-import type { Advantages, RewardBatch } from "../algo/types.js";
+import { applySampleFilters, combineAndShape, type Pipeline, type RewardStage, type StageInputs } from "../algo/pipeline.js";
+import type { RewardBatch } from "../algo/types.js";
 import { CohortError, ConfigError } from "../errors.js";
 import type { Completion, LocalSampler, Sampler } from "../model/sampler.js";
 import type { NamedReward } from "../reward/types.js";
@@ -29,7 +25,6 @@ import type { Rng } from "../task/rng.js";
 import type { Problem, Split, Task } from "../task/types.js";
 import { type Tensor, tensor } from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { type RewardStage, rewardsToAdvantages } from "../train/pipeline.js";
 import { createEnv, type EnvConfig } from "./registry.js";
 import { type Episode, EpisodeRoller, type RollParams } from "./roller.js";
 import type { EnvFactory } from "./types.js";
@@ -222,11 +217,11 @@ export class EpisodeSource {
    * to that step's action tokens: the result is then [N, C] per token. Metrics: `env/…` of the episodes.
    */
   advantages(
-    algo: AlgoConfig,
+    pipeline: Pipeline,
     byFn: Float64Array[],
     rows: readonly Completion[],
     groupIndex: Int32Array,
-    meanEntropy?: () => Float64Array,
+    inputs: Omit<StageInputs, "mask"> = {},
   ): RewardStage {
     const eps = episodesOf(rows);
     const ecs = rows as readonly EpisodeCompletion[];
@@ -239,13 +234,12 @@ export class EpisodeSource {
     const C = Math.max(1, ...eps.map((e) => e.tokens.length));
     const mask = holeMask(ecs, C);
     try {
-      const est = algo.advantage.estimator;
-      const level = STEP_ESTIMATORS[est];
+      const level = advantageEstimators.get(pipeline.algo.advantage.estimator).rows;
       let stage: RewardStage;
       if (level === undefined) {
-        stage = rewardsToAdvantages(algo, byFn, base, { mask, ...(meanEntropy ? { meanEntropy } : {}) });
+        stage = pipeline.advantages(byFn, base, { ...inputs, mask });
       } else {
-        stage = stepAdvantages(algo, byFn, eps, base, mask, level.reward);
+        stage = stepAdvantages(pipeline, byFn, eps, base, mask, level);
       }
       Object.assign(stage.metrics, episodeMetrics(eps));
       return stage;
@@ -301,13 +295,14 @@ function episodesOf(rows: readonly Completion[]): Episode[] {
 
 /** The step-level path: one estimator row per step, advantages broadcast to each step's action tokens. */
 function stepAdvantages(
-  algo: AlgoConfig,
+  pipeline: Pipeline,
   byFn: Float64Array[],
   eps: readonly Episode[],
   base: Omit<RewardBatch, "rewards" | "rewardsByFn">,
   mask: Tensor,
   reward: "step" | "episode",
 ): RewardStage {
+  const algo = pipeline.algo;
   const episodes = combineAndShape(algo, byFn, base, mask); // R^E per episode (combined, shaped)
   const rewards: number[] = [];
   const stepGroup: number[] = [];
@@ -345,15 +340,12 @@ function stepAdvantages(
     executed: Uint8Array.from(executed),
     lengths: Int32Array.from(lengths),
   };
-  const est = algo.advantage.estimator;
-  let adv: Advantages = advantageEstimators.get(est, "algo.advantage.estimator")(steps, algo.advantage.options);
-  for (const [i, r] of algo.reweighters.entries()) {
-    adv = advantageReweighters.get(r.name, `algo.reweighters.${i}.name`)(adv, steps, r.options);
-  }
+  const { advantages: adv, estimated } = pipeline.estimate(steps);
+  if (estimated !== adv && estimated.kind === "token") estimated.values.dispose();
   if (adv.kind !== "sequence") {
-    if (adv.kind === "token") adv.values.dispose();
+    adv.values.dispose();
     throw new ConfigError(
-      `estimator "${est}" reads one row per agent step and must return one advantage per step`,
+      `estimator "${algo.advantage.estimator}" reads one row per agent step and must return one advantage per step`,
       "algo.advantage.estimator",
     );
   }
@@ -362,16 +354,8 @@ function stepAdvantages(
   spans.forEach(([i, s, e], k) => {
     flat.fill(adv.values[k] as number, i * C + s, i * C + e);
   });
-  const metrics: Record<string, number> = {};
-  const keep = new Uint8Array(N).fill(1);
-  for (const [i, f] of algo.sampleFilters.entries()) {
-    const res = sampleFilters.get(f.name, `algo.sampleFilters.${i}.name`)(episodes, f.options);
-    res.keep.forEach((k, j) => {
-      if (!k) keep[j] = 0;
-    });
-    metrics[`filter/${f.name}/removed_groups`] = res.removedGroups;
-    metrics[`filter/${f.name}/removed_sequences`] = res.removedSequences;
-  }
+  const { keep, metrics } = applySampleFilters(algo, episodes);
   const { mask: _, ...batch } = episodes;
-  return { batch, advantages: { kind: "token", values: tensor(flat, { shape: [N, C], dtype: "f32" }) }, keep, metrics };
+  const values = tensor(flat, { shape: [N, C], dtype: "f32" });
+  return { batch, advantages: { kind: "token", values }, estimated: adv, keep, metrics };
 }

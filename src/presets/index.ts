@@ -263,12 +263,14 @@ define({
   doc:
     "Group-relative Trajectory-based Policy Optimization: conflict tokens (same token at the same position in " +
     "positive and negative completions) get weight 2 on positive and 0 on negative completions; completions " +
-    "whose mean entropy exceeds 0.7 are dropped and the others' advantages shifted by −0.1·H. On-policy " +
-    "REINFORCE-style ratio exp(ℓ − sg ℓ) without clipping, no KL and no reference model, per-sequence mean.",
+    "whose mean entropy exceeds 0.7 are dropped and the others' advantages shifted by −0.1·H (conflicts are found " +
+    "from the advantages before the shift). δ multiplies the token advantages; each completion's loss is the mean " +
+    "over its own tokens. On-policy REINFORCE-style ratio exp(ℓ − sg ℓ) without clipping, no KL and no reference " +
+    "model. The reference code's extra division by max(1, n_conflict) is tokenFilters[0].options.divideByConflicts.",
   config: {
     advantage: { estimator: "grpo" },
     reweighters: [{ name: "gtpo_entropy", options: { threshold: 0.7, scale: 0.1 } }],
-    tokenFilters: [{ name: "gtpo_conflict", options: { conflictWeight: 2.0 } }],
+    tokenFilters: [{ name: "gtpo_conflict", options: { conflictWeight: 2.0, divideByConflicts: false } }],
     gate: { type: "none" },
     aggregate: { mode: "seq-mean-token-mean" },
   },
@@ -283,11 +285,11 @@ define({
   doc:
     "Discriminative Constrained Optimization: no advantage and no clip; per question the mean score of the " +
     "positive completions minus τ·log mean exp(score/τ) of the negatives (score = mean token log-prob, τ = 10), " +
-    "and a squared-hinge constraint on KL(π_old ‖ π_θ) with β = 1e3, δ = 1e-4. Groups whose rewards are all " +
-    "equal are dropped. Binary rewards.",
+    "and a squared-hinge constraint on KL(π_old ‖ π_θ) with β = 1e3, δ = 1e-4 on the step's token-mean KL. " +
+    "J is averaged over every question of the step: questions whose rewards are all equal add 0 and still count " +
+    "(B.11, as the authors' code). Binary rewards.",
   config: {
     advantage: { estimator: "grpo" },
-    sampleFilters: [{ name: "zero_std" }],
     gate: { type: "none" },
     loss: { type: "disco", score: "logL", form: "lse", tau: 10 },
     regularizers: [{ type: "disco_kl", beta: 1e3, delta: 1e-4 }],
@@ -302,10 +304,10 @@ define({
   confidence: "CODE",
   doc:
     "DisCO's basic form: the plain difference of mean scores of positive and negative completions per " +
-    "question (score = mean token log-prob), with the same squared-hinge KL constraint (β = 1e3, δ = 1e-4).",
+    "question (score = mean token log-prob), with the same squared-hinge KL constraint (β = 1e3, δ = 1e-4); " +
+    "all-equal questions count in 1/#questions.",
   config: {
     advantage: { estimator: "grpo" },
-    sampleFilters: [{ name: "zero_std" }],
     gate: { type: "none" },
     loss: { type: "disco", score: "logL", form: "b" },
     regularizers: [{ type: "disco_kl", beta: 1e3, delta: 1e-4 }],
@@ -850,11 +852,125 @@ define({
   },
 });
 
+// arXiv 2601.12730 [CODE]
+define({
+  name: "dcpo",
+  title: "DCPO",
+  arxiv: "2601.12730",
+  confidence: "CODE",
+  doc:
+    "Distribution-Centric Policy Optimization: the advantage is mixed toward a REINFORCE-on-correct term " +
+    "re-weighted to π_old at a target temperature T (1.2 when the last update's entropy H ≤ 0.5, else 0.8): " +
+    "A' = (1 − α)A + α·b·ρ^T with α = min(|0.5 − H|, 0.1)/p, α ← α/(1 + α), b = 1[r > 0.05], p the batch's " +
+    "fraction of correct completions. H (−mean ℓ of the last update) is state carried between steps and in " +
+    "checkpoints. GRPO advantages, clip 0.2, token-mean (verl), no KL, as the released script.",
+  config: {
+    advantage: { estimator: "grpo" },
+    reweighters: [{ name: "dcpo", options: { entropyBase: 0.5, maxShift: 0.1, correctThreshold: 0.05 } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2510.00819 [ABSTRACT]
+define({
+  name: "capo",
+  title: "CAPO",
+  arxiv: "2510.00819",
+  confidence: "ABSTRACT",
+  doc:
+    "Curvature-Aware Policy Optimization: tokens whose curvature score is in the top 8% of the step's tokens " +
+    "leave the loss (the abstract: fewer than 8% of tokens rejected). The score is a design choice: " +
+    "‖∇_z log π(o_t)‖² = 1 − 2p(o_t) + Σ_v p_v², the token's empirical-Fisher term in logit space (score filter, " +
+    "source curvature, quantile 0.92). GRPO otherwise (clip 0.2, no KL).",
+  config: {
+    advantage: { estimator: "grpo" },
+    tokenFilters: [{ name: "score", options: { source: "curvature", quantile: 0.92, drop: "above" } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2602.05281 [ABSTRACT]
+define({
+  name: "arm",
+  title: "ARM / ProGRPO",
+  arxiv: "2602.05281",
+  confidence: "ABSTRACT",
+  doc:
+    "Advantage re-weighting by confidence: positive advantages are scaled by (c_i/c̄_q)^(−α), α = 0.5, clamped " +
+    "to [0.5, 2], with c_i the completion's mean token probability under π_old and c̄_q the mean over the group's " +
+    "positive completions: over-confident correct paths get less, under-explored ones more. The formula is a " +
+    "design choice (B.19). GRPO otherwise (clip 0.2, no KL).",
+  config: {
+    advantage: { estimator: "grpo" },
+    reweighters: [{ name: "arm", options: { alpha: 0.5, form: "multiplicative", minWeight: 0.5, maxWeight: 2 } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2503.18991 [ABSTRACT]
+define({
+  name: "grpo_s",
+  title: "GRPO-S (DR-IRL)",
+  arxiv: "2503.18991",
+  confidence: "ABSTRACT",
+  doc:
+    "Difficulty-scaled rewards: r' = r·(1 + κ(1 − acc_q)) with κ = 1 and acc_q the group's mean reward, so hard " +
+    "questions weigh up to twice as much. A per-group factor cancels under the group std, so advantages divide by " +
+    "the batch std (scale batch). The difficulty measure (group accuracy) and κ are design choices: the paper's " +
+    "measure (CLIP similarity × reward gaps) is not available.",
+  config: {
+    advantage: { estimator: "grpo", options: { scale: "batch" } },
+    shapers: [{ name: "difficulty_scale", options: { kappa: 1 } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2310.02743 [PAPER-KNOWN]
+define({
+  name: "rm_ensemble_mean",
+  title: "RM ensemble, mean",
+  arxiv: "2310.02743",
+  confidence: "PAPER-KNOWN",
+  doc:
+    "Reward-model ensemble, mean optimisation: the reward is the mean over K reward models, with a small KL " +
+    "penalty (k3, β = 0.01). Needs at least two reward functions.",
+  config: {
+    advantage: { estimator: "grpo" },
+    reward: { combine: "ensemble_mean" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [{ type: "kl", estimator: "k3", beta: 0.01 }],
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2601.05242 [CODE-FW] (the safety weighting is a design choice)
+define({
+  name: "safe_gdpo",
+  title: "Multi-objective safety (GDPO)",
+  arxiv: "2601.05242",
+  confidence: "CODE-FW",
+  doc:
+    "Two objectives, task reward then safety reward (in that order in `rewards`), normalised separately within " +
+    "each group (GDPO) so that a high-variance task reward cannot swamp the safety signal, with safety weighted " +
+    "twice (weights [1, 2], a design choice) and a small KL (k3, β = 0.01) to the reference.",
+  config: {
+    advantage: { estimator: "gdpo" },
+    reward: { combine: "gdpo", weights: [1, 2] },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [{ type: "kl", estimator: "k3", beta: 0.01 }],
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
 /** A deep partial of the config, for overrides. */
 export type DeepPartial<T> = T extends readonly (infer _U)[]
   ? T
   : T extends object
-    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    ? { [K in keyof T]?: DeepPartial<T[K]> | null }
     : T;
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
@@ -862,19 +978,27 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 }
 
 /**
- * Deep merge: objects merge key by key, arrays and scalars from `override` replace. When an override object
- * has a `type` (or `kind`) different from the base's, it replaces the base object instead of merging, so that
- * switching `gate.type` from "clip" to "sapo" does not keep clip's keys.
+ * Deep merge: objects merge key by key, arrays and scalars from `override` replace, and `null` deletes the key
+ * (`algo: {rewardKl: null}` removes a preset's KL in the reward). When an override object has a `type` (or
+ * `kind`) different from the base's, it replaces the base object instead of merging, so that switching
+ * `gate.type` from "clip" to "sapo" does not keep clip's keys.
  */
 export function deepMerge<T>(base: T, override: unknown): T {
   if (override === undefined) return base;
   if (!isPlainObject(base) || !isPlainObject(override)) return override as T;
   for (const disc of ["type", "kind"]) {
-    if (disc in override && disc in base && override[disc] !== base[disc]) return override as T;
+    if (disc in override && disc in base && override[disc] !== base[disc]) return withoutNulls(override) as T;
   }
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(override)) out[k] = deepMerge(out[k], v);
+  for (const [k, v] of Object.entries(override)) {
+    if (v === null) delete out[k];
+    else out[k] = deepMerge(out[k], v);
+  }
   return out as T;
+}
+
+function withoutNulls(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 }
 
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */

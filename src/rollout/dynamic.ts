@@ -8,7 +8,7 @@
  */
 import type { AlgoConfig } from "../algo/config.js";
 import { sampleFilters } from "../algo/filters.js";
-import { combineAndShape } from "../algo/reward-stage.js";
+import { applySampleFilters, combineAndShape } from "../algo/pipeline.js";
 import type { RewardBatch } from "../algo/types.js";
 import { CohortError } from "../errors.js";
 import type { Problem } from "../task/types.js";
@@ -144,13 +144,7 @@ export function groupsWithVariance(
 ): number[] {
   const batch = combineAndShape(algo, byFn, base);
   const filters = algo.sampleFilters.length > 0 ? algo.sampleFilters : [{ name: "zero_std", options: {} }];
-  const keep = new Uint8Array(batch.rewards.length).fill(1);
-  for (const [i, f] of filters.entries()) {
-    const res = sampleFilters.get(f.name, `algo.sampleFilters.${i}.name`)(batch, f.options);
-    res.keep.forEach((k, j) => {
-      if (!k) keep[j] = 0;
-    });
-  }
+  const { keep } = applySampleFilters(algo, batch, filters);
   const out: number[] = [];
   const n = groupCount(base.groupIndex);
   for (let g = 0; g < n; g++) {

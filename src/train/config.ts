@@ -9,8 +9,10 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { STEP_ESTIMATORS } from "../algo/agent.js";
-import { type AlgoConfig, parseAlgoConfig } from "../algo/config.js";
+import { advantageEstimators } from "../algo/advantage.js";
+import { TRAIN_SOURCES } from "../algo/component.js";
+import { type AlgoConfig, checkNeeds, configNeeds, parseAlgoConfig } from "../algo/config.js";
+import { gates } from "../algo/gates.js";
 import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
@@ -345,33 +347,26 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         "sampler.overlap",
       );
   }
-  if (
-    c.sampler.kind === "openai" &&
-    c.sampler.importanceSampling &&
-    (resolvedAlgo.loss.type !== "surrogate" || resolvedAlgo.gate.type === "etr")
-  ) {
-    const what =
-      resolvedAlgo.loss.type !== "surrogate"
-        ? `algo.loss.type is "${resolvedAlgo.loss.type}"`
-        : 'algo.gate.type "etr" scales its clip bounds with |A|';
-    throw new ConfigError(
-      `the correction scales each token's advantage, which equals weighting the loss only for surrogates linear in A (gates clip, sapo, none); ${what}. Remove sampler.importanceSampling or change the loss`,
-      "sampler.importanceSampling",
-    );
+  if (c.sampler.kind === "openai" && c.sampler.importanceSampling) {
+    const linear = resolvedAlgo.loss.type === "surrogate" && gates.get(resolvedAlgo.gate.type).linearInAdvantage;
+    if (!linear) {
+      const what =
+        resolvedAlgo.loss.type !== "surrogate"
+          ? `algo.loss.type is "${resolvedAlgo.loss.type}"`
+          : `algo.gate.type "${resolvedAlgo.gate.type}" is not linear in A`;
+      throw new ConfigError(
+        `the correction scales each token's advantage, which equals weighting the loss only for surrogates linear in A (${gates
+          .list()
+          .filter((g) => g.linearInAdvantage)
+          .map((g) => g.name)
+          .join(", ")}); ${what}. Remove sampler.importanceSampling or change the loss`,
+        "sampler.importanceSampling",
+      );
+    }
   }
-  // Rank-GRPO reads per-rank rewards and the item of every token (RewardBatch.rankRewards, LossBatch.itemIndex),
-  // which no task, dataset or environment of the trainer supplies: fail here, not at the first step
-  if (resolvedAlgo.advantage.estimator === "rank_grpo" || resolvedAlgo.ratio.level === "item") {
-    const rank = resolvedAlgo.advantage.estimator === "rank_grpo";
-    throw new ConfigError(
-      `${rank ? 'estimator "rank_grpo"' : 'ratio level "item"'} needs the reward of every rank position and the ` +
-        "item of every token (rankRewards, itemIndex), which `cohort train` does not produce for tasks, datasets " +
-        "or environments; call rewardsToAdvantages and the policy loss with them from your own loop, or pick " +
-        "another preset",
-      rank ? "algo.advantage.estimator" : "algo.ratio.level",
-    );
-  }
-  if (c.train.groupSize < 2 && resolvedAlgo.advantage.estimator !== "reinforce_plus_plus") {
+  // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
+  checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
+  if (c.train.groupSize < 2 && advantageEstimators.get(resolvedAlgo.advantage.estimator).groupRelative !== false) {
     throw new ConfigError(
       `groupSize ${c.train.groupSize}: group-relative advantages need at least 2 completions per prompt`,
       "train.groupSize",
@@ -400,11 +395,20 @@ function checkEnvConfig(
       "algo.rollout.wrapper",
     );
   }
-  if (STEP_ESTIMATORS[algo.advantage.estimator] !== undefined && algo.ratio.level === "sequence") {
+  const stepRows = advantageEstimators.get(algo.advantage.estimator).rows !== undefined;
+  if (stepRows && algo.ratio.level === "sequence") {
     throw new ConfigError(
       `estimator "${algo.advantage.estimator}" gives each turn of an episode its own advantage, which a sequence-level ` +
         `ratio cannot use; set algo.ratio.level "token" or "sequence-token"`,
       "algo.ratio.level",
+    );
+  }
+  const perCompletion = configNeeds(algo).get("meanEntropy");
+  if (stepRows && perCompletion !== undefined) {
+    throw new ConfigError(
+      `algo.${perCompletion} reads one mean entropy per completion, but estimator "${algo.advantage.estimator}" ` +
+        "reads one row per agent step; use an episode-level estimator or remove it",
+      `algo.${perCompletion}`,
     );
   }
 }

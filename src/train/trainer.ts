@@ -17,12 +17,12 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { globalCounts } from "../algo/aggregate.js";
 import type { AlgoConfig } from "../algo/config.js";
-import { tokenFilters } from "../algo/filters.js";
-import { broadcastAdvantages, createPolicyLoss, type PolicyLoss } from "../algo/policy-loss.js";
+import { Pipeline, type RewardStage, type StageInputs, type TokenStage } from "../algo/pipeline.js";
+import { addGlobals, broadcastAdvantages } from "../algo/policy-loss.js";
 import { toRewardMatrix } from "../algo/rewards.js";
-import type { Advantages } from "../algo/types.js";
+import { microBatchRows, rowAdvantages, rowsPerPart, stepCounts } from "../algo/step.js";
+import type { GlobalCounts, LossBatch } from "../algo/types.js";
 import { checkResumeWorldSize, DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
 import { EpisodeSource, holeMask, isEpisodeCompletion, oneStepEpisodes } from "../env/source.js";
 import { CohortError } from "../errors.js";
@@ -74,8 +74,17 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { fromBase64, latestCheckpoint, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { Diagnostics } from "./diagnostics.js";
+import {
+  type BatchSource,
+  buildMicro,
+  disposeMicro,
+  disposeWhole,
+  forward,
+  type Micro,
+  targetRatioOf,
+  wholeBatch,
+} from "./batch.js";
 import { type MetricRecord, MetricsLog, stats } from "./metrics.js";
-import { needsReference, rewardsToAdvantages } from "./pipeline.js";
 
 export interface TrainOptions {
   /** Continue from the run directory's latest checkpoint. */
@@ -112,7 +121,8 @@ interface Ctx {
   rewards: NamedReward[];
   params: Tensor[];
   opt: AdamW;
-  loss: PolicyLoss;
+  /** Advantages, token filters, the policy loss and the state of stateful components (src/algo/pipeline.ts). */
+  pipeline: Pipeline;
   sampler: LocalSampler;
   rng: Rng;
   evalProblems: Problem[];
@@ -185,7 +195,7 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
   let lora: LoraAdapter | null = null;
   if (cfg.model.lora) {
     lora = applyLora(model, { ...cfg.model.lora, seed: cfg.seed });
-  } else if (needsReference(algo)) {
+  } else if (new Pipeline(algo).has("refLogprobs")) {
     ref = CausalLM.fromHF(dir.config, dir.tensors, place);
     for (const p of ref.parameters()) p.requireGrad(false);
   }
@@ -222,7 +232,7 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
     rewards,
     params,
     opt,
-    loss: createPolicyLoss(algo),
+    pipeline: new Pipeline(algo),
     sampler,
     rng: Rng.fromSeed(BigInt(cfg.seed)),
     evalProblems,
@@ -549,129 +559,17 @@ async function collect(ctx: Ctx, step: number): Promise<Collected> {
   return { ro, byFn, failures, sampledTokens, samplingMs, metrics };
 }
 
-/** Rows [lo, hi) of the kept sequences, packed for a forward pass. */
-interface Micro {
-  rows: number[];
-  inputIds: Tensor;
-  attentionMask: Tensor;
-  completionMask: Tensor;
-  /** First completion column. */
-  P: number;
-  /** [n, C] loss mask (after token filters), sampled-token log-probs, advantages, old/ref log-probs. */
-  mask: Tensor;
-  samplerLp: Tensor;
-  adv: Tensor;
-  oldLp: Tensor | null;
-  refLp: Tensor | null;
-  truncated: Uint8Array;
-  /** 1 = an off-policy row (DaGRPO anchor): no sampler log-prob, left out of the mismatch metric. */
-  offPolicy: Uint8Array;
-  /** Set with `train.forward: shared-prefix`: the rows' token ids, so rows sharing a prompt form a group. */
-  seqs?: { prompts: number[][]; completions: number[][] };
-}
-
-function advantageRows(adv: Advantages, rows: number[], C: number): Tensor {
-  if (adv.kind === "sequence")
-    return tensor(
-      Float64Array.from(rows, (r) => adv.values[r] as number),
-      { dtype: "f32" },
-    );
-  return tidy(() => {
-    const idx = tensor(rows, { dtype: "i64" });
-    const t = adv.values.indexSelect(0, idx).to("f32");
-    const have = t.shape[1] as number;
-    return have >= C ? t.narrow(1, 0, C) : t; // token advantages cover the completion columns
-  });
-}
-
-/** Mean token entropy of every completion under the current policy (no grad), at the sampling temperature. */
-function meanEntropies(ctx: Ctx, ro: Rollout): Float64Array {
-  const out = new Float64Array(ro.completions.length);
-  const all = Array.from({ length: out.length }, (_, i) => i);
-  const none: Advantages = { kind: "sequence", values: new Float64Array(out.length) };
-  noGrad(() => {
-    for (const rows of split(all, Math.ceil(all.length / ctx.cfg.train.microBatchSize))) {
-      const m = buildMicro(ctx, ro, rows, none);
-      try {
-        const vals = tidy(() => {
-          const ent = forward(ctx.model, m, ctx.cfg.sampling.temperature, true).entropy as Tensor;
-          return ent.mul(m.mask).sum(1).div(m.mask.sum(1).clamp(1, null)).to("f64").data() as Float64Array;
-        });
-        rows.forEach((r, k) => {
-          out[r] = vals[k] as number;
-        });
-      } finally {
-        disposeMicro(m);
-      }
-    }
-  });
-  return out;
-}
-
-/** The advantages of some rows (sequence values, or token rows of the [N, T] tensor). */
-function rowAdvantages(adv: Advantages, rows: number[]): Advantages {
-  if (adv.kind === "sequence")
-    return { kind: "sequence", values: Float64Array.from(rows, (r) => adv.values[r] as number) };
-  return { kind: "token", values: adv.values.indexSelect(0, tensor(rows, { dtype: "i64" })) };
-}
-
-function buildMicro(ctx: Ctx, ro: Rollout, rows: number[], adv: Advantages): Micro {
-  const prompts = rows.map((r) => ro.prompts[r] as number[]);
-  const comps = rows.map((r) => (ro.completions[r] as Completion).tokens);
-  const packed = packBatch(prompts, comps, { padId: ctx.tok.padId });
-  const P = packed.promptLength;
-  const C = packed.inputIds.shape[1]! - P;
-  // episodes: observation tokens are holes in the loss mask
-  const rowComps = rows.map((r) => ro.completions[r] as Completion);
-  const mask = keep(rowComps.every(isEpisodeCompletion) ? holeMask(rowComps, C) : packed.completionMask.slice(1, P));
-  const lpRows = rows.map((r) => {
-    const lp = (ro.completions[r] as Completion).logprobs;
-    return [...lp, ...new Array<number>(C - lp.length).fill(0)];
-  });
-  const samplerLp = keep(tensor(lpRows.flat(), { shape: [rows.length, C], dtype: "f32" }));
-  const truncated = Uint8Array.from(rows, (r) => ((ro.completions[r] as Completion).finishReason === "length" ? 1 : 0));
-  const a = keep(advantageRows(adv, rows, C));
-  // the loss meets the model's log-probs on its device: the micro-batch is built on the host and moved there
-  const dev = ctx.model.device;
-  const put = (t: Tensor): Tensor => {
-    if (t.device === dev) return t;
-    const moved = keep(t.to(dev));
-    t.dispose();
-    return moved;
-  };
+/** What the batch builders (batch.ts) read of the run. */
+function batchSource(ctx: Ctx): BatchSource {
   return {
-    rows,
-    inputIds: put(keep(packed.inputIds)),
-    attentionMask: put(keep(packed.attentionMask)),
-    completionMask: put(keep(packed.completionMask)),
-    P,
-    mask: put(mask),
-    samplerLp: put(samplerLp),
-    adv: put(a),
-    oldLp: null,
-    refLp: null,
-    truncated,
-    offPolicy: Uint8Array.from(rows, (r) => (isOffPolicy(ro.completions[r] as Completion) ? 1 : 0)),
-    ...(ctx.cfg.train.forward === "shared-prefix" ? { seqs: { prompts, completions: comps } } : {}),
+    model: ctx.model,
+    ref: ctx.ref,
+    lora: ctx.lora,
+    padId: ctx.tok.padId,
+    temperature: ctx.cfg.sampling.temperature,
+    microBatchSize: ctx.cfg.train.microBatchSize,
+    sharedPrefix: ctx.cfg.train.forward === "shared-prefix",
   };
-}
-
-function disposeMicro(m: Micro): void {
-  for (const t of [m.inputIds, m.attentionMask, m.completionMask, m.mask, m.samplerLp, m.adv, m.oldLp, m.refLp])
-    t?.dispose();
-}
-
-/** Completion-column log-probs (and entropy) of a micro-batch under `model`. */
-function forward(model: CausalLM, m: Micro, temperature: number, entropy: boolean): { lp: Tensor; entropy?: Tensor } {
-  if (m.seqs) return logprobsSharedPrefixRows(model, m.seqs.prompts, m.seqs.completions, { temperature, entropy });
-  return tidy(() => {
-    const r = model.logprobs(
-      { inputIds: m.inputIds, attentionMask: m.attentionMask, completionMask: m.completionMask },
-      { temperature, entropy },
-    );
-    const lp = r.lp.slice(1, m.P);
-    return r.entropy ? { lp, entropy: r.entropy.slice(1, m.P) } : { lp };
-  });
 }
 
 function maskedMean(x: Tensor, mask: Tensor): number {
@@ -688,8 +586,55 @@ function split<T>(xs: T[], parts: number): T[][] {
   return out;
 }
 
+/** Mean of `x` over each row's valid tokens → length N. */
+function rowMeans(x: Tensor, mask: Tensor): Float64Array {
+  return tidy(() => {
+    const m = mask.to("f64");
+    return x.to("f64").mul(m).sum(1).div(m.sum(1).clamp(1, null)).data() as Float64Array;
+  });
+}
+
+/** The loss inputs of a micro-batch from its forward pass. */
+function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout, rewards: Float64Array): LossBatch {
+  return {
+    logprobs: f.lp,
+    oldLogprobs: m.oldLp ?? f.lp.detach(),
+    ...(m.refLp ? { refLogprobs: m.refLp } : {}),
+    ...(f.entropy ? { entropy: f.entropy } : {}), // with grad: entropy bonuses differentiate it
+    advantages: m.adv,
+    mask: m.mask,
+    groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
+    rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
+  };
+}
+
+/**
+ * The step-wide prepass sums of a minibatch (components that need the whole step, e.g. DisCO's KL_old, R²VPO's
+ * mean ratio): a forward pass without gradient per micro-batch, summed, and with data parallelism over ranks.
+ */
+function prepassOf(ctx: Ctx, mb: Micro[], ro: Rollout, rewards: Float64Array, counts: GlobalCounts, step: number) {
+  const loss = ctx.pipeline.loss;
+  const global = loss.emptyGlobals();
+  noGrad(() => {
+    for (const m of mb) {
+      tidy(() => {
+        const f = forward(ctx.model, m, ctx.cfg.sampling.temperature, false);
+        addGlobals(global, loss.prepass(lossBatchOf(m, f, ro, rewards), counts, { step }));
+      });
+    }
+  });
+  if (ctx.dist) {
+    const recs: Record<string, number>[] = Object.values(global);
+    const summed = ctx.dist.group.sum(recs.flatMap((rec) => Object.values(rec)));
+    let k = 0;
+    for (const rec of recs) for (const f of Object.keys(rec)) rec[f] = summed[k++] as number;
+  }
+  return global;
+}
+
 async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricRecord> {
   const { cfg, algo } = ctx;
+  const pl = ctx.pipeline;
   const t0 = performance.now();
   // ---- prompts → budgets → rollouts (dynamic sampling: several rounds) → rewards ---------------------
   // (`collect`, through the feed: with sampler.overlap the next steps' rollouts are under way when it returns)
@@ -698,39 +643,45 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   const tSample = t0 + col.samplingMs;
   const N = ro.completions.length;
   const lengths = Int32Array.from(ro.completions, (c) => c.tokens.length);
+  const src = batchSource(ctx);
 
-  // ---- rewards → advantages (after the dynamic-sampling filter, A.6) --------------------------------
+  // ---- whole-batch inputs by need, then rewards → advantages (after the dynamic-sampling filter, A.6) ------
   const meanLogprobs = Float64Array.from(ro.completions, (c) =>
     c.logprobs.length ? c.logprobs.reduce((a, b) => a + b, 0) / c.logprobs.length : 0,
   );
   const truncated = Uint8Array.from(ro.completions, (c) => (c.finishReason === "length" ? 1 : 0));
-  // [N, Cmax] completion mask, for estimators that return per-token advantages (REINFORCE++, Rank-GRPO)
-  const cMax = Math.max(1, ...lengths);
-  const fullMask = tensor(
-    Array.from({ length: N * cMax }, (_, k) => (k % cMax < (lengths[Math.floor(k / cMax)] as number) ? 1 : 0)),
-    { shape: [N, cMax], dtype: "f32" },
-  );
-  const stage = (() => {
-    try {
-      if (ctx.env) return ctx.env.advantages(algo, byFn, ro.completions, ro.groupIndex, () => meanEntropies(ctx, ro));
-      return rewardsToAdvantages(
-        algo,
-        byFn,
-        {
-          groupIndex: ro.groupIndex,
-          lengths,
-          meanLogprobs,
-          truncated,
-          texts: ro.texts,
-          ...oneStepEpisodes(ro.problems),
-        },
-        { mask: fullMask, meanEntropy: () => meanEntropies(ctx, ro) },
-      );
-    } finally {
-      fullMask.dispose();
-    }
-  })();
-  if (stage.advantages.kind === "token") keep(stage.advantages.values);
+  // π_old is cached when the weights move before the last update of this batch (μ > 1, several minibatches)
+  const storeOld = cfg.train.innerIterations > 1 || Math.min(cfg.train.miniBatches, N) > 1;
+  const whole = wholeBatch(src, ro, { old: storeOld, pipeline: pl });
+  const T = cfg.sampling.temperature;
+  let stage: RewardStage;
+  let tok: TokenStage;
+  const rewardKl = whole.old && whole.ref ? keep(tidy(() => (whole.old as Tensor).sub(whole.ref as Tensor).mul(whole.mask))) : null;
+  try {
+    const entropy = whole.entropy;
+    const inputs: StageInputs = {
+      ...(entropy ? { meanEntropy: () => rowMeans(entropy, whole.mask) } : {}),
+      ...(pl.has("targetRatio") ? { targetRatio: targetRatioOf(src, ro, whole.C, whole.mask) } : {}),
+      ...(rewardKl ? { rewardKl } : {}),
+    };
+    stage = ctx.env
+      ? ctx.env.advantages(pl, byFn, ro.completions, ro.groupIndex, inputs)
+      : pl.advantages(
+          byFn,
+          { groupIndex: ro.groupIndex, lengths, meanLogprobs, truncated, texts: ro.texts, ...oneStepEpisodes(ro.problems) },
+          { ...inputs, mask: whole.mask },
+        );
+    tok = pl.tokenStage(stage, {
+      mask: whole.mask,
+      tokenIds: whole.tokenIds,
+      truncated,
+      groupIndex: ro.groupIndex,
+      ...(entropy ? { entropy } : {}),
+      ...(whole.curvature ? { curvature: whole.curvature } : {}),
+    });
+  } finally {
+    rewardKl?.dispose();
+  }
   const rewards = stage.batch.rewards;
 
   const metrics: MetricRecord = { step };
@@ -758,59 +709,27 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   metrics["completions/min_length"] = ls.min;
   metrics["completions/max_length"] = ls.max;
   metrics["completions/clipped_ratio"] = truncated.reduce((a, b) => a + b, 0) / N;
-  Object.assign(metrics, stage.metrics);
-  Object.assign(metrics, col.metrics);
+  Object.assign(metrics, stage.metrics, tok.metrics, col.metrics);
 
-  // ---- pack kept rows into minibatches and micro-batches -------------------------------------------
+  // ---- minibatches and micro-batches of the kept rows (cut at group boundaries for per-question losses) ----
   const kept = Array.from({ length: N }, (_, i) => i).filter((i) => stage.keep[i] === 1);
+  const whole_groups = pl.has("wholeGroups");
   const miniBatches = ctx.dist
     ? ctx.dist.miniBatches(kept, cfg.train.miniBatches)
     : kept.length > 0
-      ? split(kept, Math.min(cfg.train.miniBatches, kept.length))
+      ? whole_groups
+        ? microBatchRows(kept, ro.groupIndex, rowsPerPart(kept.length, cfg.train.miniBatches), true)
+        : split(kept, Math.min(cfg.train.miniBatches, kept.length))
       : [];
   const micros: Micro[][] = miniBatches.map((mb) =>
-    split(mb, Math.ceil(mb.length / cfg.train.microBatchSize)).map((rows) =>
-      buildMicro(ctx, ro, rows, stage.advantages),
+    microBatchRows(mb, ro.groupIndex, cfg.train.microBatchSize, whole_groups).map((rows) =>
+      buildMicro(src, ro, rows, stage, tok, whole, isOffPolicy),
     ),
   );
-  const T = cfg.sampling.temperature;
-  const storeOld = cfg.train.innerIterations > 1 || miniBatches.length > 1;
-  const entropyNeeded = true;
-  noGrad(() => {
-    for (const m of micros.flat()) {
-      let filterEntropy: Tensor | undefined;
-      if (algo.tokenFilters.length > 0) {
-        const f = forward(ctx.model, m, T, true);
-        f.lp.dispose();
-        filterEntropy = f.entropy;
-      }
-      for (const [i, f] of algo.tokenFilters.entries()) {
-        const filter = tokenFilters.get(f.name, `algo.tokenFilters.${i}.name`);
-        const res = tidy(() =>
-          filter(
-            {
-              mask: m.mask,
-              truncated: m.truncated,
-              groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
-              tokenIds: m.inputIds.slice(1, m.P),
-              ...(filterEntropy ? { entropy: filterEntropy } : {}),
-              advantages: rowAdvantages(stage.advantages, m.rows),
-            },
-            f.options,
-          ),
-        );
-        m.mask.dispose();
-        m.mask = keep(res.mask);
-        metrics[`filter/${f.name}/removed_tokens`] =
-          ((metrics[`filter/${f.name}/removed_tokens`] as number) ?? 0) + res.removedTokens;
-      }
-      filterEntropy?.dispose();
-      if (storeOld) m.oldLp = keep(forward(ctx.model, m, T, false).lp);
-      if (ctx.ref) m.refLp = keep(forward(ctx.ref, m, T, false).lp);
-      else if (ctx.lora && needsRefLora(ctx))
-        m.refLp = keep((ctx.lora as LoraAdapter).disabled(() => forward(ctx.model, m, T, false).lp));
-    }
-  });
+  disposeWhole(whole);
+  tok.mask.dispose();
+  tok.advantageWeights?.dispose();
+  for (const a of new Set([stage.advantages, stage.estimated])) if (a.kind === "token") a.values.dispose();
 
   // ---- μ passes of optimisation ------------------------------------------------------------------
   const tTrain0 = performance.now();
@@ -835,41 +754,32 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
     },
     step - 1,
   );
+  const needsEntropy = pl.has("tokenEntropy") || true; // the trainer's own `entropy` metric reads it too
   for (let it = 0; it < cfg.train.innerIterations; it++) {
     for (const mb of micros) {
       ctx.opt.zeroGrad();
-      const localCounts = globalCounts(
+      const local = stepCounts(
+        algo,
         mb.map((m) => m.mask),
-        {
-          countMaskedSequences: algo.aggregate.countMaskedSequences,
-          ...(algo.aggregate.maxLength !== undefined ? { maxLength: algo.aggregate.maxLength } : {}),
-        },
+        mb.map((m) => m.rows),
+        ro.groupIndex,
       );
-      const counts = ctx.dist ? ctx.dist.reduceCounts(localCounts) : localCounts;
+      const counts = ctx.dist ? ctx.dist.reduceCounts(local) : local;
+      // step-wide sums (one forward without gradient per micro-batch; from the same forward when there is one)
+      const onePass = mb.length === 1 && ctx.dist === null;
+      let global = pl.loss.needsPrepass && !onePass ? prepassOf(ctx, mb, ro, rewards, counts, step) : {};
       let finiteLoss = true;
       for (const m of mb) {
         tidy(() => {
-          const f = forward(ctx.model, m, T, entropyNeeded);
-          const lp = f.lp;
-          const oldLp = m.oldLp ?? lp.detach();
-          // train/sampler mismatch correction (src/serve/importance.ts): w scales each token's advantage
+          const f = forward(ctx.model, m, T, needsEntropy);
+          const lb = lossBatchOf(m, f, ro, rewards);
+          if (pl.loss.needsPrepass && onePass) global = pl.loss.prepass({ ...lb, logprobs: f.lp.detach() }, counts, { step });
+          // train/sampler mismatch correction (algo/importance.ts): w scales each token's advantage
           const is = ctx.remote?.importanceSampling;
-          const isw = is ? samplerImportanceWeights(oldLp, m.samplerLp, m.mask, is.mode, is.cap, m.offPolicy) : null;
+          const isw = is ? samplerImportanceWeights(lb.oldLogprobs, m.samplerLp, m.mask, is.mode, is.cap, m.offPolicy) : null;
           if (isw && it === 0) isStats = mergeIsStats(isStats, isw.stats);
-          const res = ctx.loss.compute(
-            {
-              logprobs: lp,
-              oldLogprobs: oldLp,
-              ...(m.refLp ? { refLogprobs: m.refLp } : {}),
-              ...(f.entropy ? { entropy: f.entropy } : {}), // with grad: entropy bonuses differentiate it
-              advantages: isw ? broadcastAdvantages(m.adv, lp).mul(isw.weights) : m.adv,
-              mask: m.mask,
-              groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
-              rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
-            },
-            counts,
-            { step },
-          );
+          if (isw) lb.advantages = broadcastAdvantages(m.adv, f.lp).mul(isw.weights);
+          const res = pl.loss.compute(lb, counts, { step, global });
           const lv = res.loss.item();
           if (!Number.isFinite(lv)) finiteLoss = false;
           else {
@@ -877,6 +787,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
             if (ctx.dist && m === mb[mb.length - 1]) ctx.dist.beforeLastBackward(ctx.params);
             res.loss.backward();
           }
+          pl.observe(lb);
           lossSum += lv;
           for (const [k, v] of Object.entries(res.metrics)) {
             lossMetrics[k] ??= [];
@@ -889,7 +800,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
               entSum += maskedMean(f.entropy, tokens) * nTok;
               entTok += nTok;
             }
-            const before = m.oldLp ?? lp.detach();
+            const before = m.oldLp ?? f.lp.detach();
             // off-policy rows carry the training model's log-probs, not a sampler's: not a mismatch sample
             const onPolicyTokens = m.offPolicy.includes(1)
               ? tokens.mul(
@@ -904,7 +815,7 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
             mismatchTok += nSampled;
             const refOrOld = m.refLp ?? m.oldLp;
             if (refOrOld) {
-              const d = refOrOld.sub(lp.detach()).clamp(-20, 20);
+              const d = refOrOld.sub(f.lp.detach()).clamp(-20, 20);
               klSum += maskedMean(d.exp().sub(d).sub(1), tokens) * nTok;
             }
           }
@@ -916,20 +827,23 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
           ? clipGradNorm(ctx.params, cfg.train.maxGradNorm)
           : clipGradNorm(ctx.params, Number.POSITIVE_INFINITY);
       gradNormLast = gn;
+      // stateful components move once per optimizer step, with the same sums on every rank
+      if (ctx.dist) pl.setStepSums(ctx.dist.group.sum(pl.stepSums()));
       if (!finiteLoss || !Number.isFinite(gn)) {
         skipped++;
         ctx.opt.zeroGrad();
+        pl.endStep(false);
         ctx.diagnostics.nonFinite(step, finiteLoss ? "gradient norm" : "loss");
         continue;
       }
       ctx.opt.step(lr);
+      pl.endStep(true);
       optSteps++;
       ctx.diagnostics.gradNorm(step, gn);
     }
   }
   ctx.opt.zeroGrad();
   for (const m of micros.flat()) disposeMicro(m);
-  if (stage.advantages.kind === "token") stage.advantages.values.dispose();
   const tEnd = performance.now();
 
   const trainedTokens = kept.reduce((a, r) => a + (lengths[r] as number), 0) * cfg.train.innerIterations;
@@ -973,17 +887,11 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   // diagnostics that explain themselves
   ctx.diagnostics.zeroStd(step, metrics.frac_reward_zero_std as number);
   if (typeof metrics.entropy === "number") ctx.diagnostics.entropy(step, metrics.entropy);
-  const correctIdx = ctx.rewards.findIndex((r) => r.name === "correctness");
-  if (correctIdx >= 0) {
-    const c = byFn[correctIdx] as Float64Array;
-    const lp = Array.from(meanLogprobs).filter((_, i) => c[i] === 1);
-    if (lp.length > 0) ctx.diagnostics.correctLikelihood(step, stats(lp).mean);
-  }
+  // likelihood of the successful completions (the task's success reward, as rollout wrappers judge it)
+  const plan = planOf(ctx);
+  const lp = Array.from(meanLogprobs).filter((_, i) => plan.isSuccess(byFn, i));
+  if (lp.length > 0) ctx.diagnostics.correctLikelihood(step, stats(lp).mean);
   return metrics;
-}
-
-function needsRefLora(ctx: Ctx): boolean {
-  return needsReference(ctx.algo);
 }
 
 function trainableState(ctx: Ctx): Record<string, Tensor> {
@@ -1018,7 +926,7 @@ function save(ctx: Ctx, step: number, ahead: RolloutResumeState | null = null): 
   let state: Record<string, unknown> = {
     rng: ahead?.rng ?? ctx.rng.state(),
     torchRng: toBase64(getRngState()),
-    policyLoss: ctx.loss.state(),
+    components: ctx.pipeline.state(),
     diagnostics: ctx.diagnostics.state(),
     rollout: ahead?.rollout ?? planOf(ctx).state(),
   };
@@ -1052,13 +960,13 @@ function restore(ctx: Ctx, dir: string): number {
   const s = (ctx.dist ? ctx.dist.rankState(ck.state, dir) : ck.state) as {
     rng: ReturnType<Rng["state"]>;
     torchRng: string;
-    policyLoss: Record<string, unknown>;
+    components?: Record<string, unknown>;
     diagnostics: Record<string, unknown>;
     rollout?: Record<string, unknown>;
   };
   ctx.rng = Rng.fromState(s.rng);
   setRngState(fromBase64(s.torchRng));
-  ctx.loss.load(s.policyLoss);
+  ctx.pipeline.load(s.components ?? {});
   ctx.diagnostics.load(s.diagnostics ?? {});
   if (s.rollout !== undefined) planOf(ctx).load(s.rollout);
   return ck.step;

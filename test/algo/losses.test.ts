@@ -15,7 +15,6 @@ import {
   klEstimate,
   klInReward,
   lldsRegularizer,
-  type R2vpoPenalty,
 } from "../../src/algo/regularizers.js";
 import type { LossBatch } from "../../src/algo/types.js";
 import { liveTensors, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
@@ -472,12 +471,13 @@ describe("PolicyLoss composition", () => {
         "clip/low_ratio",
         "clip/high_ratio",
         "clip/region_ratio",
-        "kl",
-        "kl/beta",
+        "kl_reg/kl",
+        "kl_reg/beta",
       ]) {
         assert.ok(k in metrics, `metric ${k}`);
       }
-      assert.equal(metrics["kl/beta"], 0.04);
+      assert.equal(metrics["kl_reg/beta"], 0.04);
+      assert.ok(!("kl" in metrics) && !("entropy" in metrics), "the trainer's own kl/entropy keys stay free");
     });
   });
   test("R²VPO dual variable: ascent after the step, state round-trip", () => {
@@ -498,7 +498,14 @@ describe("PolicyLoss composition", () => {
         regularizers: [{ type: "r2vpo", delta: 0, eta: 10, lambdaInit: 0 }],
       });
       other.load(st);
-      assert.equal((other.regularizers[0] as R2vpoPenalty).lambda, 10 * v);
+      assert.deepEqual(other.state(), st);
+      const skipped = new PolicyLoss({
+        gate: { type: "none" },
+        regularizers: [{ type: "r2vpo", delta: 0, eta: 10, lambdaInit: 0 }],
+      });
+      skipped.compute(b, globalCounts(b.mask));
+      skipped.endStep(false);
+      assert.equal((skipped.state()["0:r2vpo"] as { lambda: number }).lambda, 0, "a skipped step does not move λ");
     });
   });
   test("adaptive entropy coefficient moves toward the target", () => {
@@ -512,7 +519,7 @@ describe("PolicyLoss composition", () => {
         ]),
       };
       const { metrics } = pl.compute(b, globalCounts(b.mask));
-      assertClose([metrics.entropy as number], [0.5], 1e-12);
+      assertClose([metrics["entropy_reg/entropy"] as number], [0.5], 1e-12);
       pl.endStep();
       assertClose([(pl.state()["0:entropy"] as { coef: number }).coef], [0.01 + 0.1 * 0.5], 1e-12);
     });

@@ -144,7 +144,7 @@ describe("preset defaults", () => {
     assert.deepEqual(disco.loss, { type: "disco", score: "logL", form: "lse", tau: 10, positiveThreshold: 0.5 });
     assert.deepEqual(disco.regularizers, [{ type: "disco_kl", beta: 1e3, delta: 1e-4 }]);
     const d = resolvePreset("grpo_d").regularizers[0];
-    assert.ok(d?.type === "kl" && typeof d.beta === "object" && d.beta.kind === "linear");
+    assert.deepEqual(d?.beta, { kind: "linear", start: 0, end: 0.04, steps: 1000 });
   });
 });
 
@@ -170,8 +170,14 @@ describe("resolvePreset overrides (deep merge)", () => {
     configError(
       () => resolvePreset("grpo", { gate: { epsilon: 0.3 } } as never),
       "algo.gate.epsilon",
-      /unknown key "epsilon".*preset "grpo"/,
+      /unknown option "epsilon" for clip; known options: low, high, dualClip, delta.*preset "grpo"/,
     );
+  });
+  test("null in an override removes the preset's field", () => {
+    assert.equal(resolvePreset("reinforce_pp").rewardKl?.beta, 0.001);
+    assert.equal(resolvePreset("reinforce_pp", { rewardKl: null }).rewardKl, undefined);
+    assert.deepEqual(resolvePreset("llds", { regularizers: null }).regularizers, []);
+    assert.equal(resolvePreset("gspo", { ratio: { hybrid: null } }).ratio.level, "sequence");
   });
 });
 

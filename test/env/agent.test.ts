@@ -2,9 +2,18 @@
 // broadcast of step advantages onto each turn's action tokens, and the agent presets.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { advantageEstimators, discountedStepReturns, drMas, gigpo, grpo, stepGrpo } from "../../src/algo/advantage.js";
-import { alignSubAgentSteps, hiAgent, mGrpo, STEP_ESTIMATORS } from "../../src/algo/agent.js";
+import {
+  advantageEstimators,
+  discountedStepReturns,
+  drMas,
+  gigpo,
+  grpo,
+  runEstimator,
+  stepGrpo,
+} from "../../src/algo/advantage.js";
+import { alignSubAgentSteps, hiAgent, mGrpo } from "../../src/algo/agent.js";
 import { parseAlgoConfig } from "../../src/algo/config.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 import type { RewardBatch } from "../../src/algo/types.js";
 import type { Episode, EpisodeStep } from "../../src/env/roller.js";
 import { EpisodeSource, episodeCompletion, oneStepEpisodes } from "../../src/env/source.js";
@@ -164,7 +173,7 @@ describe("single-turn rows are one-step episodes", () => {
     };
     const g = seqValues(grpo(b));
     for (const est of ["step_grpo", "dr_mas", "m_grpo"])
-      close(seqValues(advantageEstimators.get(est)(b, {}) as never), g, 1e-12);
+      close(seqValues(runEstimator(advantageEstimators.get(est), b, {}) as never), g, 1e-12);
     // gigpo (mean mode): A^E = r − mean, plus the same again from the shared anchor (the prompt)
     close(seqValues(gigpo(b, { gamma: 0.95 })), [1, -1, 0, 0], 1e-12);
   });
@@ -224,7 +233,7 @@ describe("step advantages reach each turn's action tokens (EpisodeSource.advanta
   test("gigpo: per-step values on the action columns, 0 on observation columns and padding", () => {
     const before = liveTensors();
     const algo = resolvePreset("gigpo");
-    const stage = source.advantages(algo, source.scores(rows), rows, groupIndex);
+    const stage = source.advantages(new Pipeline(algo), source.scores(rows), rows, groupIndex);
     assert.equal(stage.advantages.kind, "token");
     const t = stage.advantages.values as Tensor;
     assert.deepEqual(t.shape, [2, 11]);
@@ -239,7 +248,7 @@ describe("step advantages reach each turn's action tokens (EpisodeSource.advanta
     assert.equal(liveTensors(), before, "the hole mask is released");
   });
   test("grpo: one advantage per episode (the return), broadcast by the loss over the action tokens", () => {
-    const stage = source.advantages(resolvePreset("grpo"), source.scores(rows), rows, groupIndex);
+    const stage = source.advantages(new Pipeline(resolvePreset("grpo")), source.scores(rows), rows, groupIndex);
     assert.equal(stage.advantages.kind, "sequence");
     close(Array.from(stage.advantages.values as Float64Array), [0.7071063, -0.7071063], 1e-6);
   });
@@ -255,10 +264,17 @@ describe("agent presets", () => {
       if (tag === "ABSTRACT") assert.match(p.doc, /design choice/, name);
       const c = resolvePreset(name);
       assert.ok(advantageEstimators.has(c.advantage.estimator), name);
-      assert.ok(STEP_ESTIMATORS[c.advantage.estimator] !== undefined, name);
+      assert.ok(advantageEstimators.get(c.advantage.estimator).rows !== undefined, name);
     }
     const g = resolvePreset("gigpo");
-    assert.deepEqual(g.advantage.options, { gamma: 0.95, omega: 1, mode: "mean" });
+    assert.deepEqual(g.advantage.options, {
+      gamma: 0.95,
+      omega: 1,
+      mode: "mean",
+      eps: 1e-6,
+      episodeStats: "steps",
+      singleton: "zero",
+    });
   });
   test("the estimators are valid config names", () => {
     for (const est of ["m_grpo", "hi_agent"]) {

@@ -21,7 +21,7 @@ import {
 } from "../../src/rollout/index.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem, Task } from "../../src/task/types.js";
-import { rewardsToAdvantages } from "../../src/train/pipeline.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 
 const prob = (id: string): Problem => ({ id, prompt: `${id}=`, answer: "0", meta: {} });
 
@@ -254,7 +254,7 @@ describe("DAPO dynamic sampling", () => {
     assert.deepEqual([...merged.groupIndex], [0, 0, 1, 1, 1, 2, 2]);
     assert.deepEqual([...(merged.byFn[0] as Float64Array)], [0, 1, 0, 1, 1, 1, 0]);
     // the loss sees exactly these rows: advantages computed after the filter, nothing left to drop
-    const stage = rewardsToAdvantages(dapo, merged.byFn, {
+    const stage = new Pipeline(dapo).advantages(merged.byFn, {
       groupIndex: merged.groupIndex,
       lengths: Int32Array.from(merged.texts, () => 4),
     });

@@ -25,7 +25,7 @@ import { liveTensors, noGrad, tidy } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
-import { rewardsToAdvantages } from "../../src/train/pipeline.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 import { train } from "../../src/train/trainer.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
 
@@ -220,7 +220,7 @@ test("dagrpo_pairs: near-identical pairs on opposite sides of the group mean are
 test("dagrpo preset: the pipeline drops masked rows (after the advantages) and logs the masked-pair rate", () => {
   const algo = resolvePreset("dagrpo", {}, { rewardFunctions: 1 });
   const b = handBatch();
-  const stage = rewardsToAdvantages(algo, [b.rewards], {
+  const stage = new Pipeline(algo).advantages([b.rewards], {
     groupIndex: b.groupIndex,
     lengths: b.lengths as Int32Array,
     texts: T,

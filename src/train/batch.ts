@@ -1,0 +1,260 @@
+/**
+ * The rows of one step as tensors for the loss: whole-batch per-token inputs computed without gradient where
+ * a component needs them (entropy, π_old and π_ref log-probs, CAPO curvature, DCPO's target ratio), and
+ * micro-batches packed for a forward pass with their loss mask, advantages and cached log-probs.
+ *
+ * Whole-batch tensors are [N, C] with C the longest completion of the step; a micro-batch takes its rows and
+ * its own first columns (its completions are padded to its longest one).
+ * @module
+ */
+import type { Pipeline, RewardStage, TokenStage } from "../algo/pipeline.js";
+import { rowAdvantages } from "../algo/step.js";
+import type { Advantages } from "../algo/types.js";
+import { curvatureScore } from "../algo/filters.js";
+import { holeMask, isEpisodeCompletion } from "../env/source.js";
+import { packBatch } from "../model/batch.js";
+import type { CausalLM } from "../model/llama.js";
+import type { LoraAdapter } from "../model/lora.js";
+import { logprobsSharedPrefixRows } from "../model/prefix.js";
+import type { Completion } from "../model/sampler.js";
+import { cat, type Device, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+
+/** What the batch builders read of the run. */
+export interface BatchSource {
+  model: CausalLM;
+  ref: CausalLM | null;
+  lora: LoraAdapter | null;
+  padId: number;
+  /** Sampling temperature (log-probs are computed at it). */
+  temperature: number;
+  microBatchSize: number;
+  sharedPrefix: boolean;
+}
+
+/** Prompts and completions of the step's rows. */
+export interface Rows {
+  prompts: number[][];
+  completions: Completion[];
+}
+
+/** Rows packed for a forward pass. */
+export interface Packed {
+  rows: number[];
+  inputIds: Tensor;
+  attentionMask: Tensor;
+  completionMask: Tensor;
+  /** First completion column. */
+  P: number;
+  /** Completion columns of this pack. */
+  C: number;
+  /** Set for the shared-prefix forward: the rows' token ids, so rows sharing a prompt form a group. */
+  seqs?: { prompts: number[][]; completions: number[][] };
+}
+
+/** A micro-batch: packed rows with their loss mask, advantages and cached log-probs ([n, C]). */
+export interface Micro extends Packed {
+  mask: Tensor;
+  samplerLp: Tensor;
+  adv: Tensor;
+  oldLp: Tensor | null;
+  refLp: Tensor | null;
+  /** 1 = an off-policy row (DaGRPO anchor): no sampler log-prob, left out of the mismatch metric. */
+  offPolicy: Uint8Array;
+}
+
+/** Packs rows on the host and moves them to the model's device. */
+export function pack(src: BatchSource, ro: Rows, rows: number[]): Packed {
+  const prompts = rows.map((r) => ro.prompts[r] as number[]);
+  const comps = rows.map((r) => (ro.completions[r] as Completion).tokens);
+  const packed = packBatch(prompts, comps, { padId: src.padId });
+  const P = packed.promptLength;
+  const dev = src.model.device;
+  const put = (t: Tensor): Tensor => {
+    if (t.device === dev) return keep(t);
+    const moved = keep(t.to(dev));
+    t.dispose();
+    return moved;
+  };
+  return {
+    rows,
+    inputIds: put(packed.inputIds),
+    attentionMask: put(packed.attentionMask),
+    completionMask: put(packed.completionMask),
+    P,
+    C: (packed.inputIds.shape[1] as number) - P,
+    ...(src.sharedPrefix ? { seqs: { prompts, completions: comps } } : {}),
+  };
+}
+
+export function disposePacked(p: Packed): void {
+  for (const t of [p.inputIds, p.attentionMask, p.completionMask]) t.dispose();
+}
+
+export function disposeMicro(m: Micro): void {
+  disposePacked(m);
+  for (const t of [m.mask, m.samplerLp, m.adv, m.oldLp, m.refLp]) t?.dispose();
+}
+
+/** Completion-column log-probs (and entropy) of packed rows under `model`, at `temperature`. */
+export function forward(
+  model: CausalLM,
+  p: Packed,
+  temperature: number,
+  entropy: boolean,
+): { lp: Tensor; entropy?: Tensor } {
+  if (p.seqs) return logprobsSharedPrefixRows(model, p.seqs.prompts, p.seqs.completions, { temperature, entropy });
+  return tidy(() => {
+    const r = model.logprobs(
+      { inputIds: p.inputIds, attentionMask: p.attentionMask, completionMask: p.completionMask },
+      { temperature, entropy },
+    );
+    const lp = r.lp.slice(1, p.P);
+    return r.entropy ? { lp, entropy: r.entropy.slice(1, p.P) } : { lp };
+  });
+}
+
+/** The [N, C] loss mask of every row: completion tokens, with holes at tool observations for episodes. */
+export function rowMask(ro: Rows, C: number): Tensor {
+  const comps = ro.completions;
+  if (comps.length > 0 && comps.every(isEpisodeCompletion)) return holeMask(comps, C);
+  const lengths = comps.map((c) => c.tokens.length);
+  return tensor(
+    Array.from({ length: comps.length * C }, (_, k) => (k % C < (lengths[Math.floor(k / C)] as number) ? 1 : 0)),
+    { shape: [comps.length, C], dtype: "f32" },
+  );
+}
+
+/** Per-token tensors of the whole step [N, C], each computed only when a component needs it. */
+export interface WholeBatch {
+  C: number;
+  mask: Tensor;
+  tokenIds: Tensor;
+  entropy?: Tensor;
+  old?: Tensor;
+  ref?: Tensor;
+  curvature?: Tensor;
+}
+
+function padColumns(t: Tensor, C: number): Tensor {
+  const [n, c] = t.shape as [number, number];
+  if (c >= C) return t.narrow(1, 0, C);
+  return cat([t, zeros([n, C - c], { dtype: t.dtype, device: t.device as Device })], 1);
+}
+
+/** Rows in chunks of the micro-batch size, packed one chunk at a time; `fn` returns [n, c] tensors to stack. */
+function overChunks(
+  src: BatchSource,
+  ro: Rows,
+  C: number,
+  fn: (p: Packed) => Record<string, Tensor>,
+): Record<string, Tensor> {
+  const n = ro.completions.length;
+  const parts: Record<string, Tensor[]> = {};
+  for (let lo = 0; lo < n; lo += src.microBatchSize) {
+    const rows = Array.from({ length: Math.min(src.microBatchSize, n - lo) }, (_, i) => lo + i);
+    const p = pack(src, ro, rows);
+    try {
+      for (const [k, t] of Object.entries(fn(p))) (parts[k] ??= []).push(keep(tidy(() => padColumns(t, C))));
+    } finally {
+      disposePacked(p);
+    }
+  }
+  const out: Record<string, Tensor> = {};
+  for (const [k, ts] of Object.entries(parts)) {
+    out[k] = keep(tidy(() => cat(ts, 0)));
+    for (const t of ts) t.dispose();
+  }
+  return out;
+}
+
+/**
+ * The whole-batch inputs the pipeline needs: per-token entropy (`tokenEntropy`, `meanEntropy`), π_old
+ * log-probs (`old`: several updates per batch, KL in the reward), π_ref log-probs (`refLogprobs`) and the CAPO
+ * curvature (`curvature`), all without gradient at the sampling temperature.
+ */
+export function wholeBatch(src: BatchSource, ro: Rows, want: { old: boolean; pipeline: Pipeline }): WholeBatch {
+  const pl = want.pipeline;
+  const C = Math.max(1, ...ro.completions.map((c) => c.tokens.length));
+  const ids = new Float64Array(ro.completions.length * C);
+  ro.completions.forEach((c, i) => {
+    ids.set(c.tokens, i * C);
+  });
+  const out: WholeBatch = {
+    C,
+    mask: keep(rowMask(ro, C)),
+    tokenIds: keep(tensor(ids, { shape: [ro.completions.length, C], dtype: "i64" })),
+  };
+  const entropy = pl.has("tokenEntropy") || pl.has("meanEntropy");
+  const old = want.old || (pl.algo.rewardKl !== undefined && pl.algo.rewardKl.beta > 0);
+  const ref = pl.has("refLogprobs");
+  const curvature = pl.has("curvature");
+  if (!(entropy || old || ref || curvature)) return out;
+  const T = src.temperature;
+  const got = noGrad(() =>
+    overChunks(src, ro, C, (p) => {
+      const r: Record<string, Tensor> = {};
+      if (entropy || old) {
+        const f = forward(src.model, p, T, entropy);
+        if (old) r.old = f.lp;
+        if (f.entropy) r.entropy = f.entropy;
+      }
+      if (ref) {
+        if (src.ref) r.ref = forward(src.ref, p, T, false).lp;
+        else if (src.lora) r.ref = src.lora.disabled(() => forward(src.model, p, T, false).lp);
+      }
+      if (curvature) {
+        const logits = src.model.forward(p.inputIds, p.attentionMask).narrow(1, p.P - 1, p.C);
+        r.curvature = curvatureScore(logits, p.inputIds.narrow(1, p.P, p.C), T);
+      }
+      return r;
+    }),
+  );
+  return { ...out, ...got };
+}
+
+/** ρ^T of DCPO for every row [N, C]: π_old at temperature `t` over π_old at temperature 1 (no gradient). */
+export function targetRatioOf(src: BatchSource, ro: Rows, C: number, mask: Tensor): (t: number) => Tensor {
+  return (t) =>
+    noGrad(() => {
+      const r = overChunks(src, ro, C, (p) => ({
+        lt: forward(src.model, p, t, false).lp,
+        l1: forward(src.model, p, 1, false).lp,
+      }));
+      const rho = tidy(() => (r.lt as Tensor).sub(r.l1 as Tensor).exp().mul(mask.to((r.lt as Tensor).dtype)));
+      r.lt?.dispose();
+      r.l1?.dispose();
+      return rho;
+    });
+}
+
+export function disposeWhole(w: WholeBatch): void {
+  for (const t of [w.mask, w.tokenIds, w.entropy, w.old, w.ref, w.curvature]) t?.dispose();
+}
+
+/** The micro-batch of `rows`: packed, with the token stage's mask, the advantages and the cached log-probs. */
+export function buildMicro(
+  src: BatchSource,
+  ro: Rows,
+  rows: number[],
+  stage: RewardStage,
+  tok: TokenStage,
+  whole: WholeBatch,
+  offPolicy: (c: Completion) => boolean,
+): Micro {
+  const p = pack(src, ro, rows);
+  const dev = src.model.device;
+  const pick = (t: Tensor) => keep(tidy(() => t.indexSelect(0, tensor(rows, { dtype: "i64" }).to(t.device as Device)).narrow(1, 0, p.C).to(dev)));
+  const lpRows = rows.map((r) => {
+    const lp = (ro.completions[r] as Completion).logprobs;
+    return [...lp, ...new Array<number>(p.C - lp.length).fill(0)];
+  });
+  return {
+    ...p,
+    mask: pick(tok.mask),
+    samplerLp: keep(tensor(lpRows.flat(), { shape: [rows.length, p.C], dtype: "f32" }).to(dev)),
+    adv: keep(rowAdvantages(stage.advantages as Advantages, tok.advantageWeights, rows, p.C, "f32", dev)),
+    oldLp: whole.old ? pick(whole.old) : null,
+    refLp: whole.ref ? pick(whole.ref) : null,
+    offPolicy: Uint8Array.from(rows, (r) => (offPolicy(ro.completions[r] as Completion) ? 1 : 0)),
+  };
+}
