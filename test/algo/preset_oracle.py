@@ -75,6 +75,11 @@ def combine_wco(b):
     return b.rewards.min(0).values
 
 
+def combine_mean(b):
+    """§B.29 MEAN: R = mean_k R_k."""
+    return b.rewards.mean(0)
+
+
 def combine_uwo(b, lam):
     """§B.29 UWO: R = mean_k R_k − λ·Var_k(R_k), population variance over the K models."""
     mean = b.rewards.mean(0)
@@ -574,7 +579,7 @@ def disco_step(b, form, tau=10.0, beta=1e3, delta=1e-4):
     """§B.11 (D.13): score s_i = (1/|o_i|) Σ_t ℓ (logL); per question with ≥ 1 positive (r > 0.5) and ≥ 1 negative,
     J_q = mean_pos s − τ log mean_neg exp(s/τ) (DisCO) or mean_pos s − mean_neg s (DisCO-b); J averaged over all
     questions of the batch (the others add 0 and count); KL_old = token mean over the whole batch of ρ − 1 − log ρ;
-    loss = −J + sg(max(β(KL_old − δ), 0))·KL_old. Zero-std groups are flagged by the filter (keep = 0)."""
+    loss = −J + sg(max(β(KL_old − δ), 0))·KL_old. No sample filter (§C.2): every row is kept."""
     r = outcome(b)
     s = (b.lp * b.mask).sum(1) / b.n_valid
     gs = b.groups()
@@ -594,7 +599,7 @@ def disco_step(b, form, tau=10.0, beta=1e3, delta=1e-4):
     kl = ((torch.exp(log_rho) - 1 - log_rho) * b.mask).sum() / b.mask.sum()
     coef = torch.clamp(beta * (kl.detach() - delta), min=0)
     loss = -J + coef * kl
-    return finish(b, loss, None, filter_zero_std(b, r), None)
+    return finish(b, loss, None, torch.ones(b.N), None)
 
 
 @preset("disco")
@@ -678,6 +683,53 @@ def p_rm_ensemble_uwo(b):
     A = adv_grpo(b, combine_uwo(b, 0.5))
     loss, keep = clipped_step(b, A, 0.2, 0.2, "seq-mean-token-mean", kl_beta=0.01)
     return finish(b, loss, A, keep, "sequence")
+
+
+@preset("rm_ensemble_mean")
+def p_rm_ensemble_mean(b):
+    """§B.29 MEAN (mean over the reward models), GRPO (§A.2–A.3), k3 β = 0.01 (§A.4), seq-mean-token-mean."""
+    A = adv_grpo(b, combine_mean(b))
+    loss, keep = clipped_step(b, A, 0.2, 0.2, "seq-mean-token-mean", kl_beta=0.01)
+    return finish(b, loss, A, keep, "sequence")
+
+
+@preset("safe_gdpo")
+def p_safe_gdpo(b):
+    """§B.7 decoupled normalisation of (task, safety) with weights [1, 2], §A.3 clip ε = 0.2, §A.4 k3 with
+    β = 0.01, seq-mean-token-mean."""
+    A = adv_gdpo(b, [1.0, 2.0])
+    loss, keep = clipped_step(b, A, 0.2, 0.2, "seq-mean-token-mean", kl_beta=0.01)
+    return finish(b, loss, A, keep, "sequence")
+
+
+@preset("dcpo")
+def p_dcpo(b):
+    """§B.31 (D.16): H = −(masked token mean of ℓ) of the previous update (0 before the first; params.lpWarm is the
+    ℓ of that update); T = 1.2 if H ≤ 0.5 else 0.8; ρ^T = exp(log-softmax(logits_old/T)[o] − ℓ^old); b_i = 1[r_i > 0.05];
+    p = mean_i b_i; α = min(|0.5 − H|, 0.1)/p, α ← α/(1 + α) (p = 0 → α = 0); A' = (1 − α)A_i + α b_i ρ^T on GRPO
+    advantages (§A.2); clip ε = 0.2 (§A.3), token-mean (§A.5), no KL."""
+    p = b.params
+    if p.get("lpWarm") is not None:
+        warm = torch.tensor(p["lpWarm"])
+        H = float(-(warm * b.mask).sum() / b.mask.sum())
+    else:
+        H = 0.0
+    temp = 1.2 if H <= 0.5 else 0.8
+    logits = torch.tensor(p["oldLogits"])  # [N, T, V]
+    idx = torch.tensor(b.token_ids, dtype=torch.long)[:, :, None]
+    lp_old_t = torch.log_softmax(logits / temp, -1).gather(-1, idx).squeeze(-1)
+    rho_t = torch.exp(lp_old_t - b.lp_old)
+    r = outcome(b)
+    correct = (r > 0.05).to(torch.float64)
+    frac = float(correct.mean())
+    if frac == 0:
+        alpha = 0.0
+    else:
+        alpha = min(abs(0.5 - H), 0.1) / frac
+        alpha = alpha / (1 + alpha)
+    A = (1 - alpha) * adv_grpo(b, r)[:, None] + alpha * correct[:, None] * rho_t
+    loss, keep = clipped_step(b, A, 0.2, 0.2, "token-mean")
+    return finish(b, loss, A, keep, "token")
 
 
 def main():
