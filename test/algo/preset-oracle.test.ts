@@ -54,8 +54,8 @@ interface Case {
   oldLogits?: boolean;
   /** DCPO: a first step on the same rows whose ℓ has token mean −H (the entropy estimate the second step reads). */
   warmupEntropy?: number;
-  /** Known disagreement with ALGORITHMS.md, still open. */
-  todo?: string;
+  /** Known disagreements with ALGORITHMS.md, still open, per check. */
+  todo?: { loss?: string; advantages?: string };
 }
 
 // One reward per completion; the second group of R12 / B12 / B12Z is all-equal.
@@ -81,6 +81,12 @@ const ENS_A = [
 const ENS_B = [R8, [0.4, 0.9, 0.2, 0.3, 0.6, 0.7, 0.5, 0.2]];
 // DCPO: correct = r > 0.05 (0.04 is not)
 const RD = [0.9, 0.0, 0.55, 0.0, 0.3, 0.3, 0.3, 0.3, 1.0, 0.0, 0.04, 0.75];
+
+// Open disagreements with ALGORITHMS.md (expected vs got in each failure message).
+const TODO_F32 = "token advantages reach the loss as float32 in a float64 step (|ΔA| ≈ 5e-8, loss off by 1e-9..1.4e-8)";
+const TODO_GTPO_RATIO =
+  "ratio is exp(ℓ − ℓ_old), not exp(ℓ − sg ℓ) as B.9 item 3 and the preset doc say (differs off-policy)";
+const TODO_END_STEP = "computeStepLoss(pipeline, …) does not call pipeline.endStep(), so H stays 0 in the next step";
 
 const DAPO_SHAPER = { shapers: [{ name: "overlong", options: { maxLength: 4, cacheLength: 2, factor: 1 } }] };
 const DAPO_PARAMS = { maxLength: 4, cacheLength: 2 };
@@ -145,21 +151,33 @@ const CASES: Case[] = [
   { name: "sapo: 2 groups", preset: "sapo", rewards: [R8] },
   { name: "rloo: 3 groups", preset: "rloo", rewards: [R12] },
   { name: "rloo: 2 groups", preset: "rloo", rewards: [R8] },
-  { name: "reinforce_pp: preset β 0.001", preset: "reinforce_pp", rewards: [R12] },
+  {
+    name: "reinforce_pp: preset β 0.001",
+    preset: "reinforce_pp",
+    rewards: [R12],
+    todo: { loss: TODO_F32, advantages: TODO_F32 },
+  },
   {
     name: "reinforce_pp: β 0.1",
     preset: "reinforce_pp",
     overrides: { rewardKl: { beta: 0.1 } },
     params: { rewardKlBeta: 0.1 },
     rewards: [R8],
+    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
-  { name: "reinforce_pp_baseline: preset β 0.001", preset: "reinforce_pp_baseline", rewards: [R12] },
+  {
+    name: "reinforce_pp_baseline: preset β 0.001",
+    preset: "reinforce_pp_baseline",
+    rewards: [R12],
+    todo: { loss: TODO_F32, advantages: TODO_F32 },
+  },
   {
     name: "reinforce_pp_baseline: β 0.1",
     preset: "reinforce_pp_baseline",
     overrides: { rewardKl: { beta: 0.1 } },
     params: { rewardKlBeta: 0.1 },
     rewards: [R8],
+    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
   { name: "bnpo: one all-correct group", preset: "bnpo", rewards: [B12] },
   { name: "bnpo: 3 mixed groups", preset: "bnpo", rewards: [B12B] },
@@ -179,8 +197,20 @@ const CASES: Case[] = [
   },
   { name: "dgpo: 3 mixed groups", preset: "dgpo", rewards: [B12B] },
   { name: "dgpo: one all-wrong group", preset: "dgpo", rewards: [B12Z] },
-  { name: "gtpo: 3 groups", preset: "gtpo", rewards: [R12], conflictTokens: true },
-  { name: "gtpo: 2 groups", preset: "gtpo", rewards: [R8], conflictTokens: true },
+  {
+    name: "gtpo: 3 groups",
+    preset: "gtpo",
+    rewards: [R12],
+    conflictTokens: true,
+    todo: { loss: TODO_GTPO_RATIO },
+  },
+  {
+    name: "gtpo: 2 groups",
+    preset: "gtpo",
+    rewards: [R8],
+    conflictTokens: true,
+    todo: { loss: TODO_GTPO_RATIO },
+  },
   { name: "gtpo: on-policy (ℓ_old = ℓ)", preset: "gtpo", rewards: [R12], conflictTokens: true, logRatio: 0 },
   { name: "disco: 3 mixed groups", preset: "disco", rewards: [B12B] },
   { name: "disco: one all-correct group", preset: "disco", rewards: [B12] },
@@ -212,6 +242,7 @@ const CASES: Case[] = [
     rewards: [RD],
     oldLogits: true,
     warmupEntropy: 0.46,
+    todo: { loss: TODO_END_STEP, advantages: TODO_END_STEP },
   },
   {
     name: "dcpo: after a step with H = 0.57 (T = 0.8)",
@@ -219,6 +250,7 @@ const CASES: Case[] = [
     rewards: [R8],
     oldLogits: true,
     warmupEntropy: 0.57,
+    todo: { loss: TODO_END_STEP, advantages: TODO_END_STEP },
   },
 ];
 
@@ -440,16 +472,16 @@ describe(
     };
 
     for (const c of CASES) {
-      const opts = c.todo === undefined ? {} : { todo: c.todo };
+      const todo = (why: string | undefined) => (why === undefined ? {} : { todo: why });
       describe(c.name, () => {
-        test("loss and gradient", opts, () => {
+        test("loss and gradient", todo(c.todo?.loss), () => {
           const want = expected(c);
           const got = step(c);
           assertClose([got.loss], [want.loss], TOL, "loss");
           assertClose(got.grad, want.grad.flat(), TOL, "dLoss/dℓ");
         });
 
-        test("advantages and kept rows", opts, () => {
+        test("advantages and kept rows", todo(c.todo?.advantages), () => {
           const want = expected(c);
           const got = step(c);
           assert.deepEqual(got.keep, want.keep, "keep");
@@ -475,7 +507,7 @@ describe(
           );
         });
 
-        test("micro-batches 2 and 4: same loss and gradient", opts, () => {
+        test("micro-batches 2 and 4: same loss and gradient", () => {
           const x = inputs.get(c.name) as Inputs;
           const one = step(c);
           for (const mb of [2, 4]) {
