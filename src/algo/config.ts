@@ -301,27 +301,46 @@ export function componentsOf(c: AlgoConfig): { def: ComponentDef; params: Record
     return rest;
   };
   return [
-    { def: advantageEstimators.get(c.advantage.estimator), params: c.advantage.options, path: "advantage" },
-    { def: rewardCombiners.get(c.reward.combine), params: c.reward.options, path: "reward" },
-    ...c.shapers.map((e, i) => ({ def: rewardShapers.get(e.name), params: e.options, path: `shapers.${i}` })),
+    { def: advantageEstimators.get(c.advantage.estimator), params: c.advantage.options, path: "advantage.estimator" },
+    { def: rewardCombiners.get(c.reward.combine), params: c.reward.options, path: "reward.combine" },
+    ...c.shapers.map((e, i) => ({ def: rewardShapers.get(e.name), params: e.options, path: `shapers.${i}.name` })),
     ...c.reweighters.map((e, i) => ({
       def: advantageReweighters.get(e.name),
       params: e.options,
-      path: `reweighters.${i}`,
+      path: `reweighters.${i}.name`,
     })),
-    ...c.sampleFilters.map((e, i) => ({ def: sampleFilters.get(e.name), params: e.options, path: `sampleFilters.${i}` })),
-    ...c.tokenFilters.map((e, i) => ({ def: tokenFilters.get(e.name), params: e.options, path: `tokenFilters.${i}` })),
-    { def: gates.get(c.gate.type), params: typed(c.gate), path: "gate" },
-    { def: policyLosses.get(c.loss.type), params: typed(c.loss), path: "loss" },
-    ...c.regularizers.map((e, i) => ({ def: regularizers.get(e.type), params: typed(e), path: `regularizers.${i}` })),
+    ...c.sampleFilters.map((e, i) => ({
+      def: sampleFilters.get(e.name),
+      params: e.options,
+      path: `sampleFilters.${i}.name`,
+    })),
+    ...c.tokenFilters.map((e, i) => ({
+      def: tokenFilters.get(e.name),
+      params: e.options,
+      path: `tokenFilters.${i}.name`,
+    })),
+    { def: gates.get(c.gate.type), params: typed(c.gate), path: "gate.type" },
+    { def: policyLosses.get(c.loss.type), params: typed(c.loss), path: "loss.type" },
+    ...c.regularizers.map((e, i) => ({
+      def: regularizers.get(e.type),
+      params: typed(e),
+      path: `regularizers.${i}.type`,
+    })),
   ];
 }
 
-/** The needs of a config: what its components read, plus the reference log-probs of KL in the reward. */
-export function configNeeds(c: AlgoConfig): Map<Need, string> {
-  const out = new Map<Need, string>();
-  for (const { def, params, path } of componentsOf(c)) for (const n of needsOf(def, params)) if (!out.has(n)) out.set(n, path);
-  if (c.rewardKl !== undefined && c.rewardKl.beta > 0 && !out.has("refLogprobs")) out.set("refLogprobs", "rewardKl");
+/**
+ * The needs of a config: what its components read (need → config path and name of the first component that
+ * reads it), plus the reference log-probs of KL in the reward.
+ */
+export function configNeeds(c: AlgoConfig): Map<Need, { path: string; name: string }> {
+  const out = new Map<Need, { path: string; name: string }>();
+  for (const { def, params, path } of componentsOf(c)) {
+    for (const n of needsOf(def, params)) if (!out.has(n)) out.set(n, { path, name: def.name });
+  }
+  if (c.rewardKl !== undefined && c.rewardKl.beta > 0 && !out.has("refLogprobs")) {
+    out.set("refLogprobs", { path: "rewardKl.beta", name: "KL in the reward" });
+  }
   return out;
 }
 
@@ -330,11 +349,11 @@ export function configNeeds(c: AlgoConfig): Map<Need, string> {
  * component that reads it and what would satisfy it.
  */
 export function checkNeeds(c: AlgoConfig, sources: ReadonlySet<Need>, where: string, root = "algo"): void {
-  for (const [need, path] of configNeeds(c)) {
+  for (const [need, { path, name }] of configNeeds(c)) {
     if (sources.has(need)) continue;
     const info = NEEDS[need];
     throw new ConfigError(
-      `${path} needs ${info.what} ("${need}"), which ${where} does not supply; it comes from ${info.from}`,
+      `"${name}" needs ${info.what} (need "${need}"), which ${where} does not supply; it comes from ${info.from}`,
       joinPath(root, path.split(".")),
     );
   }

@@ -158,8 +158,8 @@ export class Pipeline {
   readonly algo: AlgoConfig;
   readonly loss: PolicyLoss;
   readonly reweighters: LiveReweighter[];
-  /** What the components read (need → the config path of the first component that reads it). */
-  readonly needs: ReadonlyMap<Need, string>;
+  /** What the components read (need → config path and name of the first component that reads it). */
+  readonly needs: ReadonlyMap<Need, { path: string; name: string }>;
 
   constructor(algo: AlgoConfig | AlgoConfigInput) {
     this.algo = parseAlgoConfig(algo);

@@ -18,7 +18,7 @@ import { type Device, noGrad, type Tensor, tensor, tidy } from "../tensor/index.
 import { globalCounts } from "./aggregate.js";
 import type { AlgoConfig, AlgoConfigInput } from "./config.js";
 import { Pipeline, type RewardStage } from "./pipeline.js";
-import { addGlobals } from "./policy-loss.js";
+import { addGlobals, groupPassRate } from "./policy-loss.js";
 import type { Advantages, GlobalCounts, LossBatch, RewardBatch } from "./types.js";
 
 /**
@@ -213,6 +213,8 @@ export function computeStepLoss(
       pipeline.has("wholeGroups"),
     );
     const rewards = stage.batch.rewards;
+    // a group's pass rate from all its rows, however the step is split (ETR's macro bound)
+    const passRate = groupPassRate(rewards, base.groupIndex);
     const micro = (rs: number[], withGrad: boolean): LossBatch => {
       const idx = tensor(rs, { dtype: "i64" }).to(dev);
       const pick = (t: Tensor) => t.indexSelect(0, idx);
@@ -226,6 +228,8 @@ export function computeStepLoss(
         mask: pick(tok.mask).to(dtype),
         groupIndex: Int32Array.from(rs, (r) => base.groupIndex[r] as number),
         rewards: Float64Array.from(rs, (r) => rewards[r] as number),
+        passRate: Float64Array.from(rs, (r) => passRate[r] as number),
+        ...(base.itemIndex ? { itemIndex: pick(base.itemIndex) } : {}),
       };
     };
     const counts = tidy(() =>

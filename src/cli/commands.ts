@@ -21,11 +21,47 @@ function parse(args: string[], options: OptionSpec, usage: string) {
   }
 }
 
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** A numeric flag checked against `ok` (described by `what`, e.g. "an integer ≥ 1"); undefined when absent. */
+function numberFlag(values: Values, name: string, what: string, ok: (n: number) => boolean, usage: string) {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n) || !ok(n))
+    throw new ConfigError(`--${name}: expected ${what}, got ${JSON.stringify(v)}\nusage: ${usage}`);
+  return n;
+}
+
+const intAtLeast = (min: number) => ({
+  what: `an integer ≥ ${min}`,
+  ok: (n: number) => Number.isInteger(n) && n >= min,
+});
+const positive = { what: "a number > 0", ok: (n: number) => n > 0 };
+const nonNegative = { what: "a number ≥ 0", ok: (n: number) => n >= 0 };
+const fraction = { what: "a number in [0, 1]", ok: (n: number) => n >= 0 && n <= 1 };
+
+/** `--options JSON`: a JSON object, or {} when absent. */
+function jsonObjectFlag(values: Values, name: string, example: string): Record<string, unknown> {
+  const v = values[name];
+  if (v === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v as string);
+  } catch (e) {
+    throw new ConfigError(`--${name} must be a JSON object, e.g. '${example}' (${(e as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+    throw new ConfigError(`--${name} must be a JSON object, e.g. '${example}'`);
+  return parsed as Record<string, unknown>;
+}
+
 export const trainCommand: Command = {
   summary: "train a policy with GRPO (or any preset) from a YAML config",
   usage:
-    "cohort train <config.yaml> [--set key.path=value …] [--resume] [--steps N] [--nproc N | --world-size N " +
-    "--rank R --master-addr HOST --master-port PORT] [--dist-timeout S] [--dist-backend gloo|nccl]",
+    "cohort train <config.yaml> [--set key.path=value …] [--resume [--allow-config-change key,…] | --overwrite] " +
+    "[--nproc N | --world-size N --rank R --master-addr HOST --master-port PORT] [--dist-timeout S] " +
+    "[--dist-backend gloo|nccl]",
   async run(args) {
     const distFlags = { type: "string" } as const; // data parallel (src/dist/cli.ts)
     const { values, positionals } = parse(
@@ -33,6 +69,8 @@ export const trainCommand: Command = {
       {
         set: { type: "string", multiple: true },
         resume: { type: "boolean" },
+        overwrite: { type: "boolean" },
+        "allow-config-change": { type: "string", multiple: true },
         quiet: { type: "boolean" },
         nproc: distFlags,
         "world-size": distFlags,
@@ -55,27 +93,50 @@ export const trainCommand: Command = {
     const rank = group?.rank ?? 0;
     const { train } = await import("../train/trainer.js");
     const { progressReporter } = await import("./progress.js");
+    const allowConfigChange = ((values["allow-config-change"] as string[] | undefined) ?? []).flatMap((v) =>
+      v
+        .split(",")
+        .map((k) => k.trim())
+        .filter((k) => k !== ""),
+    );
+    if (allowConfigChange.length > 0 && values.resume !== true)
+      throw new ConfigError(`--allow-config-change applies to --resume\nusage: ${this.usage}`);
+    // SIGINT (Ctrl-C) and SIGTERM (schedulers, containers, kill): checkpoint after this step, then exit with
+    // 130 / 143; a second signal exits at once
     const stop = { stop: false };
-    const onSigint = () => {
-      if (stop.stop) process.exit(130);
+    let stopSignal: NodeJS.Signals | null = null;
+    const exit = process.exit.bind(process); // the real one, even while rewards run (src/reward/score.ts)
+    const onSignal = (sig: NodeJS.Signals) => {
+      const code = sig === "SIGTERM" ? 143 : 130;
+      if (stop.stop) exit(code);
       stop.stop = true;
-      process.stderr.write("\ncohort: stopping after this step (saving a checkpoint); Ctrl-C again to abort\n");
+      stopSignal = sig;
+      const again = sig === "SIGINT" ? "Ctrl-C" : sig;
+      process.stderr.write(
+        `\ncohort: ${sig}: stopping after this step (saving a checkpoint); ${again} again to abort\n`,
+      );
     };
+    const stoppedCode = () => (stopSignal === "SIGTERM" ? 143 : 130);
     const rankLog = (l: string) => process.stderr.write(`[rank ${rank}] ${l}\n`);
     // a rank started by --nproc takes its stop requests from the launcher
     const detach = group !== null && dist.launchedRank() ? dist.followLauncher(stop, rankLog) : null;
-    if (detach === null) process.on("SIGINT", onSigint);
+    if (detach === null) {
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    }
     const progress = progressReporter(cfg.train.steps, values.quiet === true || rank > 0);
     try {
       const r = await train(cfg, {
         resume: values.resume === true,
+        overwrite: values.overwrite === true,
+        allowConfigChange,
         stopSignal: stop,
         onStep: progress.update,
         log: rank > 0 ? rankLog : progress.log,
         ...(group !== null ? { dist: group } : {}),
       });
       progress.stop();
-      if (rank > 0) return r.stoppedEarly && stop.stop ? 130 : 0;
+      if (rank > 0) return r.stoppedEarly && stop.stop ? stoppedCode() : 0;
       console.log(`run directory: ${r.runDir}`);
       const evals = r.metrics.filter((m) => typeof m.eval_accuracy === "number");
       if (evals.length > 0) {
@@ -83,11 +144,13 @@ export const trainCommand: Command = {
         const last = evals.at(-1)?.eval_accuracy as number;
         console.log(`eval accuracy: ${(100 * first).toFixed(1)}% → ${(100 * last).toFixed(1)}%`);
       }
-      return r.stoppedEarly && stop.stop ? 130 : 0;
+      return r.stoppedEarly && stop.stop ? stoppedCode() : 0;
     } finally {
       progress.stop();
-      if (detach === null) process.off("SIGINT", onSigint);
-      else detach();
+      if (detach === null) {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      } else detach();
       group?.destroy();
     }
   },
@@ -127,14 +190,13 @@ export const evalCommand: Command = {
         "--experiences injects a library into chat prompts; use it with --base-url (e.g. a `cohort serve` URL)",
       );
     const { evaluateModelDir } = await import("../train/evaluate.js");
-    let taskOptions: Record<string, unknown> = {};
-    if (values.options !== undefined) {
-      try {
-        taskOptions = JSON.parse(values.options as string);
-      } catch {
-        throw new ConfigError(`--options must be JSON, e.g. '{"digits":[1,3]}'`);
-      }
-    }
+    const taskOptions = jsonObjectFlag(values, "options", '{"digits":[1,3]}');
+    const flag = (name: string, c: { what: string; ok: (n: number) => boolean }) =>
+      numberFlag(values, name, c.what, c.ok, this.usage);
+    const problems = flag("problems", intAtLeast(1)) ?? 200;
+    const seed = flag("seed", intAtLeast(0)) ?? 0;
+    const maxNewTokens = flag("max-new-tokens", intAtLeast(1));
+    const temperature = flag("temperature", nonNegative);
     if (remote) {
       const { evaluateEndpoint } = await import("../train/evaluate.js");
       const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
@@ -143,12 +205,12 @@ export const evalCommand: Command = {
         model: values.model as string,
         task: values.task as string,
         taskOptions,
-        problems: Number(values.problems ?? 200),
-        seed: Number(values.seed ?? 0),
-        maxNewTokens: Number(values["max-new-tokens"] ?? 1024),
+        problems,
+        seed,
+        maxNewTokens: maxNewTokens ?? 1024,
         ...opt(values.experiences as string | undefined, "experiences"),
         ...opt(values["api-key-env"] as string | undefined, "apiKeyEnv"),
-        ...opt(values.temperature === undefined ? undefined : Number(values.temperature), "temperature"),
+        ...opt(temperature, "temperature"),
       });
       console.log(JSON.stringify(r));
       return 0;
@@ -156,9 +218,9 @@ export const evalCommand: Command = {
     const r = evaluateModelDir(target as string, {
       task: values.task as string,
       taskOptions,
-      problems: Number(values.problems ?? 200),
-      seed: Number(values.seed ?? 0),
-      maxNewTokens: Number(values["max-new-tokens"] ?? 32),
+      problems,
+      seed,
+      maxNewTokens: maxNewTokens ?? 32,
     });
     console.log(JSON.stringify(r));
     return 0;
@@ -198,14 +260,34 @@ export const pretrainCommand: Command = {
       },
       this.usage,
     );
-    const num = (k: string) => (values[k] === undefined ? undefined : Number(values[k]));
+    const checks: Record<string, { what: string; ok: (n: number) => boolean }> = {
+      seed: intAtLeast(0),
+      steps: intAtLeast(1),
+      batch: intAtLeast(1),
+      lr: positive,
+      "target-accuracy": fraction,
+      "eval-every": intAtLeast(1),
+      hidden: intAtLeast(1),
+      layers: intAtLeast(1),
+      heads: intAtLeast(1),
+      "kv-heads": intAtLeast(1),
+      mlp: intAtLeast(1),
+      "thought-dropout": fraction,
+      noise: fraction,
+      "max-positions": intAtLeast(1),
+    };
+    const num = (k: string) => {
+      const c = checks[k] as { what: string; ok: (n: number) => boolean };
+      return numberFlag(values, k, c.what, c.ok, this.usage);
+    };
+    const optionsExample = '{"digits":[1,2]}';
     if (values.env !== undefined && values.out !== undefined && values.task === undefined) {
       // scripted episodes of a multi-turn environment (src/env/sft.ts)
       const { pretrainEnv } = await import("../env/sft.js");
       const o: Parameters<typeof pretrainEnv>[0] = {
         env: values.env as string,
         out: values.out as string,
-        envOptions: values.options ? JSON.parse(values.options as string) : {},
+        envOptions: jsonObjectFlag(values, "options", optionsExample),
         command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
       };
       const keys = {
@@ -237,7 +319,7 @@ export const pretrainCommand: Command = {
     const opts: Parameters<typeof pretrain>[0] = {
       task: values.task as string,
       out: values.out as string,
-      taskOptions: values.options ? JSON.parse(values.options as string) : {},
+      taskOptions: jsonObjectFlag(values, "options", optionsExample),
       command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
     };
     const set = <K extends keyof typeof opts>(k: K, v: (typeof opts)[K] | undefined) => {

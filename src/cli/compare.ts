@@ -289,7 +289,9 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
       }
       rec.status = "pending";
       delete rec.error;
-      jobs.push({ preset, seed, name, dir, resume: existsSync(join(dir, "checkpoints")) });
+      // a run that started (config.json) continues as the same run, from its checkpoint or from step 0
+      const resume = existsSync(join(dir, "checkpoints")) || existsSync(join(dir, "config.json"));
+      jobs.push({ preset, seed, name, dir, resume });
     }
   }
   const cores = availableParallelism();

@@ -63,14 +63,30 @@ function help(): string {
   return [
     "cohort — group-relative policy optimization for TypeScript",
     "",
-    "usage: cohort <command> [options]   (cohort <command> --help for details)",
+    "usage: cohort <command> [options] [--debug]   (cohort <command> --help for details; --debug: stack traces)",
     "",
     ...Object.entries(commands).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`),
   ].join("\n");
 }
 
+/** A Node.js system error (full disk, permissions, a port in use, …): a problem of the machine, not a bug. */
+function isSystemError(e: unknown): e is NodeJS.ErrnoException {
+  return (
+    e instanceof Error &&
+    typeof (e as NodeJS.ErrnoException).code === "string" &&
+    /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code as string) &&
+    "syscall" in e
+  );
+}
+
+/**
+ * Runs a command. Every error ends as one line on stderr: a CohortError (bad input, with what is allowed) or a
+ * system error (ENOSPC, EACCES, …) exits 2; anything else is a bug in cohort and exits 1, with the stack trace
+ * under `--debug`.
+ */
 export async function run(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const debug = argv.includes("--debug");
+  const [name, ...rest] = argv.filter((a) => a !== "--debug");
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     console.log(help());
     return 0;
@@ -91,7 +107,18 @@ export async function run(argv: string[]): Promise<number> {
       console.error(`cohort ${name}: ${e.message}`);
       return 2;
     }
-    throw e;
+    if (isSystemError(e)) {
+      console.error(`cohort ${name}: ${e.message}${e.code === "ENOSPC" ? " (the disk is full)" : ""}`);
+      if (debug) console.error(e.stack);
+      return 2;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    console.error(
+      debug
+        ? `cohort ${name}: internal error: ${err.stack}`
+        : `cohort ${name}: internal error: ${err.name}: ${err.message.split("\n")[0]} (a bug in cohort; rerun with --debug for the stack trace)`,
+    );
+    return 1;
   }
 }
 

@@ -3,8 +3,9 @@
  * user started). The launcher picks a free loopback port for the rendezvous, gives each child
  * `WORLD_SIZE/RANK/LOCAL_RANK/LOCAL_WORLD_SIZE/MASTER_ADDR/MASTER_PORT`, and talks to it over an IPC channel:
  *
- * - Ctrl-C reaches the launcher only (the children ignore SIGINT); the first one asks every rank to stop after
- *   the current step (all ranks agree on the step and save one checkpoint), the second aborts them.
+ * - Ctrl-C or SIGTERM is handled by the launcher only (the children ignore both); the first one asks every rank to
+ *   stop after the current step (all ranks agree on the step and save one checkpoint; the launcher exits 130 or
+ *   143), the second aborts them.
  * - When a rank dies, the launcher names it, gives the others `graceMs` to notice at their next collective and
  *   exit with their own message, then terminates what is left. Exit code: the first failure's.
  * - A rank whose launcher disappears (the IPC channel closes) exits.
@@ -131,24 +132,29 @@ export async function launchLocal(opts: LaunchOptions): Promise<number> {
   const send = (m: LaunchMessage) => {
     for (const r of running) if (children[r]?.connected) children[r]?.send(m);
   };
-  const onSigint = () => {
+  // SIGINT (Ctrl-C) and SIGTERM (preemption) alike: every rank stops after the same step with a checkpoint; the
+  // launcher then exits 130 / 143. A second signal aborts the ranks.
+  let stopSignal = "SIGINT" as NodeJS.Signals;
+  const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      log("\ncohort: stopping every rank after this step (saving a checkpoint); Ctrl-C again to abort");
+      stopSignal = sig;
+      const again = sig === "SIGINT" ? "Ctrl-C" : sig;
+      log(`\ncohort: ${sig}: stopping every rank after this step (saving a checkpoint); ${again} again to abort`);
       send({ type: "stop" });
     } else {
       send({ type: "abort" });
       timers.push(setTimeout(() => running.forEach((r) => children[r]?.kill("SIGKILL")), 5_000));
     }
   };
-  const onSigterm = () => running.forEach((r) => children[r]?.kill("SIGTERM"));
-  process.on("SIGINT", onSigint);
-  process.on("SIGTERM", onSigterm);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
-    return await done;
+    const code = await done;
+    return code === 130 && interrupts > 0 && stopSignal === "SIGTERM" ? 143 : code;
   } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigterm);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 
@@ -158,28 +164,33 @@ export function launchedRank(): boolean {
 }
 
 /**
- * In a launched rank: stop requests come from the launcher (the rank ignores SIGINT, which the terminal also
- * sends it), and the rank exits if the launcher goes away. Returns a function that detaches the handlers.
+ * In a launched rank: stop requests come from the launcher (the rank ignores SIGINT and SIGTERM, which a terminal
+ * or a scheduler may also send it), and the rank exits if the launcher goes away. Returns a function that detaches the handlers.
  */
 export function followLauncher(stop: { stop: boolean }, log: (line: string) => void): () => void {
+  // the real exit: while rewards run, process.exit throws instead (src/reward/score.ts)
+  const exit = process.exit.bind(process);
   const onMessage = (m: LaunchMessage) => {
     if (m?.type === "stop") stop.stop = true;
-    else if (m?.type === "abort") process.exit(130);
+    else if (m?.type === "abort") exit(130);
   };
   const onDisconnect = () => {
     log("the launcher exited; stopping this rank");
-    process.exit(1);
+    exit(1);
   };
   const ignore = () => {};
   process.on("message", onMessage);
   process.on("disconnect", onDisconnect);
+  // a signal to the whole process group (a terminal's Ctrl-C, a scheduler's SIGTERM) is the launcher's to handle
   process.on("SIGINT", ignore);
+  process.on("SIGTERM", ignore);
   // the channel must not keep a finished rank alive
   (process.channel as { unref?: () => void } | undefined)?.unref?.();
   return () => {
     process.off("message", onMessage);
     process.off("disconnect", onDisconnect);
     process.off("SIGINT", ignore);
+    process.off("SIGTERM", ignore);
   };
 }
 

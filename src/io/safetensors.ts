@@ -135,6 +135,14 @@ function checkLittleEndian(): void {
   }
 }
 
+/** Where the bytes of a safetensors file come from: an open file, or bytes already in memory (a pushed snapshot). */
+interface ByteSource {
+  /** Total bytes. */
+  size: number;
+  /** Exactly `length` bytes from `position` (throws "truncated file" past the end). */
+  read(position: number, length: number): Uint8Array;
+}
+
 function readExactly(fd: number, path: string, position: number, length: number): Buffer {
   const buf = Buffer.allocUnsafe(length);
   let done = 0;
@@ -146,14 +154,29 @@ function readExactly(fd: number, path: string, position: number, length: number)
   return buf;
 }
 
+function fileSource(fd: number, path: string): ByteSource {
+  return { size: fstatSync(fd).size, read: (position, length) => readExactly(fd, path, position, length) };
+}
+
+function bytesSource(bytes: Uint8Array, path: string): ByteSource {
+  return {
+    size: bytes.length,
+    read(position, length) {
+      if (position + length > bytes.length)
+        throw new SafetensorsError(path, `unexpected end of data at byte ${bytes.length}: truncated file`);
+      return bytes.subarray(position, position + length);
+    },
+  };
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 const describe = (v: unknown): string => describeValue(v, 80);
 
-function parseHeader(fd: number, path: string): SafetensorsHeader {
-  const fileBytes = fstatSync(fd).size;
+function parseHeader(src: ByteSource, path: string): SafetensorsHeader {
+  const fileBytes = src.size;
   if (fileBytes < 8) {
     throw new SafetensorsError(
       path,
@@ -161,7 +184,7 @@ function parseHeader(fd: number, path: string): SafetensorsHeader {
         "the file is truncated or not a safetensors file",
     );
   }
-  const n64 = readExactly(fd, path, 0, 8).readBigUInt64LE(0);
+  const n64 = Buffer.from(src.read(0, 8)).readBigUInt64LE(0);
   if (n64 > BigInt(fileBytes - 8)) {
     throw new SafetensorsError(
       path,
@@ -172,7 +195,7 @@ function parseHeader(fd: number, path: string): SafetensorsHeader {
   if (headerBytes > MAX_HEADER_BYTES) {
     throw new SafetensorsError(path, `header length ${headerBytes} exceeds the 100 MB limit: corrupt file`);
   }
-  const raw = readExactly(fd, path, 8, headerBytes);
+  const raw = src.read(8, headerBytes);
   let parsed: unknown;
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
@@ -298,7 +321,7 @@ function withFile<T>(path: string, fn: (fd: number) => T): T {
 
 /** Reads and validates only the header (names, dtypes, shapes, offsets, metadata); no tensor data. */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  return withFile(path, (fd) => parseHeader(fd, path));
+  return withFile(path, (fd) => parseHeader(fileSource(fd, path), path));
 }
 
 /**
@@ -310,39 +333,69 @@ export function readSafetensors(
   opts: ReadSafetensorsOptions = {},
 ): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   checkLittleEndian();
-  return withFile(path, (fd) => {
-    const header = parseHeader(fd, path);
-    const names = opts.names ?? Object.keys(header.tensors);
+  return withFile(path, (fd) => readFrom(fileSource(fd, path), path, opts));
+}
+
+/**
+ * `readSafetensors` from an already open file descriptor (the caller keeps and closes it): a file checked
+ * (e.g. hashed) and then read through the same descriptor is the same file even if its path is replaced meanwhile.
+ * `path` names it in errors.
+ */
+export function readSafetensorsFd(
+  fd: number,
+  path: string,
+  opts: ReadSafetensorsOptions = {},
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  checkLittleEndian();
+  return readFrom(fileSource(fd, path), path, opts);
+}
+
+/** `readSafetensors` over bytes in memory (e.g. a request body); `name` names them in errors. */
+export function readSafetensorsBytes(
+  bytes: Uint8Array,
+  name: string,
+  opts: ReadSafetensorsOptions = {},
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  checkLittleEndian();
+  return readFrom(bytesSource(bytes, name), name, opts);
+}
+
+function readFrom(
+  src: ByteSource,
+  path: string,
+  opts: ReadSafetensorsOptions,
+): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const header = parseHeader(src, path);
+  const names = opts.names ?? Object.keys(header.tensors);
+  for (const name of names) {
+    const info = header.tensors[name];
+    if (info === undefined) {
+      const have = Object.keys(header.tensors);
+      throw new SafetensorsError(
+        path,
+        `no tensor "${name}" (the file has ${have.length}: ${have.slice(0, 8).join(", ")}${have.length > 8 ? ", …" : ""})`,
+      );
+    }
+    if (!(info.dtype in TO_COHORT)) {
+      throw new SafetensorsError(
+        path,
+        `tensor "${name}" has dtype ${info.dtype}, which Cohort tensors cannot hold (supported: ${Object.keys(TO_COHORT).join(", ")}); convert it first`,
+      );
+    }
+  }
+  const tensors: Record<string, Tensor> = {};
+  try {
     for (const name of names) {
-      const info = header.tensors[name];
-      if (info === undefined) {
-        const have = Object.keys(header.tensors);
-        throw new SafetensorsError(
-          path,
-          `no tensor "${name}" (the file has ${have.length}: ${have.slice(0, 8).join(", ")}${have.length > 8 ? ", …" : ""})`,
-        );
-      }
-      if (!(info.dtype in TO_COHORT)) {
-        throw new SafetensorsError(
-          path,
-          `tensor "${name}" has dtype ${info.dtype}, which Cohort tensors cannot hold (supported: ${Object.keys(TO_COHORT).join(", ")}); convert it first`,
-        );
-      }
+      const info = header.tensors[name] as TensorInfo;
+      const [begin, end] = info.dataOffsets;
+      const bytes = src.read(header.dataStart + begin, end - begin);
+      tensors[name] = fromBytes(bytes, info.shape, TO_COHORT[info.dtype] as DType, opts.device);
     }
-    const tensors: Record<string, Tensor> = {};
-    try {
-      for (const name of names) {
-        const info = header.tensors[name] as TensorInfo;
-        const [begin, end] = info.dataOffsets;
-        const bytes = readExactly(fd, path, header.dataStart + begin, end - begin);
-        tensors[name] = fromBytes(bytes, info.shape, TO_COHORT[info.dtype] as DType, opts.device);
-      }
-    } catch (e) {
-      dispose(tensors);
-      throw e;
-    }
-    return { tensors, metadata: header.metadata };
-  });
+  } catch (e) {
+    dispose(tensors);
+    throw e;
+  }
+  return { tensors, metadata: header.metadata };
 }
 
 /** The header bytes (length prefix + space-padded JSON) for tensors laid out in `order`. */

@@ -6,6 +6,9 @@
  * Timeouts: an async reward is abandoned after `timeoutMs` (its late result or rejection is ignored).
  * A synchronous reward cannot be interrupted, since it holds the event loop; if it ran longer than
  * `timeoutMs` its result is discarded and the call is recorded as a timeout.
+ *
+ * A reward that calls `process.exit` while it runs (an async one: until its result or its timeout) does not end
+ * the process: the call throws inside the reward, which is recorded as a `throw` failure of that reward.
  * @module
  */
 import { performance } from "node:perf_hooks";
@@ -62,8 +65,53 @@ function errorMessage(e: unknown): string {
   return `threw ${typeof e === "string" ? JSON.stringify(e) : String(e)}`;
 }
 
-/** Call one reward on one sample with a timeout; never throws. */
+/** What `process.exit` throws while a reward runs: the exit becomes a failure of that reward. */
+class RewardExit extends Error {
+  override name = "RewardExit";
+  constructor(code: unknown) {
+    super(
+      `called process.exit(${code === undefined ? "" : String(code)}); the call was stopped so the run goes on. ` +
+        "A reward returns a number, or null when it does not apply, and throws to report a problem",
+    );
+  }
+}
+
+let rewardsRunning = 0;
+let realExit: typeof process.exit | null = null;
+
+/**
+ * While any reward call is in flight (an async one until it settles), `process.exit` throws a RewardExit in
+ * the code that called it instead of ending the process: a reward cannot end the run.
+ */
+function guardExit(): () => void {
+  if (rewardsRunning++ === 0) {
+    realExit = process.exit;
+    process.exit = ((code?: unknown) => {
+      throw new RewardExit(code);
+    }) as typeof process.exit;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--rewardsRunning === 0 && realExit !== null) {
+      process.exit = realExit;
+      realExit = null;
+    }
+  };
+}
+
+/** Call one reward on one sample with a timeout; never throws (nor exits the process). */
 export async function callReward(fn: RewardFn, sample: RewardSample, timeoutMs: number): Promise<RewardCall> {
+  const release = guardExit();
+  try {
+    return await callGuarded(fn, sample, timeoutMs);
+  } finally {
+    release();
+  }
+}
+
+async function callGuarded(fn: RewardFn, sample: RewardSample, timeoutMs: number): Promise<RewardCall> {
   const start = performance.now();
   let out: unknown;
   try {

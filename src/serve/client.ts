@@ -8,6 +8,8 @@
  * - typed responses, including vLLM's `prompt_token_ids` / `token_ids` when the server returns them;
  * - `whenSent()`: resolves once every request that holds a slot has been handed to the operating system, so a
  *   caller can start a long synchronous computation (an optimizer update) while the server works on them;
+ * - `cohort serve`'s weight loads (`POST /v1/reload` by path, or a push of the snapshot's bytes), sent with the
+ *   admin key when one is set (`adminKey`), else the API key;
  * - SGLang's weight update (`POST /update_weights_from_disk`) and model info (`GET /get_model_info`).
  * @module
  */
@@ -15,12 +17,15 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { CohortError } from "../errors.js";
 import type { CompletionLogprobs, Usage } from "./protocol.js";
+import { SHA256_HEADER } from "./snapshot.js";
 
 export interface OpenAIClientOptions {
   /** e.g. `http://127.0.0.1:8000/v1`; a URL without a path gets `/v1`. */
   baseUrl: string;
   /** Sent as `Authorization: Bearer …` when set. */
   apiKey?: string;
+  /** Sent instead of `apiKey` with weight loads (`reload`, `pushWeights`): `cohort serve --admin-key`. */
+  adminKey?: string;
   /** Per attempt. Default 120 000 ms. */
   timeoutMs?: number;
   /** Retries after the first attempt. Default 4. */
@@ -91,6 +96,15 @@ export interface ChatMessageIn {
   content: string;
 }
 
+/** A request body sent as it is (not as JSON), e.g. a weight snapshot's bytes. */
+export class RawBody {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly contentType: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
 const RETRY_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 
 /** `http://h:p` → `http://h:p/v1`; a URL with a path is kept (trailing slashes dropped). */
@@ -117,8 +131,8 @@ export class OpenAIClient {
   readonly baseUrl: string;
   /** Scheme, host and port of `baseUrl` (server-native routes such as SGLang's live here, not under /v1). */
   readonly origin: string;
-  readonly #o: Required<Omit<OpenAIClientOptions, "apiKey" | "log" | "headers">> &
-    Pick<OpenAIClientOptions, "apiKey" | "log" | "headers">;
+  readonly #o: Required<Omit<OpenAIClientOptions, "apiKey" | "adminKey" | "log" | "headers">> &
+    Pick<OpenAIClientOptions, "apiKey" | "adminKey" | "log" | "headers">;
   readonly #agent: HttpAgent;
   #inFlight = 0;
   readonly #waiting: (() => void)[] = [];
@@ -176,9 +190,25 @@ export class OpenAIClient {
     return this.request("GET", "/models");
   }
 
-  /** `cohort serve` only: swaps the served weights for the file or directory at `path` (server-side path). */
-  reload(path: string): Promise<{ weights_version: number }> {
-    return this.request("POST", "/reload", { path });
+  /**
+   * `cohort serve` only: swaps the served weights for the file or directory at `path` (server-side path, inside
+   * the server's `--weights-dir`); with `sha256`, the server loads the snapshot only if its bytes hash to it.
+   */
+  reload(path: string, sha256?: string): Promise<{ weights_version: number; sha256: string | null }> {
+    return this.request("POST", "/reload", { path, ...(sha256 !== undefined ? { sha256 } : {}) }, { admin: true });
+  }
+
+  /**
+   * `cohort serve` only: sends a snapshot's safetensors bytes as the request body (no shared disk needed); the
+   * server loads it only if the bytes hash to `sha256`.
+   */
+  pushWeights(bytes: Uint8Array, sha256: string): Promise<{ weights_version: number; sha256: string }> {
+    return this.request(
+      "POST",
+      "/reload",
+      new RawBody(bytes, "application/octet-stream", { [SHA256_HEADER]: sha256 }),
+      { admin: true },
+    );
   }
 
   /** SGLang only: `GET /get_model_info` (`model_path`, …). */
@@ -231,15 +261,21 @@ export class OpenAIClient {
    * One JSON request with retries, under the concurrency limit. `path` is relative to `baseUrl`, or with
    * `root` to the server's origin.
    */
-  async request<T>(method: "GET" | "POST", path: string, body?: unknown, opts: { root?: boolean } = {}): Promise<T> {
+  async request<T>(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+    opts: { root?: boolean; admin?: boolean } = {},
+  ): Promise<T> {
     const url = `${opts.root ? this.origin : this.baseUrl}${path}`;
+    const key = (opts.admin ? this.#o.adminKey : undefined) ?? this.#o.apiKey;
     await this.#acquire();
     try {
       for (let attempt = 0; ; attempt++) {
         let err: OpenAIError;
         let retryAfterMs: number | null = null;
         try {
-          return await this.#once<T>(method, url, body);
+          return await this.#once<T>(method, url, body, key);
         } catch (e) {
           if (!(e instanceof OpenAIError)) throw e;
           err = e;
@@ -276,15 +312,19 @@ export class OpenAIClient {
    * One attempt over node:http(s): the request's `finish` event (its last byte handed to the operating system)
    * is what `whenSent()` waits for.
    */
-  async #once<T>(method: string, url: string, body: unknown): Promise<T> {
+  async #once<T>(method: string, url: string, body: unknown, key: string | undefined): Promise<T> {
     this.stats.attempts++;
     const headers: Record<string, string> = { accept: "application/json", ...this.#o.headers };
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    if (data !== undefined) {
+    let data: Uint8Array | undefined;
+    if (body instanceof RawBody) {
+      data = body.bytes;
+      Object.assign(headers, body.headers, { "content-type": body.contentType });
+    } else if (body !== undefined) {
+      data = Buffer.from(JSON.stringify(body));
       headers["content-type"] = "application/json";
-      headers["content-length"] = String(data.length);
     }
-    if (this.#o.apiKey) headers.authorization = `Bearer ${this.#o.apiKey}`;
+    if (data !== undefined) headers["content-length"] = String(data.length);
+    if (key) headers.authorization = `Bearer ${key}`;
     const timeoutMs = this.#o.timeoutMs;
     const res = await new Promise<{ status: number; text: string; retryAfter: string | undefined }>(
       (resolve, reject) => {

@@ -1,9 +1,13 @@
 /**
  * `cohort serve <model-dir | run-dir | checkpoint>`: the OpenAI-compatible server as a command. Prints
  * `cohort serve: listening on <url> (model <name>)` on stdout once it accepts requests; SIGTERM or SIGINT
- * stops it gracefully (running requests finish, exit code 0); a second signal ends them at once.
+ * stops it gracefully (running requests finish, exit code 0); a second signal ends them at once. Keys come from
+ * `--api-key` / `--admin-key` or `COHORT_API_KEY` / `COHORT_ADMIN_KEY` (prefer the variables: arguments show in
+ * the process list); listening beyond loopback without an API key exits 2 unless `--insecure-no-auth` is given
+ * (docs/SECURITY.md).
  * @module
  */
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import type { Command } from "../cli/main.js";
@@ -13,7 +17,8 @@ import type { Device } from "../tensor/index.js";
 const usage =
   "cohort serve <model-dir | run-dir | checkpoint> [--host 127.0.0.1] [--port 8000] [--max-concurrency 16] " +
   "[--max-queue 64] [--max-batch 128] [--model-name NAME] [--threads N] [--seed N] [--drain-timeout-ms 30000] " +
-  "[--max-body-bytes 1048576] [--batch-wait-ms 20] [--device cpu|cuda|cuda:N] [--precision fp32|bf16]";
+  "[--max-body-bytes 1048576] [--batch-wait-ms 20] [--device cpu|cuda|cuda:N] [--precision fp32|bf16] " +
+  "[--api-key KEY] [--admin-key KEY] [--insecure-no-auth] [--weights-dir DIR] [--max-push-mb N]";
 
 function intOption(values: Record<string, unknown>, name: string, min: number): number | undefined {
   const v = values[name];
@@ -34,7 +39,7 @@ export const serveCommand: Command = {
         args,
         allowPositionals: true,
         strict: true,
-        options: Object.fromEntries(
+        options: Object.fromEntries<{ type: "string" | "boolean" }>(
           [
             "host",
             "port",
@@ -49,7 +54,13 @@ export const serveCommand: Command = {
             "batch-wait-ms",
             "device",
             "precision",
-          ].map((k) => [k, { type: "string" as const }]),
+            "api-key",
+            "admin-key",
+            "weights-dir",
+            "max-push-mb",
+          ]
+            .map((k): [string, { type: "string" | "boolean" }] => [k, { type: "string" }])
+            .concat([["insecure-no-auth", { type: "boolean" }]]),
         ),
       });
     } catch (e) {
@@ -60,6 +71,20 @@ export const serveCommand: Command = {
     if (target === undefined) throw new ConfigError(`missing the model to serve\nusage: ${usage}`);
     const port = intOption(values, "port", 0);
     if (port !== undefined && port > 65535) throw new ConfigError(`--port: expected 0–65535, got ${port}`);
+    // keys and the bind address are checked before the model loads: a refused start costs nothing
+    const key = (flag: string, env: string) => {
+      const v = (values[flag] as string | undefined) ?? process.env[env];
+      return v === undefined || v === "" ? undefined : v;
+    };
+    const { ADMIN_KEY_ENV, API_KEY_ENV, Auth, checkBind } = await import("./auth.js");
+    const apiKey = key("api-key", API_KEY_ENV);
+    const adminKey = key("admin-key", ADMIN_KEY_ENV);
+    new Auth({ apiKey, adminKey }); // validates them
+    const host = (values.host as string | undefined) ?? "127.0.0.1";
+    const insecureNoAuth = values["insecure-no-auth"] === true;
+    checkBind(host, apiKey !== undefined, insecureNoAuth);
+    const maxPushMb = intOption(values, "max-push-mb", 1);
+    const weightsDir = values["weights-dir"] as string | undefined;
     const device = (values.device as string | undefined) ?? "cpu";
     const t = await import("../tensor/index.js");
     if (!t.DEVICE_NAME.test(device))
@@ -75,7 +100,12 @@ export const serveCommand: Command = {
     const served = loadServedModel(target, { device: device as Device, precision });
     const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
     const server = await startServer(served, {
-      host: (values.host as string | undefined) ?? "127.0.0.1",
+      host,
+      ...opt(apiKey, "apiKey"),
+      ...opt(adminKey, "adminKey"),
+      insecureNoAuth,
+      ...opt(weightsDir, "weightsDir"),
+      ...opt(maxPushMb === undefined ? undefined : maxPushMb * (1 << 20), "maxPushBytes"),
       port: port ?? 8000,
       ...opt(intOption(values, "max-concurrency", 1), "maxConcurrency"),
       ...opt(intOption(values, "max-queue", 0), "maxQueue"),
@@ -87,6 +117,15 @@ export const serveCommand: Command = {
       ...opt(intOption(values, "batch-wait-ms", 0), "batchWaitMs"),
     });
     console.log(`cohort serve: listening on ${server.url} (model ${server.modelName}, from ${served.source})`);
+    const access =
+      apiKey !== undefined
+        ? `every route but /health needs the API key${adminKey !== undefined ? "; /v1/reload the admin key" : ""}`
+        : adminKey !== undefined
+          ? "no API key (completions are open); /v1/reload needs the admin key"
+          : "no API key: every route is open to whoever reaches the port";
+    process.stderr.write(
+      `cohort serve: ${access}; reloads read only inside ${server.weightsDir} (--weights-dir)${existsSync(server.weightsDir) ? "" : ", which does not exist yet"}; pushes up to ${(server.maxPushBytes / (1 << 20)).toFixed(1)} MiB (--max-push-mb)\n`,
+    );
     await new Promise<void>((resolve) => {
       let signals = 0;
       const onSignal = (sig: NodeJS.Signals) => {

@@ -9,10 +9,12 @@
  *   probed (`GET /health`, else `GET /v1/models`) every `healthIntervalMs` and re-admitted when they answer,
  *   after the current weights are pushed to them when weight sync is on;
  * - weight sync: `sync(path, version)` asks every worker to load the snapshot at `path`, in its own API
- *   (`workerApi`): `cohort serve` takes a safetensors file or a model directory (`POST /v1/reload {path}`),
- *   SGLang a Hugging Face model directory (`POST /update_weights_from_disk {model_path}`); with `auto` each
- *   worker's API is detected once, before its first load (SGLang answers `GET /get_model_info`, other
- *   servers are taken for `cohort serve`);
+ *   (`workerApi`): `cohort serve` takes a safetensors file or a model directory (`POST /v1/reload {path,
+ *   sha256}`, read from its own disk) or, with `weightSync: "push"`, the file's bytes as the request body (no
+ *   shared disk); SGLang a Hugging Face model directory (`POST /update_weights_from_disk {model_path}`); with
+ *   `auto` each worker's API is detected once, before its first load (SGLang answers `GET /get_model_info`,
+ *   other servers are taken for `cohort serve`). `cohort serve` checks the snapshot's SHA-256 before it swaps;
+ *   weight loads carry the admin key when the client has one (`client.adminKey`), else the API key;
  * - staleness: a worker whose weights are more than `maxStaleness` policy versions behind is not used until
  *   it is reloaded;
  * - per-sample policy version: a response's `system_fingerprint` `cohort-wN` maps server weights version N
@@ -23,12 +25,50 @@
  * @module
  */
 
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { CohortError } from "../errors.js";
 import { type CompletionResponse, OpenAIClient, type OpenAIClientOptions, OpenAIError } from "./client.js";
+import { sha256Bytes, sha256File, snapshotFile } from "./snapshot.js";
 
 /** The weight-loading API of a rollout worker. */
 export type WorkerApi = "cohort" | "sglang";
+
+/**
+ * How `cohort serve` workers get the weights (`sampler.weightSync`): `disk`, by a path they read from their own
+ * disk (the same machine or a shared one), or `push`, as the bytes of the request body.
+ */
+export type WeightSync = "disk" | "push";
+
+/** A snapshot ready to send: the safetensors file's bytes (push) or its SHA-256 (disk; null when sharded). */
+export interface PreparedSnapshot {
+  bytes?: Uint8Array;
+  sha256: string | null;
+}
+
+/** Reads (push) or hashes (disk) the snapshot at `path` once, for every worker it goes to. */
+export function prepareSnapshot(path: string, weightSync: WeightSync): PreparedSnapshot {
+  const file = snapshotFile(path);
+  if (weightSync === "push") {
+    if (file === null)
+      throw new CohortError(
+        `weight sync: ${path} is a sharded model directory; sampler.weightSync push sends one safetensors file`,
+      );
+    const bytes = readFileSync(file);
+    return { bytes, sha256: sha256Bytes(bytes) };
+  }
+  return { sha256: file === null ? null : sha256File(file) };
+}
+
+/** What to do about a failed weight load, for the error the trainer shows. */
+export function weightSyncHint(e: unknown, path: string, weightSync: WeightSync): string {
+  if (e instanceof OpenAIError && e.status === 401)
+    return "the worker wants a key: put its API key in the variable named by sampler.apiKeyEnv, and its admin key (if it has one) in COHORT_ADMIN_KEY, in the trainer's environment";
+  if (e instanceof OpenAIError && e.status === 403)
+    return `the worker reads snapshots only inside its --weights-dir: start it with --weights-dir covering ${path}, or send the weights in the request with sampler.weightSync: push`;
+  if (weightSync === "push")
+    return "with sampler.weightSync push the worker must be a cohort serve whose --max-push-mb fits the snapshot (SGLang workers need weightSync: disk), or turn sampler.syncWeights off";
+  return `the worker must be a cohort serve (or SGLang: sampler.workerApi) that can read ${path} (same disk), or turn sampler.syncWeights off`;
+}
 
 /**
  * Which API a worker speaks: SGLang answers `GET /get_model_info` with its model path; a server without the
@@ -46,12 +86,28 @@ export async function detectWorkerApi(client: OpenAIClient): Promise<WorkerApi> 
 }
 
 /**
- * Asks one worker to load the weights at `path` (a path on the worker's disk): `cohort serve` reloads a
- * safetensors file or model directory and returns its weights version; SGLang loads a Hugging Face model
- * directory (`update_weights_from_disk`) and reports no version (null).
+ * Asks one worker to load the weights at `path`: `cohort serve` reloads a safetensors file or model directory
+ * from its own disk (`disk`, with the snapshot's SHA-256) or takes the file's bytes (`push`), and returns its
+ * weights version; SGLang loads a Hugging Face model directory (`update_weights_from_disk`) from its disk and
+ * reports no version (null). `prepare`: gives the snapshot read or hashed once for all workers (`prepareSnapshot`).
  */
-export async function loadWorkerWeights(client: OpenAIClient, api: WorkerApi, path: string): Promise<number | null> {
-  if (api === "cohort") return (await client.reload(path)).weights_version;
+export async function loadWorkerWeights(
+  client: OpenAIClient,
+  api: WorkerApi,
+  path: string,
+  opts: { weightSync?: WeightSync; prepare?: () => PreparedSnapshot } = {},
+): Promise<number | null> {
+  const weightSync = opts.weightSync ?? "disk";
+  if (api === "cohort") {
+    const snap = opts.prepare?.() ?? prepareSnapshot(path, weightSync);
+    if (weightSync === "push")
+      return (await client.pushWeights(snap.bytes as Uint8Array, snap.sha256 as string)).weights_version;
+    return (await client.reload(path, snap.sha256 ?? undefined)).weights_version;
+  }
+  if (weightSync === "push")
+    throw new CohortError(
+      `SGLang worker ${client.origin} loads weights from its own disk, and sampler.weightSync push sends them in the request body, which only cohort serve accepts`,
+    );
   let dir = false;
   try {
     dir = statSync(path).isDirectory();
@@ -83,6 +139,8 @@ export interface RolloutPoolOptions {
   workerApi?: WorkerApi | "auto";
   /** Most policy versions a worker's weights may lag before it is left out. Default: no bound. */
   maxStaleness?: number;
+  /** How `cohort serve` workers get the weights: `disk` (default) or `push` (see `WeightSync`). */
+  weightSync?: WeightSync;
   log?: (line: string) => void;
 }
 
@@ -115,8 +173,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class RolloutPool {
   readonly baseUrl: string;
   readonly #w: Worker[];
-  readonly #o: Required<Omit<RolloutPoolOptions, "client" | "log" | "maxStaleness" | "baseUrls" | "workerApi">> &
-    Pick<RolloutPoolOptions, "log" | "maxStaleness">;
+  readonly #o: Required<
+    Omit<RolloutPoolOptions, "client" | "log" | "maxStaleness" | "baseUrls" | "workerApi" | "weightSync">
+  > &
+    Pick<RolloutPoolOptions, "log" | "maxStaleness"> & { weightSync: WeightSync };
   /** Latest policy version (optimizer steps taken). */
   #version = 0;
   /** The snapshot last pushed and its version: re-admitted workers load it. */
@@ -154,6 +214,7 @@ export class RolloutPool {
       maxBackoffMs: opts.maxBackoffMs ?? 8_000,
       healthIntervalMs: opts.healthIntervalMs ?? 1_000,
       maxStaleness: opts.maxStaleness,
+      weightSync: opts.weightSync ?? "disk",
       log: opts.log,
     };
   }
@@ -293,40 +354,54 @@ export class RolloutPool {
     }
   }
 
-  async #reload(w: Worker, path: string, version: number): Promise<void> {
+  async #reload(w: Worker, path: string, version: number, prepare?: () => PreparedSnapshot): Promise<void> {
     const api = w.api ?? (await this.#detect(w));
     // marked down: it loads the snapshot when re-admitted
     if (api === null) throw new OpenAIError(`${w.baseUrl}: ${w.lastError ?? "its weight API is unknown"}`, null);
-    const served = await loadWorkerWeights(w.client, api, path);
+    const served = await loadWorkerWeights(w.client, api, path, {
+      weightSync: this.#o.weightSync,
+      ...(prepare !== undefined ? { prepare } : {}),
+    });
     if (served !== null) w.serverToPolicy.set(served, version);
     w.version = version;
   }
 
   /**
    * Asks every worker that is up to load the snapshot at `path` (policy `version`): a safetensors file or a
-   * Hugging Face model directory (needed by SGLang workers, see `needsModelDir`). A worker that cannot be
-   * reached is marked down (it loads the snapshot when re-admitted); any other failure (the server cannot
-   * read the path, refuses the weights, has no reload endpoint) is an error naming the worker.
+   * Hugging Face model directory (needed by SGLang workers, see `needsModelDir`), by path or pushed
+   * (`weightSync`). A worker that cannot be reached is marked down (it loads the snapshot when re-admitted);
+   * any other failure (a missing or wrong key, the server cannot read the path, refuses the weights or their
+   * checksum, has no reload endpoint) is an error naming the worker.
    */
   async sync(path: string, version: number): Promise<void> {
     this.setVersion(version);
     this.#snapshot = { file: path, version };
+    // read or hashed once, when the first cohort serve worker needs it
+    let prepared: PreparedSnapshot | undefined;
+    const prepare = () => {
+      prepared ??= prepareSnapshot(path, this.#o.weightSync);
+      return prepared;
+    };
     await Promise.all(
       this.#w
         .filter((w) => w.up)
         .map(async (w) => {
           try {
-            await this.#reload(w, path, version);
+            await this.#reload(w, path, version, prepare);
           } catch (e) {
-            if (e instanceof OpenAIError && e.status === null) this.#markDown(w, e.message);
-            else if (w.api === "sglang")
-              throw new CohortError(
-                `weight sync: ${(e as Error).message}; the SGLang worker must read ${path} on its own disk (shared or same machine) and serve the same architecture, or turn sampler.syncWeights off`,
-              );
-            else
-              throw new CohortError(
-                `weight sync: ${(e as Error).message}; the worker must be a cohort serve (or SGLang: sampler.workerApi) that can read ${path} (same disk), or turn sampler.syncWeights off`,
-              );
+            if (e instanceof OpenAIError && e.status === null) {
+              this.#markDown(w, e.message);
+              return;
+            }
+            const sglangDisk =
+              w.api === "sglang" && this.#o.weightSync === "disk" && !(e instanceof OpenAIError && e.status === 401);
+            throw new CohortError(
+              `weight sync: ${(e as Error).message}; ${
+                sglangDisk
+                  ? `the SGLang worker must read ${path} on its own disk (shared or same machine) and serve the same architecture, or turn sampler.syncWeights off`
+                  : weightSyncHint(e, path, this.#o.weightSync)
+              }`,
+            );
           }
         }),
     );

@@ -13,7 +13,10 @@ import { z } from "zod";
 import { describeValue, valueAt } from "../config-issue.js";
 import { CohortError } from "../errors.js";
 
-/** An error with an HTTP status, sent as OpenAI's `{"error": {message, type, param, code}}`. */
+/**
+ * An error with an HTTP status, sent as OpenAI's `{"error": {message, type, param, code}}`; `code` is the status
+ * unless a named one is given (OpenAI's `"invalid_api_key"`).
+ */
 export class ApiError extends CohortError {
   override name = "ApiError";
   constructor(
@@ -21,12 +24,13 @@ export class ApiError extends CohortError {
     message: string,
     readonly param: string | null = null,
     readonly type: string = status === 429 || status === 503 ? "server_overloaded" : "invalid_request_error",
+    readonly errorCode: number | string = status,
   ) {
     super(message);
   }
 
-  body(): { error: { message: string; type: string; param: string | null; code: number } } {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.status } };
+  body(): { error: { message: string; type: string; param: string | null; code: number | string } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.errorCode } };
   }
 }
 

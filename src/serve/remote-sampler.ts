@@ -27,9 +27,17 @@ import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import type { Completion, Sampler, SamplingParams, TokenIds } from "../model/sampler.js";
 import { writeAdapterSnapshot } from "./adapters.js";
+import { ADMIN_KEY_ENV } from "./auth.js";
 import { type CompletionChoice, type CompletionResponse, OpenAIClient, OpenAIError } from "./client.js";
 import type { ImportanceSamplingMode } from "./importance.js";
-import { detectWorkerApi, loadWorkerWeights, RolloutPool, type WorkerApi } from "./pool.js";
+import {
+  detectWorkerApi,
+  loadWorkerWeights,
+  RolloutPool,
+  type WeightSync,
+  type WorkerApi,
+  weightSyncHint,
+} from "./pool.js";
 
 /** What `RemoteSampler` sends requests to: one `OpenAIClient` or a `RolloutPool` of workers. */
 export interface CompletionsBackend {
@@ -188,6 +196,8 @@ export interface RemoteSamplerConfig {
   overlap?: number | undefined;
   /** The workers' weight-loading API (`cohort`, `sglang`); `auto` (default) detects it. */
   workerApi?: WorkerApi | "auto" | undefined;
+  /** How `cohort serve` workers get the weights: `disk` (default, by path) or `push` (in the request body). */
+  weightSync?: WeightSync | undefined;
 }
 
 /** What the trainer holds for remote rollouts. */
@@ -210,7 +220,11 @@ export interface RemoteRollouts {
   close(): void;
 }
 
-/** Builds the trainer's remote sampler from its config; `runDir` holds the weight snapshots it pushes. */
+/**
+ * Builds the trainer's remote sampler from its config; `runDir` holds the weight snapshots it pushes. Requests
+ * carry the API key from `apiKeyEnv`; weight loads carry `COHORT_ADMIN_KEY` from the environment when it is set
+ * (the worker's `--admin-key`), else the API key.
+ */
 export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (line: string) => void): RemoteRollouts {
   let apiKey: string | undefined;
   if (cfg.apiKeyEnv !== undefined) {
@@ -220,11 +234,22 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
         `sampler.apiKeyEnv: the environment variable ${cfg.apiKeyEnv} is not set; export the API key in it`,
       );
   }
+  const adminKey = process.env[ADMIN_KEY_ENV] || undefined;
+  const weightSync = cfg.weightSync ?? "disk";
+  if (weightSync === "push" && !cfg.syncWeights)
+    throw new CohortError(
+      "sampler.weightSync push says how pushed weights travel, but sampler.syncWeights is off, so none are pushed; turn syncWeights on or remove weightSync",
+    );
+  if (weightSync === "push" && cfg.workerApi === "sglang")
+    throw new CohortError(
+      "sampler.weightSync push sends the weights in the request body, which only cohort serve accepts; SGLang workers (sampler.workerApi sglang) load from their disk: use weightSync: disk",
+    );
   const urls = cfg.baseUrls ?? (cfg.baseUrl !== undefined ? [cfg.baseUrl] : []);
   if (urls.length === 0 || (cfg.baseUrl !== undefined && cfg.baseUrls !== undefined))
     throw new CohortError("sampler: set exactly one of baseUrl (one endpoint) and baseUrls (a pool of workers)");
   const clientOptions = {
     ...(apiKey ? { apiKey } : {}),
+    ...(adminKey ? { adminKey } : {}),
     timeoutMs: cfg.timeoutMs,
     maxConcurrency: cfg.maxConcurrency,
   };
@@ -240,6 +265,7 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
           ...(cfg.maxStaleness !== undefined ? { maxStaleness: Math.max(0, cfg.maxStaleness - overlap) } : {}),
           ...(cfg.healthIntervalMs !== undefined ? { healthIntervalMs: cfg.healthIntervalMs } : {}),
           workerApi: cfg.workerApi ?? "auto",
+          weightSync,
           log: (l) => log(`sampler: ${l}`),
         })
       : null;
@@ -271,7 +297,8 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
       if (pool) {
         mkdirSync(syncDir, { recursive: true });
         let path = dir;
-        if (await pool.needsModelDir()) writeModelSnapshot(dir, model, lora);
+        // a push goes to cohort serve workers only (the pool refuses SGLang ones): the file snapshot serves
+        if (weightSync === "disk" && (await pool.needsModelDir())) writeModelSnapshot(dir, model, lora);
         else path = writeServeSnapshot(syncDir, model, lora);
         await pool.sync(path, version);
       } else {
@@ -279,14 +306,16 @@ export function remoteRollouts(cfg: RemoteSamplerConfig, runDir: string, log: (l
         api ??= await detectWorkerApi(c);
         mkdirSync(syncDir, { recursive: true });
         let path = dir;
-        if (api === "sglang") writeModelSnapshot(dir, model, lora);
+        if (api === "sglang" && weightSync === "disk") writeModelSnapshot(dir, model, lora);
         else path = writeServeSnapshot(syncDir, model, lora);
         try {
-          await loadWorkerWeights(c, api, path);
+          await loadWorkerWeights(c, api, path, { weightSync });
         } catch (e) {
-          throw new CohortError(
-            `weight sync: ${(e as Error).message}; the server must be a cohort serve or SGLang (sampler.workerApi) that reads ${path} on its own disk, or turn sampler.syncWeights off`,
-          );
+          const hint =
+            (e instanceof OpenAIError && (e.status === 401 || e.status === 403)) || weightSync === "push"
+              ? weightSyncHint(e, path, weightSync)
+              : `the server must be a cohort serve or SGLang (sampler.workerApi) that reads ${path} on its own disk, or turn sampler.syncWeights off`;
+          throw new CohortError(`weight sync: ${(e as Error).message}; ${hint}`);
         }
       }
       pushedVersion = version;

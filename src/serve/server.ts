@@ -5,26 +5,39 @@
  * GET  /v1/models             the served model
  * POST /v1/completions        prompt (text, texts, token ids) → completions; logprobs = OpenAI's legacy shape
  * POST /v1/chat/completions   messages → the tokenizer's chat template → completions
- * POST /v1/reload             {"path": …} swaps the weights between batches (see engine.ts); in-flight requests finish
- *                             on the old ones. A LoRA adapter snapshot is folded into the base weights (adapters.ts)
- * GET  /health                queue, batches, weights version, counters
+ * POST /v1/reload             {"path": …, "sha256"?: …} or the snapshot's bytes (application/octet-stream, SHA-256
+ *                             in X-Cohort-Sha256) swaps the weights between batches (see engine.ts); in-flight
+ *                             requests finish on the old ones. A LoRA adapter snapshot is folded into the base
+ *                             weights (adapters.ts). Paths must lie inside the weights directory (load.ts)
+ * GET  /health                queue, batches, weights version, counters (the one route that needs no key)
  * ```
- * Streaming is server-sent events ending with `data: [DONE]`. Errors are OpenAI's JSON error body with a
- * 4xx/5xx status: 400 names the parameter, 404 unknown model or route, 413 oversized body, 429 full queue,
- * 503 shutting down. `close()` stops accepting connections, lets queued and running requests finish (up to
+ * With an API key (auth.ts) every other route needs `Authorization: Bearer <key>`, and /v1/reload the admin key
+ * when one is set. Streaming is server-sent events ending with `data: [DONE]`. Errors are OpenAI's JSON error
+ * body with a 4xx/5xx status: 400 names the parameter, 401 missing or wrong key, 403 a reload path outside the
+ * weights directory, 404 unknown model or route, 413 oversized body, 429 full queue, 503 shutting down. `close()` stops accepting connections, lets queued and running requests finish (up to
  * `drainTimeoutMs`, then ends them cleanly) and resolves when every response is closed.
  * @module
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
 import type { FinishReason } from "../model/sampler.js";
 import type { ChatMessage } from "../tokenizer/types.js";
+import { Auth, checkBind } from "./auth.js";
 import { type ChoiceResult, Engine, type Job, type JobSpec, type TokenEvent } from "./engine.js";
 import { Handler, StreamText } from "./handler.js";
-import { readReloadWeights, type ServedModel } from "./load.js";
+import {
+  ChecksumError,
+  confineReloadPath,
+  ForbiddenPathError,
+  type ReloadWeights,
+  readPushedWeights,
+  readReloadWeights,
+  type ServedModel,
+} from "./load.js";
 import {
   ApiError,
   type ChatRequest,
@@ -37,6 +50,7 @@ import {
   stopList,
   type Usage,
 } from "./protocol.js";
+import { SHA256_HEADER, SHA256_HEX } from "./snapshot.js";
 
 export interface ServeOptions {
   /** Interface to listen on. Default 127.0.0.1 (loopback only). */
@@ -61,6 +75,19 @@ export interface ServeOptions {
   maxStop?: number;
   /** How long an idle engine waits for as many requests as shared its last batch. Default 20 ms. */
   batchWaitMs?: number;
+  /** Every route but /health needs `Authorization: Bearer <apiKey>` (auth.ts). Default: none (open). */
+  apiKey?: string;
+  /** The only key that may load weights (/v1/reload) when set; without it the API key guards reloads. */
+  adminKey?: string;
+  /** Listen beyond loopback without an API key (refused otherwise). Default false. */
+  insecureNoAuth?: boolean;
+  /**
+   * Reloads by path read only inside this directory (symlinks followed). Default: the served model's
+   * `weightsDir` (load.ts), else the parent of its model directory.
+   */
+  weightsDir?: string;
+  /** Largest pushed snapshot (a request body of safetensors bytes). Default: `defaultMaxPushBytes(model)`. */
+  maxPushBytes?: number;
 }
 
 export interface RunningServer {
@@ -69,11 +96,30 @@ export interface RunningServer {
   port: number;
   modelName: string;
   engine: Engine;
+  /** Where reloads by path may read from (absolute). */
+  weightsDir: string;
+  /** Largest pushed snapshot, in bytes. */
+  maxPushBytes: number;
   /** Graceful shutdown (see the module doc); resolves once the listener and every response are closed. */
   close(opts?: { drainTimeoutMs?: number }): Promise<void>;
 }
 
-const reloadSchema = z.object({ path: z.string().min(1) });
+const reloadSchema = z.object({
+  path: z.string().min(1),
+  sha256: z.string().regex(SHA256_HEX).optional(),
+});
+
+const RELOAD_SHAPE =
+  'expected {"path": "<safetensors file or model directory inside the weights directory>", "sha256"?: "<64 hex digits>"}, or the snapshot\'s safetensors bytes as the body with Content-Type: application/octet-stream';
+
+/**
+ * The default push limit: the model's weights in fp32 (what the trainer writes), plus 1/16 and 1 MiB for the
+ * header and slack.
+ */
+export function defaultMaxPushBytes(model: { namedParameters(): [string, { size: number }][] }): number {
+  const bytes = model.namedParameters().reduce((a, [, t]) => a + t.size * 4, 0);
+  return Math.ceil((bytes * 17) / 16) + (1 << 20);
+}
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(12).toString("hex")}`;
 
@@ -93,42 +139,46 @@ function sendError(res: ServerResponse, e: ApiError, headers: Record<string, str
   sendJson(res, e.status, e.body(), extra);
 }
 
-/** Reads the body (at most `max` bytes) and parses it as JSON. */
-function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+/** Reads the body, at most `max` bytes (`limit` names the setting in the 413's message). */
+function readBody(req: IncomingMessage, max: number, limit: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > max) {
-      reject(new ApiError(413, `the request body is ${declared} bytes; the limit is ${max} (--max-body-bytes)`));
+      reject(new ApiError(413, `the request body is ${declared} bytes; the limit is ${max} (${limit})`));
       return;
     }
+    // a declared length is filled in place (a pushed snapshot is not held twice); a chunked body is collected
+    const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : null;
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
     req.on("data", (c: Buffer) => {
       if (failed) return;
-      size += c.length;
-      if (size > max) {
+      if (size + c.length > max || (whole !== null && size + c.length > whole.length)) {
         failed = true;
-        reject(new ApiError(413, `the request body exceeds ${max} bytes (--max-body-bytes)`));
+        reject(new ApiError(413, `the request body exceeds ${max} bytes (${limit})`));
         return;
       }
-      chunks.push(c);
+      if (whole !== null) c.copy(whole, size);
+      else chunks.push(c);
+      size += c.length;
     });
     req.on("end", () => {
-      if (failed) return;
-      const text = Buffer.concat(chunks).toString("utf8");
-      if (text.trim() === "") {
-        reject(new ApiError(400, "the request body is empty; send a JSON object"));
-        return;
-      }
-      try {
-        resolve(JSON.parse(text));
-      } catch (e) {
-        reject(new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`));
-      }
+      if (!failed) resolve(whole !== null ? whole.subarray(0, size) : Buffer.concat(chunks));
     });
     req.on("error", reject);
   });
+}
+
+/** Reads the body (at most `max` bytes) and parses it as JSON. */
+async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const text = (await readBody(req, max, "--max-body-bytes")).toString("utf8");
+  if (text.trim() === "") throw new ApiError(400, "the request body is empty; send a JSON object");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 interface Endpoint {
@@ -140,6 +190,10 @@ interface Endpoint {
 }
 
 export async function startServer(served: ServedModel, opts: ServeOptions = {}): Promise<RunningServer> {
+  const auth = new Auth({ apiKey: opts.apiKey, adminKey: opts.adminKey });
+  checkBind(opts.host ?? "127.0.0.1", auth.required, opts.insecureNoAuth ?? false);
+  const weightsDir = resolve(opts.weightsDir ?? served.weightsDir ?? dirname(resolve(served.modelDir)));
+  const maxPush = opts.maxPushBytes ?? defaultMaxPushBytes(served.model);
   const modelName = opts.modelName ?? (served.modelDir.split(/[\\/]/).filter(Boolean).at(-1) as string);
   const tok = served.tokenizer;
   const engine = new Engine(served.model, {
@@ -352,10 +406,57 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     res.end("data: [DONE]\n\n");
   };
 
+  /** `POST /v1/reload` by path (JSON) or by push (the snapshot's bytes); see the module doc. */
+  const reload = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+    if (type === "application/octet-stream") {
+      const header = req.headers[SHA256_HEADER];
+      if (header !== undefined && (typeof header !== "string" || !SHA256_HEX.test(header)))
+        throw new ApiError(400, "X-Cohort-Sha256: expected the snapshot's SHA-256 as 64 hex digits", "X-Cohort-Sha256");
+      const bytes = await readBody(req, maxPush, `--max-push-mb ${(maxPush / (1 << 20)).toFixed(1)}`);
+      if (bytes.length === 0)
+        throw new ApiError(400, "the pushed snapshot is empty; send the safetensors bytes as the body");
+      let w: ReloadWeights;
+      try {
+        w = readPushedWeights(bytes, { sha256: header });
+      } catch (e) {
+        if (e instanceof ChecksumError) throw new ApiError(400, `X-Cohort-Sha256: ${e.message}`, "X-Cohort-Sha256");
+        throw e;
+      }
+      const version = await engine.reload(w.tensors, w.adapterScale, "the pushed snapshot");
+      sendJson(res, 200, { weights_version: version, bytes: bytes.length, sha256: w.sha256 });
+      return;
+    }
+    const r = reloadSchema.safeParse(await readJson(req, maxBody));
+    if (!r.success) {
+      const param = r.error.issues[0]?.path[0] === "sha256" ? "sha256" : "path";
+      throw new ApiError(400, `${param}: ${RELOAD_SHAPE}`, param);
+    }
+    let real: string;
+    try {
+      real = confineReloadPath(r.data.path, weightsDir);
+    } catch (e) {
+      if (e instanceof ForbiddenPathError) throw new ApiError(403, e.message, "path");
+      throw e;
+    }
+    let w: ReloadWeights;
+    try {
+      w = readReloadWeights(real, { sha256: r.data.sha256 });
+    } catch (e) {
+      if (e instanceof ChecksumError) throw new ApiError(400, `sha256: ${e.message}`, "sha256");
+      throw new ApiError(400, `path: ${(e as Error).message}`, "path");
+    }
+    const version = await engine.reload(w.tensors, w.adapterScale, r.data.path);
+    sendJson(res, 200, { weights_version: version, path: r.data.path, sha256: w.sha256 });
+  };
+
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
+    // keys first, before any body is read or any route is told apart
+    if (path === "/v1/reload") auth.checkAdmin(req);
+    else if (path !== "/health") auth.checkUse(req);
     const allow = (m: string) => {
       if (method !== m) throw new ApiError(405, `${path} takes ${m} requests, not ${method}`);
     };
@@ -390,20 +491,10 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         allow("POST");
         await generate(res, chatEndpoint(await readJson(req, maxBody)));
         return;
-      case "/v1/reload": {
+      case "/v1/reload":
         allow("POST");
-        const r = reloadSchema.safeParse(await readJson(req, maxBody));
-        if (!r.success) throw new ApiError(400, 'path: expected {"path": "<safetensors file or directory>"}', "path");
-        let tensors: ReturnType<typeof readReloadWeights>;
-        try {
-          tensors = readReloadWeights(r.data.path);
-        } catch (e) {
-          throw new ApiError(400, `path: ${(e as Error).message}`, "path");
-        }
-        const version = await engine.reload(tensors.tensors, tensors.adapterScale, r.data.path);
-        sendJson(res, 200, { weights_version: version, path: r.data.path });
+        await reload(req, res);
         return;
-      }
       default:
         throw new ApiError(404, `no route ${method} ${path}; see /v1/models, /v1/completions, /v1/chat/completions`);
     }
@@ -423,16 +514,33 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         if (!res.writableEnded) res.end();
         return;
       }
-      sendError(res, err, err.status === 413 || closing ? { connection: "close" } : {});
+      const headers: Record<string, string> = err.status === 413 || closing ? { connection: "close" } : {};
+      if (err.status === 401) {
+        headers["www-authenticate"] = "Bearer";
+        headers.connection = "close"; // its body, if any, is not read
+      }
+      sendError(res, err, headers);
       if (err.status === 413) req.destroy();
     });
   });
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const fail = (e: NodeJS.ErrnoException) => {
+      const where = `${opts.host ?? "127.0.0.1"}:${opts.port ?? 8000}`;
+      const why =
+        e.code === "EADDRINUSE"
+          ? `port ${opts.port ?? 8000} is already in use on ${opts.host ?? "127.0.0.1"}; stop the process that holds it or pick another --port (0 = any free port)`
+          : e.code === "EACCES"
+            ? `no permission to listen on ${where} (ports below 1024 need privileges); pick another --port`
+            : e.code === "EADDRNOTAVAIL"
+              ? `${opts.host} is not an address of this machine; use --host 127.0.0.1, 0.0.0.0 or one of its addresses`
+              : `cannot listen on ${where}: ${e.message}`;
+      reject(new CohortError(why));
+    };
+    server.once("error", fail);
     server.listen(opts.port ?? 8000, opts.host ?? "127.0.0.1", () => {
-      server.off("error", reject);
+      server.off("error", fail);
       resolve();
     });
   });
@@ -447,6 +555,8 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     port: addr.port,
     modelName,
     engine,
+    weightsDir,
+    maxPushBytes: maxPush,
     close(o = {}) {
       if (closed) return closed;
       closing = true;

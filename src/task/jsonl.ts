@@ -61,6 +61,8 @@ export interface JsonlDataset {
   file: string;
   /** All lines in file order. */
   problems: Problem<JsonlMeta>[];
+  /** The 1-based line of each problem in the file (`lines[i]` for `problems[i]`). */
+  lines: number[];
   train: Problem<JsonlMeta>[];
   eval: Problem<JsonlMeta>[];
 }
@@ -85,7 +87,9 @@ export function parseJsonl(text: string, file: string, options: JsonlOptions = {
   const problems: Problem<JsonlMeta>[] = [];
   const ids = new Map<string, number>();
   const name = basename(file);
-  const lines = text.split("\n");
+  const problemLines: number[] = [];
+  // a UTF-8 byte order mark (written by some editors) is not part of the first line
+  const lines = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).split("\n");
   lines.forEach((raw, i) => {
     const line = i + 1;
     const fail = (msg: string, field?: string) =>
@@ -160,6 +164,7 @@ export function parseJsonl(text: string, file: string, options: JsonlOptions = {
     const p: Problem<JsonlMeta> = { id, prompt, meta: fields };
     if (answer !== undefined) p.answer = answer;
     problems.push(p);
+    problemLines.push(line);
   });
   if (errors.length > 0) {
     const first = errors[0] as DatasetError;
@@ -176,7 +181,19 @@ export function parseJsonl(text: string, file: string, options: JsonlOptions = {
   for (const p of problems) {
     (splitOf(p.prompt, o.evalFraction, o.splitSalt) === "eval" ? evalSet : train).push(p);
   }
-  return { file, problems, train, eval: evalSet };
+  return { file, problems, lines: problemLines, train, eval: evalSet };
+}
+
+/** The dataset without the problems in `drop` (both splits keep their order). */
+export function withoutProblems(ds: JsonlDataset, drop: ReadonlySet<Problem<JsonlMeta>>): JsonlDataset {
+  const keep = ds.problems.map((p) => !drop.has(p));
+  return {
+    file: ds.file,
+    problems: ds.problems.filter((_, i) => keep[i]),
+    lines: ds.lines.filter((_, i) => keep[i]),
+    train: ds.train.filter((p) => !drop.has(p)),
+    eval: ds.eval.filter((p) => !drop.has(p)),
+  };
 }
 
 /** Read and parse a JSONL file; see parseJsonl. A missing file throws a DatasetError naming the path. */

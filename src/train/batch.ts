@@ -154,7 +154,8 @@ function overChunks(
     const rows = Array.from({ length: Math.min(src.microBatchSize, n - lo) }, (_, i) => lo + i);
     const p = pack(src, ro, rows);
     try {
-      for (const [k, t] of Object.entries(fn(p))) (parts[k] ??= []).push(keep(tidy(() => padColumns(t, C))));
+      const padded = tidy(() => Object.fromEntries(Object.entries(fn(p)).map(([k, t]) => [k, padColumns(t, C)])));
+      for (const [k, t] of Object.entries(padded)) (parts[k] ??= []).push(keep(t));
     } finally {
       disposePacked(p);
     }
@@ -251,7 +252,7 @@ export function buildMicro(
   return {
     ...p,
     mask: pick(tok.mask),
-    samplerLp: keep(tensor(lpRows.flat(), { shape: [rows.length, p.C], dtype: "f32" }).to(dev)),
+    samplerLp: keep(tidy(() => tensor(lpRows.flat(), { shape: [rows.length, p.C], dtype: "f32" }).to(dev))),
     adv: keep(rowAdvantages(stage.advantages as Advantages, tok.advantageWeights, rows, p.C, "f32", dev)),
     oldLp: whole.old ? pick(whole.old) : null,
     refLp: whole.ref ? pick(whole.ref) : null,

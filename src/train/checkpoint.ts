@@ -8,7 +8,7 @@
  * @module
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { CohortError } from "../errors.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
@@ -36,17 +36,29 @@ export function checkpointsDir(runDir: string): string {
   return join(runDir, "checkpoints");
 }
 
-/** Writes a checkpoint atomically and keeps the newest `keep` ones. Returns its folder. */
+/**
+ * Writes a checkpoint atomically and keeps the newest `keep` ones. Returns its folder. A failed write (a full
+ * disk) removes the unfinished folder and throws a CohortError; the previous checkpoints are untouched.
+ */
 export function saveCheckpoint(runDir: string, c: CheckpointContents, keep = 2): string {
   const root = checkpointsDir(runDir);
   mkdirSync(root, { recursive: true });
   const final = join(root, stepDir(c.step));
   const tmp = join(root, `.tmp-${stepDir(c.step)}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  writeSafetensors(join(tmp, "weights.safetensors"), c.weights, { format: "pt" });
-  writeSafetensors(join(tmp, "optimizer.safetensors"), c.optimizer.tensors, { format: "pt" });
-  writeJsonAtomic(join(tmp, "state.json"), { step: c.step, optimizerMeta: c.optimizer.meta, ...c.state });
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    writeSafetensors(join(tmp, "weights.safetensors"), c.weights, { format: "pt" });
+    writeSafetensors(join(tmp, "optimizer.safetensors"), c.optimizer.tensors, { format: "pt" });
+    writeJsonAtomic(join(tmp, "state.json"), { step: c.step, optimizerMeta: c.optimizer.meta, ...c.state });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    const err = e as NodeJS.ErrnoException;
+    throw new CohortError(
+      `could not write the checkpoint of step ${c.step} in ${root}: ${err.code ?? err.message}. ` +
+        "The previous checkpoints are intact; free space (or fix the permissions) and continue with --resume",
+    );
+  }
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
   writeFileAtomic(join(root, "latest"), `${stepDir(c.step)}\n`);
@@ -77,13 +89,49 @@ export function latestCheckpoint(runDir: string): string | null {
   return all.length === 0 ? null : join(root, all.at(-1) as string);
 }
 
-/** Loads a checkpoint folder; the tensors are owned by the caller. */
-export function loadCheckpoint(dir: string): LoadedCheckpoint {
+/**
+ * What to say when checkpoint `dir` cannot be loaded: the newest older checkpoint of the run that still has
+ * its files, to resume from once the damaged one is moved away.
+ */
+export function fallbackHint(dir: string, runDir = dirname(dirname(dir))): string {
+  const name = basename(dir);
+  const root = checkpointsDir(runDir);
+  const older = listCheckpoints(runDir)
+    .filter((n) => n < name && existsSync(join(root, n, "state.json")))
+    .at(-1);
+  return older === undefined
+    ? " No older checkpoint of this run is left; start a new run with --overwrite"
+    : ` The older checkpoint ${join(root, older)} is intact: move ${dir} out of ${root} (e.g. rename it to ` +
+        `.broken-${name}) and run --resume again to continue from ${older}`;
+}
+
+/** The `state.json` of a checkpoint folder; a missing or damaged file is a CohortError naming it. */
+export function readCheckpointState(dir: string, runDir?: string): Record<string, unknown> {
   const statePath = join(dir, "state.json");
   if (!existsSync(statePath)) {
-    throw new CohortError(`${dir} is not a complete checkpoint (state.json is missing); resume from another one`);
+    throw new CohortError(`${dir} is not a complete checkpoint (state.json is missing).${fallbackHint(dir, runDir)}`);
   }
-  const state = JSON.parse(readFileSync(statePath, "utf8")) as Record<string, unknown>;
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(statePath, "utf8"));
+  } catch (e) {
+    throw new CohortError(`${statePath} is damaged: ${(e as Error).message}.${fallbackHint(dir, runDir)}`);
+  }
+  if (
+    state === null ||
+    typeof state !== "object" ||
+    Array.isArray(state) ||
+    !Number.isInteger((state as { step?: unknown }).step)
+  )
+    throw new CohortError(
+      `${statePath} is damaged: not a checkpoint state (no integer "step").${fallbackHint(dir, runDir)}`,
+    );
+  return state as Record<string, unknown>;
+}
+
+/** Loads a checkpoint folder; the tensors are owned by the caller. */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const state = readCheckpointState(dir);
   const weights = readSafetensors(join(dir, "weights.safetensors")).tensors;
   const opt = readSafetensors(join(dir, "optimizer.safetensors")).tensors;
   return {

@@ -80,6 +80,12 @@ const samplerSchema = z.discriminatedUnion("kind", [
      * before its first load (SGLang answers GET /get_model_info; anything else is taken for cohort serve).
      */
     workerApi: z.enum(["auto", "cohort", "sglang"]).default("auto"),
+    /**
+     * How `cohort serve` workers get the pushed weights: `disk` (POST /v1/reload {path, sha256}: the worker reads
+     * the snapshot from its own disk, the same machine or a shared one, inside its --weights-dir) or `push` (the
+     * snapshot's bytes are the request body, with their SHA-256: no shared disk; cohort serve workers only).
+     */
+    weightSync: z.enum(["disk", "push"]).default("disk"),
     /** Push the weights every K optimizer steps (and before the first step). */
     syncEvery: z.number().int().positive().default(1),
     /**
@@ -149,6 +155,12 @@ export const trainConfigSchema = z.strictObject({
     .strictObject({
       path: z.string().min(1),
       options: z.record(z.string(), z.unknown()).default({}),
+      /**
+       * A row the model cannot take (its prompt has a character the tokenizer lacks, or prompt + maxNewTokens
+       * exceeds the model's positions): `error` refuses the dataset at start-up naming every such file:line;
+       * `skip` leaves those rows out and logs how many.
+       */
+      onBadRow: z.enum(["error", "skip"]).default("error"),
     })
     .optional(),
   /**
@@ -265,7 +277,15 @@ export function applySets(raw: Record<string, unknown>, sets: string[]): Record<
     const eq = s.indexOf("=");
     if (eq <= 0) throw new ConfigError(`--set ${s}: expected key.path=value (e.g. --set train.lr=3e-4)`);
     const keys = s.slice(0, eq).split(".");
-    const value = parseYaml(s.slice(eq + 1));
+    let value: unknown;
+    try {
+      value = parseYaml(s.slice(eq + 1));
+    } catch (e) {
+      throw new ConfigError(
+        `--set ${s}: the value is not valid YAML (${(e as Error).message.split("\n")[0]}); write a number, ` +
+          `true/false, a string, a list [a, b] or a mapping {k: v}, and quote a string that contains [ ] { } : or #`,
+      );
+    }
     let cur: Record<string, unknown> = raw;
     for (const k of keys.slice(0, -1)) {
       const next = cur[k];
@@ -406,9 +426,9 @@ function checkEnvConfig(
   const perCompletion = configNeeds(algo).get("meanEntropy");
   if (stepRows && perCompletion !== undefined) {
     throw new ConfigError(
-      `algo.${perCompletion} reads one mean entropy per completion, but estimator "${algo.advantage.estimator}" ` +
+      `"${perCompletion.name}" reads one mean entropy per completion, but estimator "${algo.advantage.estimator}" ` +
         "reads one row per agent step; use an episode-level estimator or remove it",
-      `algo.${perCompletion}`,
+      `algo.${perCompletion.path}`,
     );
   }
 }

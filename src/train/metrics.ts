@@ -4,16 +4,18 @@
  * step are dropped so the log reads as one uninterrupted run.
  * @module
  */
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../io/atomic.js";
+import { appendLines } from "./rundir.js";
 
 export type MetricRecord = Record<string, number | string | null | boolean>;
 
 export class MetricsLog {
   constructor(readonly path: string) {}
 
+  /** Appends one record; a failed write (a full disk) is a CohortError naming the file. */
   append(record: MetricRecord): void {
-    appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+    appendLines(this.path, [JSON.stringify(record)]);
   }
 
   /** All records so far. */

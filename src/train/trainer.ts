@@ -14,19 +14,17 @@
  * ```
  * @module
  */
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { AlgoConfig } from "../algo/config.js";
 import { Pipeline, type RewardStage, type StageInputs, type TokenStage } from "../algo/pipeline.js";
-import { addGlobals, broadcastAdvantages } from "../algo/policy-loss.js";
+import { addGlobals, broadcastAdvantages, groupPassRate } from "../algo/policy-loss.js";
 import { toRewardMatrix } from "../algo/rewards.js";
 import { microBatchRows, rowAdvantages, rowsPerPart, stepCounts } from "../algo/step.js";
 import type { GlobalCounts, LossBatch } from "../algo/types.js";
 import { checkResumeWorldSize, DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
 import { EpisodeSource, holeMask, isEpisodeCompletion, oneStepEpisodes } from "../env/source.js";
 import { CohortError } from "../errors.js";
-import { writeJsonAtomic } from "../io/atomic.js";
 import { readModelDir, writeModelDir } from "../io/hf.js";
 import { packBatch } from "../model/batch.js";
 import { eosIds } from "../model/config.js";
@@ -71,7 +69,7 @@ import {
 } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { fromBase64, latestCheckpoint, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
+import { fallbackHint, fromBase64, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { Diagnostics } from "./diagnostics.js";
 import {
@@ -85,10 +83,19 @@ import {
   wholeBatch,
 } from "./batch.js";
 import { type MetricRecord, MetricsLog, stats } from "./metrics.js";
+import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
+import { appendLines, openRun, planRun } from "./rundir.js";
 
 export interface TrainOptions {
-  /** Continue from the run directory's latest checkpoint. */
+  /**
+   * Continue the run in the run directory from its latest checkpoint (only a checkpoint of the same run id,
+   * and only with the same config apart from `RESUME_CHANGEABLE` keys and `allowConfigChange`; src/train/rundir.ts).
+   */
   resume?: boolean;
+  /** A fresh start in a directory that holds a run moves that run into `<run>/.previous-<time>/` instead of refusing. */
+  overwrite?: boolean;
+  /** With `resume`: config keys (or prefixes) allowed to differ from the saved run; recorded in history.jsonl. */
+  allowConfigChange?: readonly string[];
   /** Called after each step with its metrics (progress bars, tests). */
   onStep?: (m: MetricRecord) => void;
   /** Plain log lines (diagnostics, checkpoints). Default: stderr. */
@@ -208,7 +215,10 @@ async function setup(cfg: TrainConfig, log: (l: string) => void, group?: Process
   else if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
   else {
     const ds = cfg.dataset as NonNullable<TrainConfig["dataset"]>;
-    task = jsonlTask(await loadJsonl(resolvePath(cfg, ds.path), ds.options));
+    // every row is checked against the tokenizer and the context here, before the run directory is touched
+    const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
+    const rows = checkDatasetRows(await loadJsonl(resolvePath(cfg, ds.path), ds.options), limits, ds.onBadRow, log);
+    task = jsonlTask(rows);
   }
   const rewards = env
     ? env.rewards
@@ -433,7 +443,7 @@ async function scoreRollout(ctx: Ctx, step: number, ro: Rollout): Promise<{ byFn
     const lines = scored.failures.map((f) =>
       JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample }),
     );
-    appendFileSync(join(ctx.runDir, "reward_failures.jsonl"), `${lines.join("\n")}\n`);
+    appendLines(join(ctx.runDir, "reward_failures.jsonl"), lines);
     ctx.diagnostics.rewardFailures(
       step,
       scored.failures.length,
@@ -594,8 +604,9 @@ function rowMeans(x: Tensor, mask: Tensor): Float64Array {
   });
 }
 
-/** The loss inputs of a micro-batch from its forward pass. */
+/** The loss inputs of a micro-batch from its forward pass (pass rates over whole groups, for ETR). */
 function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout, rewards: Float64Array): LossBatch {
+  const passRate = groupPassRate(rewards, ro.groupIndex);
   return {
     logprobs: f.lp,
     oldLogprobs: m.oldLp ?? f.lp.detach(),
@@ -605,6 +616,7 @@ function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout,
     mask: m.mask,
     groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
     rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
+    passRate: Float64Array.from(m.rows, (r) => passRate[r] as number),
   };
 }
 
@@ -922,7 +934,7 @@ function newFeed(ctx: Ctx, lastStep: number): Feed {
  * Saves a checkpoint (with data parallelism: rank 0 writes every rank's state; others return ""). `ahead`: the
  * RNG and rollout state from before the batches generated ahead (sampler.overlap), which resume regenerates.
  */
-function save(ctx: Ctx, step: number, ahead: RolloutResumeState | null = null): string {
+function save(ctx: Ctx, step: number, ahead: RolloutResumeState | null = null, runId?: string): string {
   let state: Record<string, unknown> = {
     rng: ahead?.rng ?? ctx.rng.state(),
     torchRng: toBase64(getRngState()),
@@ -935,6 +947,7 @@ function save(ctx: Ctx, step: number, ahead: RolloutResumeState | null = null): 
     if (!ctx.dist.isMain) return "";
     state = ctx.dist.checkpointState(all);
   }
+  if (runId !== undefined) state.runId = runId; // --resume refuses a checkpoint of another run (rundir.ts)
   const dir = saveCheckpoint(
     ctx.runDir,
     { step, weights: trainableState(ctx), optimizer: ctx.opt.state(), state },
@@ -1002,26 +1015,51 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   try {
     if (opts.dist) joinGroup(ctx, opts.dist);
     const rankMetrics: MetricRecord[] = []; // ranks other than 0 keep their records in memory
-    mkdirSync(ctx.runDir, { recursive: true });
+    // ---- every check, the model-dependent ones included, before the run directory is touched ------------
+    const limits = {
+      tok: ctx.tok,
+      maxPositions: ctx.model.config.maxPositionEmbeddings,
+      maxNewTokens: cfg.sampling.maxNewTokens,
+    };
+    if (cfg.task) checkTaskPrompts(ctx.task, ctx.evalProblems, limits, cfg.seed); // dataset rows: in setup
+    checkFiniteWeights(ctx.model.namedParameters(), `the model ${resolvePath(cfg, cfg.model.path)}`);
+    const plan = planRun(ctx.runDir, cfg, opts, log);
+    let start = 0;
+    if (plan.kind === "resume" && plan.checkpoint !== null) {
+      const ck = plan.checkpoint;
+      try {
+        start = restore(ctx, ck);
+      } catch (e) {
+        if (e instanceof CohortError && !/older checkpoint|No older checkpoint/.test(e.message))
+          throw new CohortError(`${e.message}.${fallbackHint(ck, ctx.runDir)}`);
+        throw e;
+      }
+      checkFiniteWeights(Object.entries(trainableState(ctx)), `checkpoint ${ck}`);
+    }
+    // every rank has read the run directory before rank 0 changes it
+    if (ctx.dist) ctx.dist.group.barrier();
+    // ---- from here on the run directory is written --------------------------------------------------------
+    if (isMain(ctx)) openRun(ctx.runDir, plan, cfg, start);
     const metricsLog = new MetricsLog(join(ctx.runDir, "metrics.jsonl"));
     const samplesPath = join(ctx.runDir, "samples.jsonl");
-    let start = 0;
-    const latest = opts.resume ? latestCheckpoint(ctx.runDir) : null;
-    if (opts.resume && latest === null) log(`no checkpoint in ${ctx.runDir}; starting from step 0`);
-    if (latest !== null) {
-      start = restore(ctx, latest);
-      if (isMain(ctx)) metricsLog.truncateAfter(start);
-      log(`resumed from ${latest} (step ${start})`);
-    } else if (isMain(ctx)) {
-      writeFileSync(metricsLog.path, "");
-      writeFileSync(samplesPath, "");
-      writeJsonAtomic(join(ctx.runDir, "config.json"), { ...cfg, resolvedAlgo: cfg.resolvedAlgo });
+    const writeSamples = (rows: Record<string, unknown>[]) =>
+      appendLines(
+        samplesPath,
+        rows.map((r) => JSON.stringify(r)),
+      );
+    if (plan.kind === "resume") {
+      const changed = plan.changed.map((c) => c.key).join(", ");
+      log(
+        plan.checkpoint !== null
+          ? `resumed from ${plan.checkpoint} (step ${start}), run ${plan.runId}${changed ? `; changed: ${changed}` : ""}`
+          : `restarted run ${plan.runId} from step 0`,
+      );
     }
     const evalEvery = cfg.eval.everySteps;
     if (start === 0 && evalEvery > 0 && isMain(ctx)) {
       const ev = evaluate(ctx, 0);
       metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format });
-      for (const s of ev.samples) writeFileSync(samplesPath, `${JSON.stringify(s)}\n`, { flag: "a" });
+      writeSamples(ev.samples);
       opts.onStep?.({ step: 0, eval_accuracy: ev.accuracy });
     }
     let step = start;
@@ -1038,7 +1076,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         const ev = evaluate(ctx, step);
         m.eval_accuracy = ev.accuracy;
         m.eval_format = ev.format;
-        for (const s of ev.samples) writeFileSync(samplesPath, `${JSON.stringify(s)}\n`, { flag: "a" });
+        writeSamples(ev.samples);
       }
       if (isMain(ctx)) metricsLog.append(m);
       else rankMetrics.push(m);
@@ -1048,7 +1086,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       const stopping = ctx.dist ? ctx.dist.group.any(stopRequested) : stopRequested;
       const every = cfg.checkpoint.everySteps;
       if ((every > 0 && step % every === 0) || step === cfg.train.steps || stopping) {
-        const d = save(ctx, step, feed.resumeState()); // batches generated ahead are regenerated on resume
+        const d = save(ctx, step, feed.resumeState(), plan.runId); // batches generated ahead are regenerated on resume
         if (stopping && d !== "") log(`saved ${d}`);
       }
       if (stopping) {

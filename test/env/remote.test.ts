@@ -14,13 +14,13 @@ import { tmpRunRoot } from "../train/helpers.js";
 const MODEL = resolve("models/maze-tiny");
 const quiet = () => {};
 
-function config(sampler?: Record<string, unknown>) {
+function config(sampler?: Record<string, unknown>, outputDir = tmpRunRoot()) {
   return parseTrainConfig({
     preset: "gigpo",
     seed: 3,
     threads: 1,
     model: { path: MODEL },
-    outputDir: tmpRunRoot(),
+    outputDir,
     env: { name: "maze" },
     train: { steps: 3, promptsPerStep: 2, groupSize: 4, lr: 3e-4 },
     eval: { everySteps: 0 },
@@ -30,10 +30,11 @@ function config(sampler?: Record<string, unknown>) {
 }
 
 test("maze episodes on cohort serve: multi-turn prompts go to the worker, log-probs match the trainer's", async () => {
-  const srv = await startServe(MODEL);
+  const root = tmpRunRoot();
+  const srv = await startServe(MODEL, ["--weights-dir", root]);
   try {
     const remote = await train(
-      config({ kind: "openai", baseUrl: `${srv.url}/v1`, model: "maze-tiny", syncWeights: true }),
+      config({ kind: "openai", baseUrl: `${srv.url}/v1`, model: "maze-tiny", syncWeights: true }, root),
       { log: quiet },
     );
     assert.equal(remote.steps, 3);

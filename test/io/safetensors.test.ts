@@ -1,11 +1,22 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
   readSafetensors,
+  readSafetensorsBytes,
+  readSafetensorsFd,
   readSafetensorsHeader,
   SafetensorsError,
   writeSafetensors,
@@ -104,6 +115,31 @@ describe("safetensors round trip", () => {
     assert.deepEqual(tensors.t_i64?.toArray(), SAMPLES.i64);
     expectError(() => readSafetensors(p, { names: ["nope"] }), p, /no tensor "nope"/);
     dispose([ts, tensors]);
+    assert.equal(liveTensors(), before);
+  });
+
+  test("from bytes in memory and from an open descriptor: the same tensors, the same checks", () => {
+    const before = liveTensors();
+    const p = join(dir, "sources.safetensors");
+    const ts = sampleTensors();
+    writeSafetensors(p, ts, { format: "pt" });
+    const bytes = readFileSync(p);
+    const fromMemory = readSafetensorsBytes(bytes, "the body");
+    const fd = openSync(p, "r");
+    let fromFd: ReturnType<typeof readSafetensorsFd>;
+    try {
+      fromFd = readSafetensorsFd(fd, p);
+    } finally {
+      closeSync(fd);
+    }
+    for (const dt of DTYPES) {
+      assert.deepEqual(fromMemory.tensors[`t_${dt}`]?.toArray(), SAMPLES[dt]);
+      assert.deepEqual(fromFd.tensors[`t_${dt}`]?.toArray(), SAMPLES[dt]);
+    }
+    assert.deepEqual(fromMemory.metadata, { format: "pt" });
+    expectError(() => readSafetensorsBytes(bytes.subarray(0, -3), "the body"), "the body", /truncated/);
+    expectError(() => readSafetensorsBytes(bytes.subarray(0, 5), "the body"), "the body", /shorter than the 8-byte/);
+    dispose([ts, fromMemory.tensors, fromFd.tensors]);
     assert.equal(liveTensors(), before);
   });
 });

@@ -57,11 +57,22 @@ export interface HttpResult {
   json: () => any;
 }
 
-/** One request; `body` objects are sent as JSON, strings verbatim. */
-export function http(url: string, method: string, body?: unknown): Promise<HttpResult> {
+/** One request; `body` objects are sent as JSON, strings and buffers verbatim; `headers` add to (or replace) the JSON content type. */
+export function http(
+  url: string,
+  method: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-    const req = request(url, { method, headers: data ? { "content-type": "application/json" } : {} }, (res) => {
+    const data =
+      body === undefined
+        ? undefined
+        : typeof body === "string" || body instanceof Uint8Array
+          ? body
+          : JSON.stringify(body);
+    const head = { ...(data ? { "content-type": "application/json" } : {}), ...headers };
+    const req = request(url, { method, headers: head }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c) => {

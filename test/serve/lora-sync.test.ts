@@ -88,12 +88,13 @@ test("folded adapters give the adapted model's log-probs; each push restarts fro
 
 test("a LoRA run against cohort serve pushes only the adapters and samples the trained policy", async () => {
   const model = resolve("models/arithmetic-tiny");
-  const srv = await startServe(model);
+  const root = tmpRunRoot();
+  const srv = await startServe(model, ["--weights-dir", root]);
   try {
     const r = await train(
       parseTrainConfig({
         name: "lora-sync",
-        outputDir: tmpRunRoot(),
+        outputDir: root,
         seed: 1,
         threads: 1,
         model: { path: model, lora: { rank: 4, alpha: 8, targets: ["q", "v"] } },

@@ -2,7 +2,8 @@
 // both workers serve requests and load the pushed weights; a worker killed mid-run is dropped and its requests
 // are retried on the other, with no sample lost.
 import assert from "node:assert/strict";
-import { resolve } from "node:path";
+import { mkdtempSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { ConfigError } from "../../src/errors.js";
 import { RolloutPool } from "../../src/serve/pool.js";
@@ -15,11 +16,13 @@ import { http, type ServeProcess, startServe } from "./helpers.js";
 const MODEL = resolve("models/arithmetic-tiny");
 const B = 3;
 const G = 4;
+/** The workers' --weights-dir; each run writes its snapshots below it. */
+const root = tmpRunRoot();
 
 function config(sampler: Record<string, unknown>, steps: number) {
   return parseTrainConfig({
     name: "pool",
-    outputDir: tmpRunRoot(),
+    outputDir: mkdtempSync(join(root, "run-")),
     seed: 1,
     threads: 1,
     model: { path: MODEL },
@@ -37,7 +40,7 @@ const health = async (s: ServeProcess) => (await http(`${s.url}/health`, "GET"))
 let a: ServeProcess;
 let b: ServeProcess;
 before(async () => {
-  [a, b] = await Promise.all([startServe(MODEL), startServe(MODEL)]);
+  [a, b] = await Promise.all([startServe(MODEL, ["--weights-dir", root]), startServe(MODEL, ["--weights-dir", root])]);
 });
 after(async () => {
   assert.equal(await a.stop(), 0, a.stderr());

@@ -32,10 +32,12 @@ describe("cohort serve", () => {
   let srv: ServeProcess;
   let model: CausalLM;
   let tok: Tokenizer;
+  let weightsDir: string;
   const api = (p: string) => `${srv.url}/v1${p}`;
 
   before(async () => {
-    srv = await startServe(MODEL);
+    weightsDir = mkdtempSync(join(tmpdir(), "cohort-reload-"));
+    srv = await startServe(MODEL, ["--weights-dir", weightsDir]);
     const dir = readModelDir(MODEL);
     tok = tokenizerFromFiles(dir.tokenizer!.json, dir.tokenizer!.config);
     model = CausalLM.fromHF(dir.config, dir.tensors);
@@ -249,7 +251,7 @@ describe("cohort serve", () => {
   });
 
   test("/v1/reload swaps the weights between batches; in-flight requests finish on the old ones", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "cohort-reload-"));
+    const dir = weightsDir;
     const file = join(dir, "model.safetensors");
     // new weights: the model with its final norm scaled (changes every log-prob)
     const changed = tidy(() =>
@@ -288,8 +290,9 @@ describe("cohort serve", () => {
     assert.equal(bad.status, 400);
     assert.equal(bad.json().error.param, "path");
     assert.match(bad.json().error.message, /missing/);
+    // a path that resolves to nothing inside --weights-dir (test/serve/security.test.ts: and outside it)
     const missing = await http(`${srv.url}/v1/reload`, "POST", { path: join(dir, "nope.safetensors") });
-    assert.equal(missing.status, 400);
+    assert.equal(missing.status, 403);
     assert.equal((await http(`${srv.url}/health`, "GET")).json().weightsVersion, 1);
     // back to the original weights for the other tests
     writeSafetensors(file, Object.fromEntries(model.namedParameters()), { format: "pt" });

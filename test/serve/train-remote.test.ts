@@ -33,9 +33,9 @@ function config(root: string, sampler: Record<string, unknown>, steps: number) {
 }
 
 test("a short run samples from cohort serve: mismatch < 1e-4 with weight sync, IS metrics logged", async () => {
-  const srv = await startServe(MODEL);
+  const root = tmpRunRoot();
+  const srv = await startServe(MODEL, ["--weights-dir", root]);
   try {
-    const root = tmpRunRoot();
     const base = { kind: "openai", baseUrl: `${srv.url}/v1`, model: "arithmetic-tiny" };
     const synced = await train(
       config(root, { ...base, syncWeights: true, importanceSampling: { mode: "token_truncate", cap: 2 } }, 3),

@@ -30,7 +30,7 @@ for (const preset of presetNames()) {
       // refused when the config is checked, before any model is loaded
       assert.throws(
         () => parseTrainConfig(raw),
-        /algo\.advantage\.estimator: estimator "rank_grpo" needs .*rankRewards/,
+        /algo\.advantage\.estimator: "rank_grpo" needs the reward of every rank position .*need "rankRewards"/,
       );
       return;
     }
