@@ -20,7 +20,7 @@
 import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
 import { type Device, type Tensor, tensor, tidy, where, zerosLike } from "../tensor/index.js";
-import { ComponentRegistry, type ComponentDef, parseParams } from "./component.js";
+import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
 // ---- shared types and helpers ---------------------------------------------------------------------
@@ -366,7 +366,10 @@ export const reinforcePlusPlus = defineAdvantage({
   estimate: (batch, p) => reinforcePPReturns(batch, p),
 });
 
-function reinforcePPReturns(batch: RewardBatch, p: z.output<z.ZodObject<typeof whitenParams>> & { gamma: number }): TokenAdvantages {
+function reinforcePPReturns(
+  batch: RewardBatch,
+  p: z.output<z.ZodObject<typeof whitenParams>> & { gamma: number },
+): TokenAdvantages {
   const mask = requireMask(batch, "reinforce_plus_plus");
   const gamma = p.gamma;
   const [n, t] = mask.shape as [number, number];
@@ -530,7 +533,9 @@ export const bnpo = defineAdvantage({
 function requireByFn(batch: RewardBatch, who: string): Float64Array[] {
   const byFn = batch.rewardsByFn;
   if (byFn === undefined || byFn.length === 0) {
-    throw new CohortError(`${who} needs the per-function rewards batch.rewardsByFn ([K][N]); every combiner passes them on`);
+    throw new CohortError(
+      `${who} needs the per-function rewards batch.rewardsByFn ([K][N]); every combiner passes them on`,
+    );
   }
   for (const r of byFn) {
     if (r.length !== batch.rewards.length) {
@@ -864,7 +869,8 @@ export const rankGrpo = defineAdvantage({
     const { dtype, ...norm } = opts;
     const table = rankAdvantageTable(batch, norm);
     const item = batch.itemIndex;
-    if (item === undefined) throw new CohortError("rank_grpo needs batch.itemIndex ([N, T] item of each token); set it");
+    if (item === undefined)
+      throw new CohortError("rank_grpo needs batch.itemIndex ([N, T] item of each token); set it");
     const n = table.length;
     const k = table[0]?.length ?? 0;
     const flat = new Float64Array(n * (k + 1));

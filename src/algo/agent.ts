@@ -167,4 +167,3 @@ function hiAgentAdvantages(batch: AgentRewardBatch, opts: z.output<typeof hiAgen
       : groupMembers(compositeKeys(batch.groupIndex, batch.observationKey, "observationKey"));
   return { kind: "sequence", values: groupNormalize(high, groups, norm) };
 }
-

@@ -50,7 +50,9 @@ export const ratioSchema = z.strictObject({
   hybrid: z
     .strictObject({
       mix: z.enum(["average", "entropy"]).default("average"),
-      token: z.strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) }).default({ low: 0.2, high: 0.28 }),
+      token: z
+        .strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) })
+        .default({ low: 0.2, high: 0.28 }),
       sequence: z
         .strictObject({ low: z.number().min(0).lt(1), high: z.number().min(0) })
         .default({ low: 3e-4, high: 4e-4 }),
@@ -145,7 +147,11 @@ function unknownName(ctx: z.core.$RefinementCtx, reg: Named, name: string, path:
 }
 
 /** `{name, options}` checked against `reg`: the name is registered, the options parse with its params. */
-function namedEntry<C extends ComponentDef>(reg: ComponentRegistry<C>, key = "name", alias: Readonly<Record<string, string>> = {}) {
+function namedEntry<C extends ComponentDef>(
+  reg: ComponentRegistry<C>,
+  key = "name",
+  alias: Readonly<Record<string, string>> = {},
+) {
   return z
     .strictObject({ [key]: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() })
     .transform((v, ctx) => {

@@ -397,7 +397,12 @@ export const scoreTokenFilter = defineTokenFilter({
     }
     const drop = p.drop;
     const thr =
-      p.threshold ?? entropyQuantileThreshold(score, input.mask, drop === "above" ? (p.quantile as number) : 1 - (p.quantile as number));
+      p.threshold ??
+      entropyQuantileThreshold(
+        score,
+        input.mask,
+        drop === "above" ? (p.quantile as number) : 1 - (p.quantile as number),
+      );
     const mask = tidy(() => {
       const dropIt = drop === "above" ? score.gt(thr) : score.lt(thr);
       return where(dropIt, 0, input.mask).to(input.mask.dtype);

@@ -9,9 +9,10 @@
  * Soft gates (SAPO) and `none` never cut the gradient and report 0 for the three.
  * @module
  */
+
+import { z } from "zod";
 import { CohortError } from "../errors.js";
 import { type Device, maximum, minimum, type Tensor, tensor, tidy, where } from "../tensor/index.js";
-import { z } from "zod";
 import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 
 export interface GateInput {

@@ -177,7 +177,11 @@ export class Pipeline {
   }
 
   /** Rewards [K][N] (NaN = not applicable) → combined, shaped rewards, advantages and the sample filters' keep. */
-  advantages(byFn: Float64Array[], base: Omit<RewardBatch, "rewards" | "rewardsByFn">, inputs: StageInputs = {}): RewardStage {
+  advantages(
+    byFn: Float64Array[],
+    base: Omit<RewardBatch, "rewards" | "rewardsByFn">,
+    inputs: StageInputs = {},
+  ): RewardStage {
     const algo = this.algo;
     const metrics: Record<string, number> = {};
     const batch = combineAndShape(algo, byFn, base, inputs.mask);

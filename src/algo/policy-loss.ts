@@ -307,7 +307,8 @@ export function addGlobals(
   b: Record<string, Record<string, number>>,
 ): Record<string, Record<string, number>> {
   for (const [k, rec] of Object.entries(b)) {
-    const into = (a[k] ??= {});
+    a[k] ??= {};
+    const into = a[k];
     for (const [f, v] of Object.entries(rec)) into[f] = (into[f] ?? 0) + v;
   }
   return a;

@@ -39,8 +39,10 @@ export interface RegularizerOutput {
 }
 
 /** A regularizer. Its params sit beside `type` in an `algo.regularizers` entry. */
-export interface RegularizerDef<P extends z.ZodObject = z.ZodObject, S extends Record<string, number> = Record<string, number>>
-  extends ComponentDef<P> {
+export interface RegularizerDef<
+  P extends z.ZodObject = z.ZodObject,
+  S extends Record<string, number> = Record<string, number>,
+> extends ComponentDef<P> {
   state?: StateDef<z.output<P>, S>;
   /** Step-wide sums this regularizer needs (see the module doc), with their field names; absent: none. */
   prepass?(ctx: Omit<RegularizerContext, "global">, params: z.output<P>): Record<string, number>;

@@ -9,7 +9,7 @@ import { CohortError } from "../errors.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
 import { devOf, groupMembers, type TokenAdvantages, validStats } from "./advantage.js";
 import { type ComponentDef, ComponentRegistry, parseParams, type StateDef } from "./component.js";
-import type { Advantages, LossBatch, RewardBatch } from "./types.js";
+import type { Advantages, RewardBatch } from "./types.js";
 
 /** Run inputs a reweighter may read (supplied by need, see component.ts `NEEDS`). */
 export interface ReweightInputs {
@@ -20,8 +20,10 @@ export interface ReweightInputs {
 }
 
 /** An advantage reweighter `(A, batch) → A'`, optionally with per-run state. */
-export interface ReweighterDef<P extends z.ZodType = z.ZodType, S extends Record<string, number> = Record<string, number>>
-  extends ComponentDef<P> {
+export interface ReweighterDef<
+  P extends z.ZodType = z.ZodType,
+  S extends Record<string, number> = Record<string, number>,
+> extends ComponentDef<P> {
   state?: StateDef<z.output<P>, S>;
   reweight(adv: Advantages, batch: RewardBatch, params: z.output<P>, inputs: ReweightInputs, state: S): Advantages;
 }

@@ -26,7 +26,12 @@ import type { Advantages, GlobalCounts, LossBatch, RewardBatch } from "./types.j
  * stays whole inside one micro-batch (groups are packed greedily in order; a group larger than `size` is a
  * micro-batch of its own).
  */
-export function microBatchRows(kept: readonly number[], groupIndex: Int32Array, size: number, wholeGroups: boolean): number[][] {
+export function microBatchRows(
+  kept: readonly number[],
+  groupIndex: Int32Array,
+  size: number,
+  wholeGroups: boolean,
+): number[][] {
   if (!(size >= 1)) throw new CohortError(`micro-batch size must be ≥ 1, got ${size}`);
   const out: number[][] = [];
   if (!wholeGroups) {
@@ -97,7 +102,10 @@ export function rowAdvantages(
     };
     let a: Tensor;
     if (adv.kind === "sequence") {
-      a = tensor(Float64Array.from(rows, (r) => adv.values[r] as number), { dtype: "f64" });
+      a = tensor(
+        Float64Array.from(rows, (r) => adv.values[r] as number),
+        { dtype: "f64" },
+      );
       if (weights !== null) a = a.unsqueeze(1).mul(cols(weights.to("cpu").indexSelect(0, idx).to("f64")));
     } else {
       a = cols(adv.values.to("cpu").indexSelect(0, idx).to("f64"));
@@ -149,12 +157,7 @@ export interface StepResult {
 function rowMeans(x: Tensor, mask: Tensor): Float64Array {
   return tidy(() => {
     const m = mask.to("f64");
-    return x
-      .to("f64")
-      .mul(m)
-      .sum(1)
-      .div(m.sum(1).clamp(1, null))
-      .data() as Float64Array;
+    return x.to("f64").mul(m).sum(1).div(m.sum(1).clamp(1, null)).data() as Float64Array;
   });
 }
 
@@ -162,7 +165,8 @@ function rowMeans(x: Tensor, mask: Tensor): Float64Array {
  * One optimizer step's loss and gradient from fixed per-token log-probs, through the same pipeline the trainer
  * runs: advantages, token filters, micro-batches with global counts and step-wide prepass sums, the policy
  * loss summed over micro-batches with `backward()` on each. After the call `tokens.logprobs.grad` holds
- * dLoss/dℓ. Stateful components are stepped once at the end (`pipeline.endStep`) when a Pipeline is given.
+ * dLoss/dℓ. Stateful components gather their statistics here; step them after, once per optimizer step, with
+ * `pipeline.endStep()` (pass a Pipeline to keep their state between calls).
  */
 export function computeStepLoss(
   algo: AlgoConfig | AlgoConfigInput | Pipeline,
@@ -255,7 +259,10 @@ export function computeStepLoss(
         res.loss.backward();
         pipeline.observe(lb);
         total += res.loss.item();
-        for (const [k, v] of Object.entries(res.metrics)) (lossMetrics[k] ??= []).push(v);
+        for (const [k, v] of Object.entries(res.metrics)) {
+          lossMetrics[k] ??= [];
+          lossMetrics[k].push(v);
+        }
       });
     }
     for (const [k, vs] of Object.entries(lossMetrics)) metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;

@@ -16,7 +16,13 @@
 
 import { advantageEstimators } from "../algo/advantage.js";
 import type { AgentRewardBatch } from "../algo/agent.js";
-import { applySampleFilters, combineAndShape, type Pipeline, type RewardStage, type StageInputs } from "../algo/pipeline.js";
+import {
+  applySampleFilters,
+  combineAndShape,
+  type Pipeline,
+  type RewardStage,
+  type StageInputs,
+} from "../algo/pipeline.js";
 import type { RewardBatch } from "../algo/types.js";
 import { CohortError, ConfigError } from "../errors.js";
 import type { Completion, LocalSampler, Sampler } from "../model/sampler.js";

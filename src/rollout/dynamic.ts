@@ -7,7 +7,6 @@
  * @module
  */
 import type { AlgoConfig } from "../algo/config.js";
-import { sampleFilters } from "../algo/filters.js";
 import { applySampleFilters, combineAndShape } from "../algo/pipeline.js";
 import type { RewardBatch } from "../algo/types.js";
 import { CohortError } from "../errors.js";

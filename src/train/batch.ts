@@ -7,17 +7,18 @@
  * its own first columns (its completions are padded to its longest one).
  * @module
  */
+
+import { curvatureScore } from "../algo/filters.js";
 import type { Pipeline, RewardStage, TokenStage } from "../algo/pipeline.js";
 import { rowAdvantages } from "../algo/step.js";
 import type { Advantages } from "../algo/types.js";
-import { curvatureScore } from "../algo/filters.js";
 import { holeMask, isEpisodeCompletion } from "../env/source.js";
+import { CohortError } from "../errors.js";
 import { packBatch } from "../model/batch.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import { logprobsSharedPrefixRows } from "../model/prefix.js";
 import type { Completion } from "../model/sampler.js";
-import { CohortError } from "../errors.js";
 import { cat, type Device, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 
 /** What the batch builders read of the run. */
@@ -156,7 +157,10 @@ function overChunks(
     const p = pack(src, ro, rows);
     try {
       const padded = tidy(() => Object.fromEntries(Object.entries(fn(p)).map(([k, t]) => [k, padColumns(t, C)])));
-      for (const [k, t] of Object.entries(padded)) (parts[k] ??= []).push(keep(t));
+      for (const [k, t] of Object.entries(padded)) {
+        parts[k] ??= [];
+        parts[k].push(keep(t));
+      }
     } finally {
       disposePacked(p);
     }
@@ -230,7 +234,12 @@ export function targetRatioOf(src: BatchSource, ro: Rows, C: number, mask: Tenso
         lt: forward(src.model, p, t, false).lp,
         l1: forward(src.model, p, 1, false).lp,
       }));
-      const rho = tidy(() => (r.lt as Tensor).sub(r.l1 as Tensor).exp().mul(mask.to((r.lt as Tensor).dtype)));
+      const rho = tidy(() =>
+        (r.lt as Tensor)
+          .sub(r.l1 as Tensor)
+          .exp()
+          .mul(mask.to((r.lt as Tensor).dtype)),
+      );
       r.lt?.dispose();
       r.l1?.dispose();
       return rho;
@@ -258,7 +267,15 @@ export function buildMicro(
 ): Micro {
   const p = pack(src, ro, rows);
   const dev = src.model.device;
-  const pick = (t: Tensor) => keep(tidy(() => t.indexSelect(0, tensor(rows, { dtype: "i64" }).to(t.device as Device)).narrow(1, 0, p.C).to(dev)));
+  const pick = (t: Tensor) =>
+    keep(
+      tidy(() =>
+        t
+          .indexSelect(0, tensor(rows, { dtype: "i64" }).to(t.device as Device))
+          .narrow(1, 0, p.C)
+          .to(dev),
+      ),
+    );
   const lpRows = rows.map((r) => {
     const lp = (ro.completions[r] as Completion).logprobs;
     return [...lp, ...new Array<number>(p.C - lp.length).fill(0)];
@@ -268,7 +285,11 @@ export function buildMicro(
     mask: pick(tok.mask),
     samplerLp: keep(tidy(() => tensor(lpRows.flat(), { shape: [rows.length, p.C], dtype: "f32" }).to(dev))),
     adv: keep(rowAdvantages(stage.advantages as Advantages, tok.advantageWeights, rows, p.C, "f32", dev)),
-    oldLp: whole.old ? pick(whole.old) : cache.storeOld ? keep(noGrad(() => forward(src.model, p, src.temperature, false).lp)) : null,
+    oldLp: whole.old
+      ? pick(whole.old)
+      : cache.storeOld
+        ? keep(noGrad(() => forward(src.model, p, src.temperature, false).lp))
+        : null,
     refLp: whole.ref ? pick(whole.ref) : cache.ref ? keep(noGrad(() => referenceLogprobs(src, p))) : null,
     offPolicy: Uint8Array.from(rows, (r) => (offPolicy(ro.completions[r] as Completion) ? 1 : 0)),
   };

@@ -20,17 +20,16 @@ import type { AlgoConfig } from "../algo/config.js";
 import { Pipeline, type RewardStage, type StageInputs, type TokenStage } from "../algo/pipeline.js";
 import { addGlobals, broadcastAdvantages, groupPassRate } from "../algo/policy-loss.js";
 import { toRewardMatrix } from "../algo/rewards.js";
-import { microBatchRows, rowAdvantages, rowsPerPart, stepCounts } from "../algo/step.js";
+import { microBatchRows, rowsPerPart, stepCounts } from "../algo/step.js";
 import type { GlobalCounts, LossBatch } from "../algo/types.js";
 import { checkResumeWorldSize, DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
-import { EpisodeSource, holeMask, isEpisodeCompletion, oneStepEpisodes } from "../env/source.js";
+import { EpisodeSource, oneStepEpisodes } from "../env/source.js";
 import { CohortError } from "../errors.js";
 import { readModelDir, writeModelDir } from "../io/hf.js";
 import { packBatch } from "../model/batch.js";
 import { eosIds } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
 import { applyLora, type LoraAdapter } from "../model/lora.js";
-import { logprobsSharedPrefixRows } from "../model/prefix.js";
 import { type Completion, LocalSampler } from "../model/sampler.js";
 import { toRewardSample } from "../reward/builtin.js";
 import { resolveRewards } from "../reward/load.js";
@@ -69,9 +68,6 @@ import {
 } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { fallbackHint, fromBase64, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
-import type { TrainConfig } from "./config.js";
-import { Diagnostics } from "./diagnostics.js";
 import {
   type BatchSource,
   buildMicro,
@@ -82,6 +78,9 @@ import {
   targetRatioOf,
   wholeBatch,
 } from "./batch.js";
+import { fallbackHint, fromBase64, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
+import type { TrainConfig } from "./config.js";
+import { Diagnostics } from "./diagnostics.js";
 import { type MetricRecord, MetricsLog, stats } from "./metrics.js";
 import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines, openRun, planRun } from "./rundir.js";
@@ -668,7 +667,8 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
   const T = cfg.sampling.temperature;
   let stage: RewardStage;
   let tok: TokenStage;
-  const rewardKl = whole.old && whole.ref ? keep(tidy(() => (whole.old as Tensor).sub(whole.ref as Tensor).mul(whole.mask))) : null;
+  const rewardKl =
+    whole.old && whole.ref ? keep(tidy(() => (whole.old as Tensor).sub(whole.ref as Tensor).mul(whole.mask))) : null;
   try {
     const entropy = whole.entropy;
     const inputs: StageInputs = {
@@ -680,7 +680,14 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
       ? ctx.env.advantages(pl, byFn, ro.completions, ro.groupIndex, inputs)
       : pl.advantages(
           byFn,
-          { groupIndex: ro.groupIndex, lengths, meanLogprobs, truncated, texts: ro.texts, ...oneStepEpisodes(ro.problems) },
+          {
+            groupIndex: ro.groupIndex,
+            lengths,
+            meanLogprobs,
+            truncated,
+            texts: ro.texts,
+            ...oneStepEpisodes(ro.problems),
+          },
           { ...inputs, mask: whole.mask },
         );
     tok = pl.tokenStage(stage, {
@@ -785,10 +792,13 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
         tidy(() => {
           const f = forward(ctx.model, m, T, needsEntropy);
           const lb = lossBatchOf(m, f, ro, rewards);
-          if (pl.loss.needsPrepass && onePass) global = pl.loss.prepass({ ...lb, logprobs: f.lp.detach() }, counts, { step });
+          if (pl.loss.needsPrepass && onePass)
+            global = pl.loss.prepass({ ...lb, logprobs: f.lp.detach() }, counts, { step });
           // train/sampler mismatch correction (algo/importance.ts): w scales each token's advantage
           const is = ctx.remote?.importanceSampling;
-          const isw = is ? samplerImportanceWeights(lb.oldLogprobs, m.samplerLp, m.mask, is.mode, is.cap, m.offPolicy) : null;
+          const isw = is
+            ? samplerImportanceWeights(lb.oldLogprobs, m.samplerLp, m.mask, is.mode, is.cap, m.offPolicy)
+            : null;
           if (isw && it === 0) isStats = mergeIsStats(isStats, isw.stats);
           if (isw) lb.advantages = broadcastAdvantages(m.adv, f.lp).mul(isw.weights);
           const res = pl.loss.compute(lb, counts, { step, global });

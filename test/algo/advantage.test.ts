@@ -497,7 +497,13 @@ describe("registry", () => {
     ]);
     assert.throws(() => advantageEstimators.get("ppo"), /known: bnpo, dgpo/);
     const est = advantageEstimators.get("grpo");
-    close(seqValues(runEstimator(est, batchOf([1, 0, 0, 1]), { eps: 1e-4 })), [0.8658754, -0.8658754, -0.8658754, 0.8658754]);
-    assert.throws(() => runEstimator(est, batchOf([1, 0]), { epsilon: 1 }), /unknown option "epsilon" for grpo; known options: scale, std, eps, singleton/);
+    close(
+      seqValues(runEstimator(est, batchOf([1, 0, 0, 1]), { eps: 1e-4 })),
+      [0.8658754, -0.8658754, -0.8658754, 0.8658754],
+    );
+    assert.throws(
+      () => runEstimator(est, batchOf([1, 0]), { epsilon: 1 }),
+      /unknown option "epsilon" for grpo; known options: scale, std, eps, singleton/,
+    );
   });
 });

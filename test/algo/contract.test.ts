@@ -32,7 +32,11 @@ const REQUIRED: Record<string, Record<string, unknown>> = {
 /** One config per registered component: GRPO with that component in its slot. */
 function componentConfigs(): { slot: string; name: string; cfg: AlgoConfigInput }[] {
   const out: { slot: string; name: string; cfg: AlgoConfigInput }[] = [];
-  const add = (slot: string, reg: { list(): ComponentDef[] }, make: (n: string, o: Record<string, unknown>) => AlgoConfigInput) => {
+  const add = (
+    slot: string,
+    reg: { list(): ComponentDef[] },
+    make: (n: string, o: Record<string, unknown>) => AlgoConfigInput,
+  ) => {
     for (const d of reg.list()) out.push({ slot, name: d.name, cfg: make(d.name, REQUIRED[d.name] ?? {}) });
   };
   add("estimator", advantageEstimators, (n, o) => ({
@@ -85,7 +89,7 @@ function runOnce(pl: Pipeline, rows: StepRows, tokens: StepTokens, step = 1): Ou
 function permuted(perm: number[]): { rows: StepRows; tokens: () => StepTokens; release: () => void } {
   const idx = tensor(perm, { dtype: "i64" });
   const r = fx.rows;
-  const take = <T,>(xs: ArrayLike<T>) => perm.map((p) => xs[p] as T);
+  const take = <T>(xs: ArrayLike<T>) => perm.map((p) => xs[p] as T);
   const held: Tensor[] = [idx];
   const pick = (t: Tensor) => {
     const out = t.indexSelect(0, idx);
@@ -150,7 +154,7 @@ for (const { slot, name, cfg } of componentConfigs()) {
     });
     test("permuting completions within a group permutes the outputs", () => {
       const G = 4;
-      const perm = Array.from({ length: fx.N }, (_, i) => Math.floor(i / G) * G + ((i % G) * 3 + 1) % G);
+      const perm = Array.from({ length: fx.N }, (_, i) => Math.floor(i / G) * G + (((i % G) * 3 + 1) % G));
       // the trajectory pairing (rows 2k, 2k + 1) moves with the rows: keep pairs together
       const pairPerm = Array.from({ length: fx.N }, (_, i) => {
         const g = Math.floor(i / G) * G;
@@ -166,7 +170,11 @@ for (const { slot, name, cfg } of componentConfigs()) {
             const ai = a.adv[p[i] as number] as number[];
             (b.adv[i] as number[]).forEach((v, t) => close(v, ai[t] as number, `advantage of row ${i}`));
             for (let t = 0; t < fx.T; t++)
-              close(b.grad[i * fx.T + t] as number, a.grad[(p[i] as number) * fx.T + t] as number, `gradient [${i}, ${t}]`);
+              close(
+                b.grad[i * fx.T + t] as number,
+                a.grad[(p[i] as number) * fx.T + t] as number,
+                `gradient [${i}, ${t}]`,
+              );
           }
         } finally {
           q.release();
@@ -193,7 +201,8 @@ for (const { slot, name, cfg } of componentConfigs()) {
         const rs = rows.map((i) => out.rewards[i] as number);
         if (rs.some((x) => x !== rs[0])) continue;
         judged++;
-        for (const i of rows) for (const v of out.estimated[i] as number[]) assert.ok(Math.abs(v) < 1e-12, `advantage ${v}`);
+        for (const i of rows)
+          for (const v of out.estimated[i] as number[]) assert.ok(Math.abs(v) < 1e-12, `advantage ${v}`);
       }
       if (slot !== "shaper") assert.ok(judged > 0, "some group stayed all-equal");
     });

@@ -28,7 +28,8 @@ function run(name: string, microBatches: number): Outcome {
   g?.dispose();
   tokens.logprobs.dispose();
   if (res.advantages.kind === "token") res.advantages.values.dispose();
-  if (res.stage.estimated !== res.advantages && res.stage.estimated.kind === "token") res.stage.estimated.values.dispose();
+  if (res.stage.estimated !== res.advantages && res.stage.estimated.kind === "token")
+    res.stage.estimated.values.dispose();
   return { loss: res.loss, grad };
 }
 
@@ -96,7 +97,10 @@ function twoRanks(name: string): Outcome {
     let adv: Tensor;
     if (stage.advantages.kind === "sequence") {
       const a = stage.advantages.values;
-      adv = tensor(Float64Array.from(rs, (r) => a[r] as number), { dtype: "f64" });
+      adv = tensor(
+        Float64Array.from(rs, (r) => a[r] as number),
+        { dtype: "f64" },
+      );
       if (w) adv = adv.unsqueeze(1).mul(pick(w).to("f64"));
     } else {
       adv = pick(stage.advantages.values).to("f64");
@@ -131,7 +135,14 @@ function twoRanks(name: string): Outcome {
   const rankMicros = rankRows.map((rs) => microBatchRows(rs, base.groupIndex, 2, wholeGroups));
   // the all-reduce of counts: each rank's counts summed
   const perRank = rankMicros.map((ms) =>
-    tidy(() => stepCounts(algo, ms.map((rs) => tok.mask.indexSelect(0, idx(rs))), ms, base.groupIndex)),
+    tidy(() =>
+      stepCounts(
+        algo,
+        ms.map((rs) => tok.mask.indexSelect(0, idx(rs))),
+        ms,
+        base.groupIndex,
+      ),
+    ),
   );
   const counts = {
     ...perRank[0]!,
@@ -141,7 +152,8 @@ function twoRanks(name: string): Outcome {
   };
   const global = pl.loss.emptyGlobals();
   noGrad(() => {
-    for (const ms of rankMicros) for (const rs of ms) tidy(() => addGlobals(global, pl.loss.prepass(lb(rs, false), counts)));
+    for (const ms of rankMicros)
+      for (const rs of ms) tidy(() => addGlobals(global, pl.loss.prepass(lb(rs, false), counts)));
   });
   let loss = 0;
   for (const ms of rankMicros) {

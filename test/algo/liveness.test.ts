@@ -80,8 +80,10 @@ function leaves(o: Json, path: (string | number)[] = []): (string | number)[][] 
 function ownerOf(cfg: Json, path: (string | number)[]): { def: ComponentDef; key: string } | null {
   const [head, i, k, key] = path;
   const byName = (reg: { get(n: string): ComponentDef }, n: Json) => reg.get(String(n));
-  if (head === "advantage" && i === "options") return { def: byName(advantageEstimators, get(cfg, ["advantage", "estimator"])), key: String(k) };
-  if (head === "reward" && i === "options") return { def: byName(rewardCombiners, get(cfg, ["reward", "combine"])), key: String(k) };
+  if (head === "advantage" && i === "options")
+    return { def: byName(advantageEstimators, get(cfg, ["advantage", "estimator"])), key: String(k) };
+  if (head === "reward" && i === "options")
+    return { def: byName(rewardCombiners, get(cfg, ["reward", "combine"])), key: String(k) };
   const lists: Record<string, { get(n: string): ComponentDef }> = {
     shapers: rewardShapers,
     reweighters: advantageReweighters,
@@ -91,8 +93,10 @@ function ownerOf(cfg: Json, path: (string | number)[]): { def: ComponentDef; key
   if (typeof head === "string" && head in lists && k === "options") {
     return { def: byName(lists[head] as never, get(cfg, [head, i as number, "name"])), key: String(key) };
   }
-  if (head === "gate" && typeof i === "string" && i !== "type") return { def: byName(gates, get(cfg, ["gate", "type"])), key: i };
-  if (head === "loss" && typeof i === "string" && i !== "type") return { def: byName(policyLosses, get(cfg, ["loss", "type"])), key: i };
+  if (head === "gate" && typeof i === "string" && i !== "type")
+    return { def: byName(gates, get(cfg, ["gate", "type"])), key: i };
+  if (head === "loss" && typeof i === "string" && i !== "type")
+    return { def: byName(policyLosses, get(cfg, ["loss", "type"])), key: i };
   if (head === "regularizers" && typeof k === "string" && k !== "type") {
     return { def: byName(regularizers, get(cfg, ["regularizers", i as number, "type"])), key: k };
   }
@@ -118,16 +122,28 @@ function perturbations(cfg: Json, path: (string | number)[]): { what: string; cf
   const out: { what: string; cfg: Json }[] = [];
   const structural = last === "name" || last === "type" || last === "estimator" || last === "combine";
   if (structural) {
-    if (path.length === 3) out.push({ what: `remove ${path.slice(0, 2).join(".")}`, cfg: set(cfg, path.slice(0, 2), undefined) });
-    else if (head === "advantage") out.push({ what: "estimator grpo", cfg: set(cfg, ["advantage"], { estimator: "grpo" }) });
+    if (path.length === 3)
+      out.push({ what: `remove ${path.slice(0, 2).join(".")}`, cfg: set(cfg, path.slice(0, 2), undefined) });
+    else if (head === "advantage")
+      out.push({ what: "estimator grpo", cfg: set(cfg, ["advantage"], { estimator: "grpo" }) });
     else if (head === "reward")
-      out.push({ what: "combine sum", cfg: set(cfg, ["reward"], { ...(get(cfg, ["reward"]) as object), combine: "sum", options: {} }) });
+      out.push({
+        what: "combine sum",
+        cfg: set(cfg, ["reward"], { ...(get(cfg, ["reward"]) as object), combine: "sum", options: {} }),
+      });
     else if (head === "gate" && get(cfg, ["loss", "type"]) !== undefined && get(cfg, ["loss", "type"]) !== "surrogate")
       // an alternative loss implies gate "none": the loss is the knob
-      out.push({ what: "loss surrogate", cfg: set(set(cfg, ["loss"], { type: "surrogate" }), ["gate"], { type: "clip" }) });
-    else if (head === "gate") out.push({ what: "gate clip", cfg: set(cfg, ["gate"], { type: v === "clip" ? "sapo" : "clip" }) });
+      out.push({
+        what: "loss surrogate",
+        cfg: set(set(cfg, ["loss"], { type: "surrogate" }), ["gate"], { type: "clip" }),
+      });
+    else if (head === "gate")
+      out.push({ what: "gate clip", cfg: set(cfg, ["gate"], { type: v === "clip" ? "sapo" : "clip" }) });
     else if (head === "loss")
-      out.push({ what: "loss surrogate", cfg: set(set(cfg, ["loss"], { type: "surrogate" }), ["gate"], { type: "clip" }) });
+      out.push({
+        what: "loss surrogate",
+        cfg: set(set(cfg, ["loss"], { type: "surrogate" }), ["gate"], { type: "clip" }),
+      });
     return out;
   }
   if (typeof v === "number") {
@@ -150,7 +166,8 @@ function perturbations(cfg: Json, path: (string | number)[]): { what: string; cf
       let moved = set(cfg, path, x);
       // settings that only exist for the old value go with it (hybrid branches, Dr. GRPO's L_max)
       if (path.join(".") === "ratio.level") moved = set(moved, ["ratio", "hybrid"], undefined);
-      if (path.join(".") === "aggregate.mode" && x !== "seq-mean-token-sum-norm") moved = set(moved, ["aggregate", "maxLength"], undefined);
+      if (path.join(".") === "aggregate.mode" && x !== "seq-mean-token-sum-norm")
+        moved = set(moved, ["aggregate", "maxLength"], undefined);
       out.push({ what: `${path.join(".")} → ${x}`, cfg: moved });
     }
   }
@@ -177,7 +194,9 @@ describe("every knob a preset sets changes the loss, the gradient or the state",
           try {
             // the preset with this knob moved (the run's overrides on top, unless the move replaced their section)
             const keepRun = Object.fromEntries(
-              Object.entries(run ?? {}).filter(([k]) => JSON.stringify(get(cfg, [k])) === JSON.stringify(get(raw, [k]))),
+              Object.entries(run ?? {}).filter(
+                ([k]) => JSON.stringify(get(cfg, [k])) === JSON.stringify(get(raw, [k])),
+              ),
             );
             changed = resolvePresetFrom(cfg as AlgoConfigInput, keepRun);
           } catch (e) {
@@ -190,7 +209,8 @@ describe("every knob a preset sets changes the loss, the gradient or the state",
       }
       assert.deepEqual(inert, [], `inert knobs of ${name}`);
       // presets that differ from GRPO only in how they sample (algo.rollout) are covered by test/rollout
-      if (name !== "grpo" && getPreset(name).config.rollout === undefined) assert.ok(knobs > 0, `${name} sets nothing GRPO does not`);
+      if (name !== "grpo" && getPreset(name).config.rollout === undefined)
+        assert.ok(knobs > 0, `${name} sets nothing GRPO does not`);
     });
   }
 });

@@ -9,13 +9,7 @@ import { ppoClip, sapoGate } from "../../src/algo/gates.js";
 import { discoLoss, discoObjective, recLoss } from "../../src/algo/losses.js";
 import { computePolicyLoss, PolicyLoss } from "../../src/algo/policy-loss.js";
 import { sequenceRatio, tokenLogRatio } from "../../src/algo/ratio.js";
-import {
-  betaAt,
-  discoKlPenalty,
-  klEstimate,
-  klInReward,
-  lldsRegularizer,
-} from "../../src/algo/regularizers.js";
+import { betaAt, discoKlPenalty, klEstimate, klInReward, lldsRegularizer } from "../../src/algo/regularizers.js";
 import type { LossBatch } from "../../src/algo/types.js";
 import { liveTensors, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import { assertClose } from "../helpers/gradcheck.js";

@@ -82,12 +82,6 @@ const ENS_B = [R8, [0.4, 0.9, 0.2, 0.3, 0.6, 0.7, 0.5, 0.2]];
 // DCPO: correct = r > 0.05 (0.04 is not)
 const RD = [0.9, 0.0, 0.55, 0.0, 0.3, 0.3, 0.3, 0.3, 1.0, 0.0, 0.04, 0.75];
 
-// Open disagreements with ALGORITHMS.md (expected vs got in each failure message).
-const TODO_F32 = "token advantages reach the loss as float32 in a float64 step (|ΔA| ≈ 5e-8, loss off by 1e-9..1.4e-8)";
-const TODO_GTPO_RATIO =
-  "ratio is exp(ℓ − ℓ_old), not exp(ℓ − sg ℓ) as B.9 item 3 and the preset doc say (differs off-policy)";
-const TODO_END_STEP = "computeStepLoss(pipeline, …) does not call pipeline.endStep(), so H stays 0 in the next step";
-
 const DAPO_SHAPER = { shapers: [{ name: "overlong", options: { maxLength: 4, cacheLength: 2, factor: 1 } }] };
 const DAPO_PARAMS = { maxLength: 4, cacheLength: 2 };
 
@@ -154,30 +148,28 @@ const CASES: Case[] = [
   {
     name: "reinforce_pp: preset β 0.001",
     preset: "reinforce_pp",
+    overrides: { advantage: { options: { dtype: "f64" } } },
     rewards: [R12],
-    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
   {
     name: "reinforce_pp: β 0.1",
     preset: "reinforce_pp",
-    overrides: { rewardKl: { beta: 0.1 } },
+    overrides: { rewardKl: { beta: 0.1 }, advantage: { options: { dtype: "f64" } } },
     params: { rewardKlBeta: 0.1 },
     rewards: [R8],
-    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
   {
     name: "reinforce_pp_baseline: preset β 0.001",
     preset: "reinforce_pp_baseline",
+    overrides: { advantage: { options: { dtype: "f64" } } },
     rewards: [R12],
-    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
   {
     name: "reinforce_pp_baseline: β 0.1",
     preset: "reinforce_pp_baseline",
-    overrides: { rewardKl: { beta: 0.1 } },
+    overrides: { rewardKl: { beta: 0.1 }, advantage: { options: { dtype: "f64" } } },
     params: { rewardKlBeta: 0.1 },
     rewards: [R8],
-    todo: { loss: TODO_F32, advantages: TODO_F32 },
   },
   { name: "bnpo: one all-correct group", preset: "bnpo", rewards: [B12] },
   { name: "bnpo: 3 mixed groups", preset: "bnpo", rewards: [B12B] },
@@ -202,14 +194,12 @@ const CASES: Case[] = [
     preset: "gtpo",
     rewards: [R12],
     conflictTokens: true,
-    todo: { loss: TODO_GTPO_RATIO },
   },
   {
     name: "gtpo: 2 groups",
     preset: "gtpo",
     rewards: [R8],
     conflictTokens: true,
-    todo: { loss: TODO_GTPO_RATIO },
   },
   { name: "gtpo: on-policy (ℓ_old = ℓ)", preset: "gtpo", rewards: [R12], conflictTokens: true, logRatio: 0 },
   { name: "disco: 3 mixed groups", preset: "disco", rewards: [B12B] },
@@ -242,7 +232,6 @@ const CASES: Case[] = [
     rewards: [RD],
     oldLogits: true,
     warmupEntropy: 0.46,
-    todo: { loss: TODO_END_STEP, advantages: TODO_END_STEP },
   },
   {
     name: "dcpo: after a step with H = 0.57 (T = 0.8)",
@@ -250,7 +239,6 @@ const CASES: Case[] = [
     rewards: [R8],
     oldLogits: true,
     warmupEntropy: 0.57,
-    todo: { loss: TODO_END_STEP, advantages: TODO_END_STEP },
   },
 ];
 
@@ -420,7 +408,10 @@ function runCohort(c: Case, x: Inputs, microBatches: number): StepOut {
     });
     // a stateful component (DCPO's entropy estimate) keeps its state in the Pipeline between two steps
     const pipeline = new Pipeline(algo);
-    if (x.lpWarm !== null) computeStepLoss(pipeline, rows, tokensWith(x.lpWarm));
+    if (x.lpWarm !== null) {
+      computeStepLoss(pipeline, rows, tokensWith(x.lpWarm));
+      pipeline.endStep(true); // once per optimizer step, as the trainer does
+    }
     const tokens = tokensWith(x.lp);
     const out = computeStepLoss(pipeline, rows, tokens, { microBatches });
     const g: Tensor | null = tokens.logprobs.grad;

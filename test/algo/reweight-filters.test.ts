@@ -16,6 +16,7 @@ import {
   truncatedMask,
   zeroStdFilter,
 } from "../../src/algo/filters.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 import {
   advantageReweighters,
   armConfidence,
@@ -28,9 +29,7 @@ import {
   scaleSequences,
   targetDistributionRatio,
 } from "../../src/algo/reweight.js";
-import { Pipeline } from "../../src/algo/pipeline.js";
 import type { Advantages, RewardBatch } from "../../src/algo/types.js";
-import { CohortError } from "../../src/errors.js";
 import { liveTensors, type Tensor, tensor } from "../../src/tensor/index.js";
 import { close } from "../helpers/close.js";
 import { py, runOracle } from "../helpers/oracle.js";
@@ -339,7 +338,10 @@ describe("token filters", () => {
       [0, 1, 0],
     ]);
     assert.throws(() => scoreTokenFilter({ mask }, { threshold: 1 }), /curvature/);
-    assert.throws(() => scoreTokenFilter({ mask, score }, { source: "custom" }), /exactly one of threshold and quantile/);
+    assert.throws(
+      () => scoreTokenFilter({ mask, score }, { source: "custom" }),
+      /exactly one of threshold and quantile/,
+    );
     for (const t of [mask, score, r.mask, q.mask]) t?.dispose();
     assert.deepEqual(tokenFilters.names(), ["gtpo_conflict", "score", "top_entropy", "truncated"]);
   });

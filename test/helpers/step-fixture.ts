@@ -56,7 +56,10 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
   const entropy = Array.from({ length: N * T }, () => 0.2 + r());
   const curvature = Array.from({ length: N * T }, () => 2 * r());
   const score = Array.from({ length: N * T }, () => r());
-  const items = Array.from({ length: N * T }, (_, k) => Math.min(2, Math.floor((k % T) / 2)) - (k % T === T - 1 ? 3 : 0));
+  const items = Array.from(
+    { length: N * T },
+    (_, k) => Math.min(2, Math.floor((k % T) / 2)) - (k % T === T - 1 ? 3 : 0),
+  );
   const texts = Array.from({ length: N }, () => `answer ${Math.floor(r() * 100)}`);
   // near-identical completions on opposite sides of group 0's mean (DaGRPO pairs)
   texts[1] = "so the final answer to this question is 42";

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseAlgoConfig } from "../../src/algo/config.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 import { CohortError, ConfigError } from "../../src/errors.js";
 import { resolvePreset } from "../../src/presets/index.js";
 import {
@@ -21,7 +22,6 @@ import {
 } from "../../src/rollout/index.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem, Task } from "../../src/task/types.js";
-import { Pipeline } from "../../src/algo/pipeline.js";
 
 const prob = (id: string): Problem => ({ id, prompt: `${id}=`, answer: "0", meta: {} });
 

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { test } from "node:test";
 import { dagrpoPairsFilter, editDistanceWithin, textSimilarityAtLeast } from "../../src/algo/pair-mask.js";
+import { Pipeline } from "../../src/algo/pipeline.js";
 import type { RewardBatch } from "../../src/algo/types.js";
 import { CohortError, ConfigError } from "../../src/errors.js";
 import { readModelDir } from "../../src/io/hf.js";
@@ -25,7 +26,6 @@ import { liveTensors, noGrad, tidy } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
-import { Pipeline } from "../../src/algo/pipeline.js";
 import { train } from "../../src/train/trainer.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
 
@@ -210,10 +210,7 @@ test("dagrpo_pairs: near-identical pairs on opposite sides of the group mean are
       return true;
     },
   );
-  assert.throws(
-    () => dagrpoPairsFilter(handBatch(), { minSimilarity: 2 }),
-    /dagrpo_pairs\.minSimilarity: .*<=1/,
-  );
+  assert.throws(() => dagrpoPairsFilter(handBatch(), { minSimilarity: 2 }), /dagrpo_pairs\.minSimilarity: .*<=1/);
   assert.throws(() => dagrpoPairsFilter(handBatch(), { minSim: 0.9 } as object), /unknown option "minSim"/);
 });
 
