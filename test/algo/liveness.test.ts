@@ -138,7 +138,8 @@ function perturbations(cfg: Json, path: (string | number)[]): { what: string; cf
         cfg: set(set(cfg, ["loss"], { type: "surrogate" }), ["gate"], { type: "clip" }),
       });
     else if (head === "gate")
-      out.push({ what: "gate clip", cfg: set(cfg, ["gate"], { type: v === "clip" ? "sapo" : "clip" }) });
+      for (const type of ["clip", "sapo", "none"].filter((t) => t !== v))
+        out.push({ what: `gate ${type}`, cfg: set(cfg, ["gate"], { type }) });
     else if (head === "loss")
       out.push({
         what: "loss surrogate",

@@ -20,8 +20,8 @@ for (const preset of presetNames()) {
       model: { path: model },
       outputDir: tmpRunRoot(),
       task: { name: "arithmetic", options: { digits: [1, 1] } },
-      // a preset with one weight per reward function gets that many functions
-      rewards: ["correctness", "format", parity].slice(0, getPreset(preset).config.reward?.weights?.length ?? 3),
+      // a preset with one weight per reward function (safe_gdpo: task, safety) gets that many functions
+      rewards: getPreset(preset).config.reward?.weights ? [parity, "correctness"] : ["correctness", "format", parity],
       train: { steps: 2, promptsPerStep: 3, groupSize: 4, microBatchSize: 8 },
       sampling: { maxNewTokens: 6 },
       eval: { everySteps: 0 },

@@ -1,0 +1,24 @@
+// The component reference and the README's table of algo keys are the registries' own output: they cannot
+// drift from the code. Every preset is listed in the README.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { componentReference, README_MARKERS, readmeAlgoTable, SLOTS } from "../../src/algo/reference.js";
+import { presetNames } from "../../src/presets/index.js";
+
+const readme = readFileSync("README.md", "utf8");
+
+test("docs/COMPONENTS.md is generated from the registries (npm run docs:components)", () => {
+  assert.equal(readFileSync("docs/COMPONENTS.md", "utf8"), componentReference());
+});
+
+test("the README's algo table is generated from the registries (npm run docs:components)", () => {
+  const [start, end] = README_MARKERS;
+  const block = readme.slice(readme.indexOf(start) + start.length, readme.indexOf(end)).trim();
+  assert.equal(block, readmeAlgoTable());
+  for (const slot of SLOTS) for (const d of slot.registry.list()) assert.ok(block.includes(`\`${d.name}\``), d.name);
+});
+
+test("every preset appears in the README's method tables", () => {
+  for (const name of presetNames()) assert.ok(readme.includes(`\`${name}\``), `README lacks preset ${name}`);
+});
