@@ -389,10 +389,14 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
       "hybrid",
     );
   }
-  if (c.ratio.level === "hybrid" && c.gate.type !== "clip" && c.gate.type !== "none") {
+  if (c.ratio.level === "hybrid" && !gates.get(c.gate.type).branchBounds) {
+    const ok = gates
+      .list()
+      .filter((g) => g.branchBounds)
+      .map((g) => `"${g.name}"`);
     fail(
       `ratio level "hybrid" clips each branch with its own bounds (ratio.hybrid.token / .sequence); ` +
-        `it works with gate "clip" or "none", not "${c.gate.type}"`,
+        `it works with gate ${ok.join(" or ")}, not "${c.gate.type}"`,
       "gate",
       "type",
     );
@@ -454,9 +458,9 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
       );
     }
   }
-  if (c.loss.type === "reg_grpo" && granularity === "token") {
+  if (policyLosses.get(c.loss.type).sequenceAdvantages && granularity === "token") {
     fail(
-      `loss "reg_grpo" regresses one advantage per sequence, but estimator "${est}" gives token-level advantages`,
+      `loss "${c.loss.type}" reads one advantage per sequence, but estimator "${est}" gives token-level advantages`,
       "loss",
       "type",
     );
@@ -488,7 +492,7 @@ export function checkCombinations(c: AlgoConfig, ctx: ValidationContext = {}, ro
       fail(`minCoef (${minCoef}) exceeds maxCoef (${maxCoef})`, "regularizers", String(i), "minCoef");
     }
   });
-  if (c.rewardKl !== undefined && seen.has("kl")) {
+  if (c.rewardKl !== undefined && c.regularizers.some((r) => regularizers.get(r.type).klToReference)) {
     fail(
       "KL is configured both in the reward (rewardKl) and in the loss (a kl regularizer); pick one placement",
       "rewardKl",

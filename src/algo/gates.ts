@@ -37,6 +37,8 @@ export interface GateDef<P extends z.ZodObject = z.ZodObject> extends ComponentD
   /** The per-token loss is linear in A (A·f(ρ)): scaling A per token equals weighting the loss, which the
    * sampler-mismatch correction relies on. */
   linearInAdvantage: boolean;
+  /** Takes per-branch clip bounds (low/high) under a hybrid ratio (DHPO), or needs none. */
+  branchBounds: boolean;
   apply(input: GateInput, params: z.output<P>): GateOutput;
 }
 // biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
@@ -211,6 +213,7 @@ export function tensorColumn(values: Float64Array, like: Tensor): Tensor {
 
 defineGate({
   name: "clip",
+  branchBounds: true,
   linearInAdvantage: true,
   paper: "2402.03300",
   confidence: "CODE-FW",
@@ -220,6 +223,7 @@ defineGate({
 });
 defineGate({
   name: "sapo",
+  branchBounds: false,
   linearInAdvantage: true,
   paper: "2511.20347",
   confidence: "CODE-FW",
@@ -229,6 +233,7 @@ defineGate({
 });
 defineGate({
   name: "etr",
+  branchBounds: false,
   linearInAdvantage: false,
   paper: "2601.03723",
   confidence: "ABSTRACT",
@@ -238,6 +243,7 @@ defineGate({
 });
 defineGate({
   name: "none",
+  branchBounds: true,
   linearInAdvantage: true,
   doc: "no clipping: L = −ρ·A",
   params: z.strictObject({}),

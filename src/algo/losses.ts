@@ -39,6 +39,8 @@ export interface LossOutput {
 export interface LossDef<P extends z.ZodObject = z.ZodObject, S extends Record<string, number> = Record<string, number>>
   extends ComponentDef<P> {
   state?: StateDef<z.output<P>, S>;
+  /** Reads one advantage per sequence (refused with token-level estimators). */
+  sequenceAdvantages?: boolean;
   apply?(ctx: LossContext, params: z.output<P>, state: S): LossOutput;
 }
 // biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
@@ -314,5 +316,6 @@ defineLoss({
   doc: "regression of the group-centred scaled log-ratio onto the advantage (design choice)",
   params: regGrpoParams,
   needs: ["wholeGroups"],
+  sequenceAdvantages: true,
   apply: (ctx, p) => regGrpoLoss(ctx, p),
 });

@@ -50,6 +50,8 @@ export interface RegularizerDef<
   /** Whether `prepass` applies under these params (default: whenever `prepass` is defined). */
   usesPrepass?(params: z.output<P>): boolean;
   compute(ctx: RegularizerContext, params: z.output<P>, state: S): RegularizerOutput;
+  /** A KL penalty to π_ref (refused together with KL in the reward: one placement). */
+  klToReference?: boolean;
 }
 // biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
 export const regularizers = new ComponentRegistry<RegularizerDef<any, any>>("regularizer");
@@ -185,6 +187,7 @@ defineRegularizer({
   confidence: "CODE-FW",
   doc: "β·k per token (k1/k2/k3, verl's + forms), β constant or scheduled (GRPO-D)",
   params: klParams,
+  klToReference: true,
   needs: (p) => (betaActive(p.beta) ? ["refLogprobs"] : []),
   compute: (ctx, p) => klTerm(ctx, p),
 });
