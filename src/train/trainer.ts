@@ -741,7 +741,13 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
         : split(kept, Math.min(cfg.train.miniBatches, kept.length))
       : [];
   const micros: Micro[][] = miniBatches.map((mb) =>
-    microBatchRows(mb, ro.groupIndex, cfg.train.microBatchSize, whole_groups).map((rows) =>
+    // ⌈n / microBatchSize⌉ micro-batches of equal size (at group boundaries when a component needs whole groups)
+    microBatchRows(
+      mb,
+      ro.groupIndex,
+      rowsPerPart(mb.length, Math.ceil(mb.length / cfg.train.microBatchSize)),
+      whole_groups,
+    ).map((rows) =>
       buildMicro(src, ro, rows, stage, tok, whole, { storeOld, ref: pl.has("refLogprobs") }, isOffPolicy),
     ),
   );
