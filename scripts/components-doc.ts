@@ -1,14 +1,17 @@
-// Writes docs/COMPONENTS.md and the README's table of `algo:` keys from the component registries
-// (src/algo/reference.ts).
+// Writes docs/COMPONENTS.md and the README's generated tables (algo keys, presets) from the registries
+// (src/presets/reference.ts).
 import { readFileSync, writeFileSync } from "node:fs";
-import { componentReference, README_MARKERS, readmeAlgoTable } from "../src/algo/reference.js";
+import { componentReference, readmeBlocks, readmeMarkers } from "../src/presets/reference.js";
 
 writeFileSync(new URL("../docs/COMPONENTS.md", import.meta.url), componentReference());
 const readme = new URL("../README.md", import.meta.url);
-const text = readFileSync(readme, "utf8");
-const [start, end] = README_MARKERS;
-const a = text.indexOf(start);
-const b = text.indexOf(end);
-if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
-writeFileSync(readme, `${text.slice(0, a + start.length)}\n${readmeAlgoTable()}\n${text.slice(b)}`);
-console.log("wrote docs/COMPONENTS.md and the README's algo table");
+let text = readFileSync(readme, "utf8");
+for (const [block, content] of Object.entries(readmeBlocks())) {
+  const [start, end] = readmeMarkers(block);
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
+  text = `${text.slice(0, a + start.length)}\n${content}\n${text.slice(b)}`;
+}
+writeFileSync(readme, text);
+console.log("wrote docs/COMPONENTS.md and the README's generated tables");

@@ -46,6 +46,8 @@ export interface AdvantageDef<P extends z.ZodType = z.ZodType, R extends Advanta
   rows?: "step" | "episode";
   /** false: not group-relative (no group baseline), so a group of one is fine. Default true. */
   groupRelative?: boolean;
+  /** The smallest group that can carry a signal under these params (pass@k: k + 1); default 2. */
+  minGroupSize?(params: z.output<P>): number;
   /** Reads `batch.tokenRewards` (per-token rewards, where KL in the reward lands per token). Otherwise a
    * per-token reward term is summed into each completion's reward. */
   tokenRewards?: boolean;
@@ -252,6 +254,57 @@ export const rloo = defineAdvantage({
     for (const idx of groups) {
       const n = validStats(batch.rewards, idx).n;
       if (n > 1) for (const i of idx) out[i] = (out[i]! * n) / (n - 1);
+    }
+    return seq(out);
+  },
+});
+
+// ---- Pass@k training ------------------------------------------------------------------------------
+
+/** C(n, k), 0 outside 0 ≤ k ≤ n. */
+function choose(n: number, k: number): number {
+  if (k < 0 || n < 0 || k > n) return 0;
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
+}
+
+/**
+ * Pass@k training: the analytical advantage of optimising pass@k instead of pass@1 (binary rewards). In a
+ * group of n valid completions with c correct (r > threshold): ρ = 1 − C(n−c, k)/C(n, k) (the group's
+ * pass@k), σ = sqrt(ρ(1 − ρ)), a correct completion gets (1 − ρ)/(σ + eps) and an incorrect one
+ * (1 − ρ − C(n−c−1, k−1)/C(n−1, k−1))/(σ + eps). k = 1 is GRPO with the population std. A group with every
+ * completion correct or none gets 0.
+ */
+// arXiv 2508.10751 [CODE]
+export const passAtK = defineAdvantage({
+  name: "passk",
+  paper: "2508.10751",
+  confidence: "CODE",
+  doc: "analytical pass@k advantage of binary rewards: correct (1 − ρ)/σ, incorrect (1 − ρ − C(n−c−1,k−1)/C(n−1,k−1))/σ",
+  params: z.strictObject({
+    /** k of pass@k (the paper trains with 4–8). */
+    k: z.number().int().min(1).default(4),
+    /** A completion is correct when its reward > threshold. */
+    threshold: z.number().default(0.5),
+    eps: z.number().min(0).default(1e-6),
+  }),
+  granularity: "sequence",
+  // with n ≤ k every group that has a correct completion passes at k: no signal
+  minGroupSize: (p) => p.k + 1,
+  estimate(batch, p) {
+    const r = batch.rewards;
+    const out = new Float64Array(r.length);
+    for (const idx of groupMembers(batch.groupIndex)) {
+      const valid = idx.filter((i) => !Number.isNaN(r[i]!));
+      const n = valid.length;
+      const c = valid.filter((i) => r[i]! > p.threshold).length;
+      if (n < p.k || c === 0 || c === n) continue;
+      const rho = 1 - choose(n - c, p.k) / choose(n, p.k);
+      const sigma = Math.sqrt(rho * (1 - rho));
+      const pos = (1 - rho) / (sigma + p.eps);
+      const neg = (1 - rho - choose(n - c - 1, p.k - 1) / choose(n - 1, p.k - 1)) / (sigma + p.eps);
+      for (const i of valid) out[i] = r[i]! > p.threshold ? pos : neg;
     }
     return seq(out);
   },

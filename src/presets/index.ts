@@ -19,6 +19,8 @@ export interface Preset {
   name: string;
   /** Method name as the paper spells it. */
   title: string;
+  /** One line for the README's method tables: what the preset changes from GRPO. */
+  summary: string;
   /** arXiv id of the paper the preset follows. */
   arxiv: string;
   confidence: Confidence;
@@ -40,6 +42,7 @@ const KL_004 = { type: "kl", estimator: "k3", beta: 0.04 } as const;
 // arXiv 2402.03300 [CODE-FW]
 define({
   name: "grpo",
+  summary: "group-normalised advantages, PPO clip 0.2, k3 KL β 0.04, seq-mean-token-mean",
   title: "GRPO",
   arxiv: "2402.03300",
   confidence: "CODE-FW",
@@ -60,6 +63,7 @@ define({
 // arXiv 2503.20783 [CODE-FW]
 define({
   name: "dr_grpo",
+  summary: "no std division; constant N·L_max normaliser",
   title: "Dr. GRPO",
   arxiv: "2503.20783",
   confidence: "CODE-FW",
@@ -78,6 +82,8 @@ define({
 // arXiv 2503.14476 [CODE-FW]
 define({
   name: "dapo",
+  summary:
+    "clip-higher 0.2/0.28, zero-std group filter with dynamic sampling (3 rounds), token-mean, overlong penalty, no KL",
   title: "DAPO",
   arxiv: "2503.14476",
   confidence: "CODE-FW",
@@ -100,6 +106,7 @@ define({
 // arXiv 2507.18071 [CODE-FW]
 define({
   name: "gspo",
+  summary: "sequence-level (length-normalised) ratio, clip 3e-4/4e-4",
   title: "GSPO",
   arxiv: "2507.18071",
   confidence: "CODE-FW",
@@ -118,6 +125,7 @@ define({
 // arXiv 2507.18071 [CODE-FW]
 define({
   name: "gspo_token",
+  summary: "GSPO's ratio value with per-token gradients (token advantages allowed)",
   title: "GSPO-token",
   arxiv: "2507.18071",
   confidence: "CODE-FW",
@@ -136,6 +144,7 @@ define({
 // arXiv 2511.20347 [CODE-FW]
 define({
   name: "sapo",
+  summary: "soft sigmoid gate τ+ 1.0 / τ− 1.05 instead of the hard clip",
   title: "SAPO",
   arxiv: "2511.20347",
   confidence: "CODE-FW",
@@ -153,6 +162,7 @@ define({
 // arXiv 2402.14740 [CODE-FW]
 define({
   name: "rloo",
+  summary: "leave-one-out baseline",
   title: "RLOO",
   arxiv: "2402.14740",
   confidence: "CODE-FW",
@@ -169,6 +179,7 @@ define({
 // arXiv 2501.03262 [CODE-FW]
 define({
   name: "reinforce_pp",
+  summary: "whitened discounted returns, KL in the reward (k1), token-mean",
   title: "REINFORCE++",
   arxiv: "2501.03262",
   confidence: "CODE-FW",
@@ -187,6 +198,7 @@ define({
 // arXiv 2501.03262 [CODE-FW]
 define({
   name: "reinforce_pp_baseline",
+  summary: "group baseline, then whitening over the batch's tokens, KL in the reward",
   title: "REINFORCE++-baseline",
   arxiv: "2501.03262",
   confidence: "CODE-FW",
@@ -204,6 +216,7 @@ define({
 // arXiv 2506.02864 [CODE]
 define({
   name: "bnpo",
+  summary: "Beta-density normalisation of binary rewards",
   title: "BNPO",
   arxiv: "2506.02864",
   confidence: "CODE",
@@ -221,6 +234,8 @@ define({
 // arXiv 2601.05242 [CODE-FW]
 define({
   name: "gdpo",
+  summary:
+    "each reward normalised in its group, the weighted sum normalised over the batch (weights from `rewards[].weight`)",
   title: "GDPO",
   arxiv: "2601.05242",
   confidence: "CODE-FW",
@@ -238,6 +253,7 @@ define({
 // arXiv 2601.20614 [CODE]
 define({
   name: "dgpo",
+  summary: "MAD normalisation, difficulty question weights",
   title: "DGPO (MathForge)",
   arxiv: "2601.20614",
   confidence: "CODE",
@@ -256,6 +272,8 @@ define({
 // arXiv 2508.03772 [CODE]
 define({
   name: "gtpo",
+  summary:
+    "conflict-token weights on the token advantages (signs before the entropy shift), entropy filter and shift, on-policy ratio, no clip",
   title: "GTPO",
   arxiv: "2508.03772",
   confidence: "CODE",
@@ -279,6 +297,7 @@ define({
 // arXiv 2505.12366 [CODE]
 define({
   name: "disco",
+  summary: "discriminative objective over every question of the step, squared-hinge constraint on the step's KL",
   title: "DisCO",
   arxiv: "2505.12366",
   confidence: "CODE",
@@ -299,6 +318,7 @@ define({
 // arXiv 2505.12366 [CODE]
 define({
   name: "disco_b",
+  summary: "DisCO with the plain difference of mean scores",
   title: "DisCO-b",
   arxiv: "2505.12366",
   confidence: "CODE",
@@ -317,6 +337,7 @@ define({
 // arXiv 2512.04220 [CODE]
 define({
   name: "llds",
+  summary: "likelihood-preserving penalty against the LLD collapse",
   title: "GRPO + LLDS",
   arxiv: "2512.04220",
   confidence: "CODE",
@@ -339,6 +360,7 @@ define({
 // arXiv 2601.03723 [ABSTRACT]
 define({
   name: "etr",
+  summary: "clip bounds scaled by |A| and the group's pass-rate variance (design choice)",
   title: "ETR",
   arxiv: "2601.03723",
   confidence: "ABSTRACT",
@@ -356,6 +378,7 @@ define({
 // arXiv 2601.03320 [ABSTRACT]
 define({
   name: "r2vpo",
+  summary: "ratio-variance penalty with a dual variable instead of the clip (design choice)",
   title: "R²VPO",
   arxiv: "2601.03320",
   confidence: "ABSTRACT",
@@ -374,6 +397,7 @@ define({
 // arXiv 2601.05607 [ABSTRACT]
 define({
   name: "dhpo",
+  summary: "token and sequence ratios, each clipped to its own bounds, mixed (design choice)",
   title: "DHPO",
   arxiv: "2601.05607",
   confidence: "ABSTRACT",
@@ -396,6 +420,7 @@ define({
 // arXiv 2506.02355 [CODE]
 define({
   name: "unlikeliness",
+  summary: "rank penalty for likely correct completions",
   title: "Unlikeliness reward",
   arxiv: "2506.02355",
   confidence: "CODE",
@@ -415,6 +440,7 @@ define({
 // arXiv 2509.24203 [CODE]
 define({
   name: "opmd",
+  summary: "REINFORCE with a squared log-ratio penalty",
   title: "OPMD",
   arxiv: "2509.24203",
   confidence: "CODE",
@@ -433,6 +459,7 @@ define({
 // arXiv 2509.24203 [CODE]
 define({
   name: "asymre",
+  summary: "REINFORCE with the baseline shifted down",
   title: "AsymRE",
   arxiv: "2509.24203",
   confidence: "CODE",
@@ -451,6 +478,7 @@ define({
 // arXiv 2509.24203 [CODE]
 define({
   name: "rec",
+  summary: "REINFORCE with detached-ratio masks (one-side)",
   title: "REC",
   arxiv: "2509.24203",
   confidence: "CODE",
@@ -469,6 +497,7 @@ define({
 // arXiv 2506.07464 [ABSTRACT]
 define({
   name: "reg_grpo",
+  summary: "regression of the scaled log-ratio onto the advantage (design choice)",
   title: "Reg-GRPO",
   arxiv: "2506.07464",
   confidence: "ABSTRACT",
@@ -486,6 +515,7 @@ define({
 // arXiv 2310.02743 [PAPER-KNOWN]
 define({
   name: "rm_ensemble_wco",
+  summary: "reward-model ensemble: min over the models",
   title: "RM ensemble, worst-case (WCO)",
   arxiv: "2310.02743",
   confidence: "PAPER-KNOWN",
@@ -505,6 +535,7 @@ define({
 // arXiv 2310.02743 [PAPER-KNOWN]
 define({
   name: "rm_ensemble_uwo",
+  summary: "reward-model ensemble: mean − λ·variance",
   title: "RM ensemble, uncertainty-weighted (UWO)",
   arxiv: "2310.02743",
   confidence: "PAPER-KNOWN",
@@ -523,6 +554,7 @@ define({
 // arXiv 2503.16081 [ABSTRACT]
 define({
   name: "grpo_d",
+  summary: "KL weight on a schedule (linear 0 → 0.04, design choice)",
   title: "GRPO-D (OThink-MR1)",
   arxiv: "2503.16081",
   confidence: "ABSTRACT",
@@ -540,6 +572,8 @@ define({
 // arXiv 2510.20150 [CODE] (partly: per-rank advantage normalisation assumed)
 define({
   name: "rank_grpo",
+  summary:
+    "rank-level rewards and item ratios; no built-in task ranks items, so `cohort train` refuses it (need `rankRewards`): use the pipeline from your own loop",
   title: "Rank-GRPO",
   arxiv: "2510.20150",
   confidence: "CODE",
@@ -558,6 +592,7 @@ define({
 // arXiv 2509.21268 [CODE]
 define({
   name: "vas",
+  summary: "half of each batch drawn ∝ p(1 − p) of the prompt's latest rollouts",
   title: "VAS (MMR1)",
   arxiv: "2509.21268",
   confidence: "CODE",
@@ -579,6 +614,7 @@ define({
 // arXiv 2601.19280 [ABSTRACT]
 define({
   name: "gdro_prompt",
+  summary: "multiplicative weights over pass@k difficulty bins (design choice)",
   title: "Prompt-GDRO",
   arxiv: "2601.19280",
   confidence: "ABSTRACT",
@@ -600,6 +636,7 @@ define({
 // arXiv 2601.19280 [ABSTRACT]
 define({
   name: "gdro_rollout",
+  summary: "completions per prompt ∝ sqrt(p(1 − p)), min 2, Σ = B·G (design choice)",
   title: "Rollout-GDRO",
   arxiv: "2601.19280",
   confidence: "ABSTRACT",
@@ -621,6 +658,7 @@ define({
 // arXiv 2602.03584 [ABSTRACT]
 define({
   name: "v0_budget",
+  summary: "skip prompts predicted ≈0/≈1, √-rule over the rest (design choice)",
   title: "V₀ budget allocation",
   arxiv: "2602.03584",
   confidence: "ABSTRACT",
@@ -645,6 +683,7 @@ define({
 // arXiv 2602.09000 [ABSTRACT]
 define({
   name: "igrpo",
+  summary: "G/2 drafts, best draft appended to the prompt, G/2 refinements trained; Σ = B·G (design choice)",
   title: "iGRPO (iterative self-feedback)",
   arxiv: "2602.09000",
   confidence: "ABSTRACT",
@@ -666,6 +705,8 @@ define({
 // arXiv 2602.03143 [CODE]
 define({
   name: "sage",
+  summary:
+    "all-fail groups re-sampled with answer hints of level 1–3; reward on the original problem; clip 0.2/0.28, no KL",
   title: "SAGE (hint-guided re-sampling)",
   arxiv: "2602.03143",
   confidence: "CODE",
@@ -687,6 +728,7 @@ define({
 // arXiv 2510.19807 [CODE]
 define({
   name: "scaf_grpo",
+  summary: "after 50 warm-up steps, 1 rollout per hint level; lowest successful level replaces 1 of G; no KL",
   title: "Scaf-GRPO (scaffolded hints)",
   arxiv: "2510.19807",
   confidence: "CODE",
@@ -707,6 +749,8 @@ define({
 // arXiv 2512.06337 [ABSTRACT]
 define({
   name: "dagrpo",
+  summary:
+    "all-fail groups get one off-policy anchor (the reference answer) in place of a sampled row; near-identical rows on opposite sides of the mean are masked (design choice)",
   title: "DaGRPO (distinctiveness-aware GRPO)",
   arxiv: "2512.06337",
   confidence: "ABSTRACT",
@@ -731,6 +775,8 @@ define({
 // arXiv 2510.04392 [ABSTRACT]
 define({
   name: "ps_grpo",
+  summary:
+    "a group spans m paraphrases; reward = answer agreement with the other paraphrases' rollouts; advantages over the set (design choice)",
   title: "PS-GRPO (paraphrased-set GRPO, Con-RAG)",
   arxiv: "2510.04392",
   confidence: "ABSTRACT",
@@ -757,6 +803,7 @@ define({
 // arXiv 2505.10978 [CODE]
 define({
   name: "gigpo",
+  summary: "episode advantage plus step advantage among steps from the same state",
   title: "GiGPO (Group-in-Group Policy Optimization)",
   arxiv: "2505.10978",
   confidence: "CODE",
@@ -778,6 +825,7 @@ define({
 // arXiv 2505.22095 [ABSTRACT]
 define({
   name: "step_grpo",
+  summary: "step rewards normalised per step index (design choice)",
   title: "Step-GRPO (R1-Router)",
   arxiv: "2505.22095",
   confidence: "ABSTRACT",
@@ -797,6 +845,7 @@ define({
 // arXiv 2602.08847 [CODE]
 define({
   name: "dr_mas",
+  summary: "normalisation per (prompt, agent)",
   title: "Dr. MAS (agent-wise normalisation)",
   arxiv: "2602.08847",
   confidence: "CODE",
@@ -816,6 +865,7 @@ define({
 // arXiv 2511.13288 [ABSTRACT]
 define({
   name: "m_grpo",
+  summary: "main and aligned sub-agent rows normalised separately (design choice)",
   title: "M-GRPO (main agent + sub-agents)",
   arxiv: "2511.13288",
   confidence: "ABSTRACT",
@@ -836,6 +886,7 @@ define({
 // arXiv 2510.14388 [ABSTRACT]
 define({
   name: "hi_agent",
+  summary: "step reward plus execution feedback, normalised over steps from the same state (design choice)",
   title: "Hi-Agent (foresight advantage)",
   arxiv: "2510.14388",
   confidence: "ABSTRACT",
@@ -856,6 +907,7 @@ define({
 // arXiv 2601.12730 [CODE]
 define({
   name: "dcpo",
+  summary: "advantage mixed toward π_old at a target temperature chosen from the last update's entropy (state)",
   title: "DCPO",
   arxiv: "2601.12730",
   confidence: "CODE",
@@ -876,6 +928,7 @@ define({
 // arXiv 2510.00819 [ABSTRACT]
 define({
   name: "capo",
+  summary: "tokens with the top 8% curvature score leave the loss (score: design choice)",
   title: "CAPO",
   arxiv: "2510.00819",
   confidence: "ABSTRACT",
@@ -895,6 +948,7 @@ define({
 // arXiv 2602.05281 [ABSTRACT]
 define({
   name: "arm",
+  summary: "confidence reweighting of positive advantages (design choice)",
   title: "ARM / ProGRPO",
   arxiv: "2602.05281",
   confidence: "ABSTRACT",
@@ -914,6 +968,7 @@ define({
 // arXiv 2503.18991 [ABSTRACT]
 define({
   name: "grpo_s",
+  summary: "difficulty-scaled rewards, batch-std advantages (design choice)",
   title: "GRPO-S (DR-IRL)",
   arxiv: "2503.18991",
   confidence: "ABSTRACT",
@@ -933,6 +988,7 @@ define({
 // arXiv 2310.02743 [PAPER-KNOWN]
 define({
   name: "rm_ensemble_mean",
+  summary: "reward-model ensemble: mean over the models",
   title: "RM ensemble, mean",
   arxiv: "2310.02743",
   confidence: "PAPER-KNOWN",
@@ -951,6 +1007,7 @@ define({
 // arXiv 2601.05242 [CODE-FW] (the safety weighting is a design choice)
 define({
   name: "safe_gdpo",
+  summary: "GDPO over a task and a safety reward weighted 1 : 2, small KL (design choice)",
   title: "Multi-objective safety (GDPO)",
   arxiv: "2601.05242",
   confidence: "CODE-FW",
@@ -963,6 +1020,26 @@ define({
     reward: { weights: [1, 2] },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     regularizers: [{ type: "kl", estimator: "k3", beta: 0.01 }],
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2508.10751 [CODE]
+define({
+  name: "passk",
+  summary: "analytical pass@k advantage (k = 4) of binary rewards: exploration rewarded at the group level",
+  title: "Pass@k Training",
+  arxiv: "2508.10751",
+  confidence: "CODE",
+  doc:
+    "Pass@k Training: the reward of a group is its pass@k, and its analytical advantage replaces GRPO's: with " +
+    "n completions of which c are correct, ρ = 1 − C(n−c, k)/C(n, k), σ = sqrt(ρ(1 − ρ)), correct completions " +
+    "get (1 − ρ)/σ and incorrect ones (1 − ρ − C(n−c−1, k−1)/C(n−1, k−1))/σ, as the authors' code " +
+    "(code/passk_adv.py). k = 4; binary rewards (correct = r > 0.5). GRPO clip 0.2, no KL.",
+  config: {
+    advantage: { estimator: "passk", options: { k: 4, threshold: 0.5 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
     aggregate: { mode: "seq-mean-token-mean" },
   },
 });

@@ -386,7 +386,16 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
   checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
-  if (c.train.groupSize < 2 && advantageEstimators.get(resolvedAlgo.advantage.estimator).groupRelative !== false) {
+  const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
+  const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;
+  if (c.train.groupSize < minGroup && estimator.groupRelative !== false && minGroup > 2) {
+    throw new ConfigError(
+      `groupSize ${c.train.groupSize}: estimator "${estimator.name}" needs groups of at least ${minGroup} under its options ` +
+        "(smaller groups carry no signal); raise train.groupSize or change its options",
+      "train.groupSize",
+    );
+  }
+  if (c.train.groupSize < 2 && estimator.groupRelative !== false) {
     throw new ConfigError(
       `groupSize ${c.train.groupSize}: group-relative advantages need at least 2 completions per prompt`,
       "train.groupSize",

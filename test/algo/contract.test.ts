@@ -153,8 +153,9 @@ for (const { slot, name, cfg } of componentConfigs()) {
       });
     });
     test("permuting completions within a group permutes the outputs", () => {
-      const G = 4;
-      const perm = Array.from({ length: fx.N }, (_, i) => Math.floor(i / G) * G + (((i % G) * 3 + 1) % G));
+      const G = fx.G;
+      // reversed inside each group
+      const perm = Array.from({ length: fx.N }, (_, i) => Math.floor(i / G) * G + (G - 1 - (i % G)));
       // the trajectory pairing (rows 2k, 2k + 1) moves with the rows: keep pairs together
       const pairPerm = Array.from({ length: fx.N }, (_, i) => {
         const g = Math.floor(i / G) * G;

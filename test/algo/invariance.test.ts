@@ -3,6 +3,7 @@
 // summed) against one process on the combined batch. The trainer runs the same pieces (src/algo/step.ts).
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
+import { advantageEstimators } from "../../src/algo/advantage.js";
 import { Pipeline } from "../../src/algo/pipeline.js";
 import { addGlobals } from "../../src/algo/policy-loss.js";
 import { computeStepLoss, microBatchRows, stepCounts } from "../../src/algo/step.js";
@@ -11,8 +12,21 @@ import { presetNames, resolvePreset } from "../../src/presets/index.js";
 import { noGrad, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import { RUN_SPECIFIC, stepFixture } from "../helpers/step-fixture.js";
 
-const fx = stepFixture(3);
-after(() => fx.dispose());
+const fixtures = new Map<number, ReturnType<typeof stepFixture>>();
+after(() => {
+  for (const f of fixtures.values()) f.dispose();
+});
+/** Groups of 4, or larger when the preset's estimator needs them (pass@k: k + 1). */
+function fixtureFor(name: string): ReturnType<typeof stepFixture> {
+  const c = resolvePreset(name, RUN_SPECIFIC[name] ?? {}, { rewardFunctions: 2 });
+  const G = Math.max(4, advantageEstimators.get(c.advantage.estimator).minGroupSize?.(c.advantage.options) ?? 0);
+  let f = fixtures.get(G);
+  if (f === undefined) {
+    f = stepFixture(3, 3, G);
+    fixtures.set(G, f);
+  }
+  return f;
+}
 
 interface Outcome {
   loss: number;
@@ -20,6 +34,7 @@ interface Outcome {
 }
 
 function run(name: string, microBatches: number): Outcome {
+  const fx = fixtureFor(name);
   const algo = resolvePreset(name, RUN_SPECIFIC[name] ?? {}, { rewardFunctions: 2 });
   const tokens = fx.tokens();
   const res = computeStepLoss(new Pipeline(algo), fx.rows, tokens, { microBatches, step: 3 });
@@ -60,6 +75,7 @@ describe("every preset: the same loss and gradient for 1, 2 and 4 micro-batches"
  * own rows, gradients summed.
  */
 function twoRanks(name: string): Outcome {
+  const fx = fixtureFor(name);
   const algo = resolvePreset(name, RUN_SPECIFIC[name] ?? {}, { rewardFunctions: 2 });
   const pl = new Pipeline(algo);
   const tokens = fx.tokens();

@@ -23,14 +23,27 @@ import { deepMerge, getPreset, presetNames, resolvePreset } from "../../src/pres
 import type { Tensor } from "../../src/tensor/index.js";
 import { RUN_SPECIFIC, stepFixture } from "../helpers/step-fixture.js";
 
-const fx = stepFixture(5);
-after(() => fx.dispose());
+const fixtures = new Map<number, ReturnType<typeof stepFixture>>();
+after(() => {
+  for (const f of fixtures.values()) f.dispose();
+});
+/** The fixture for a config: groups of 4, or larger when its estimator needs them (pass@k: k + 1). */
+function fixtureFor(cfg: AlgoConfigInput): ReturnType<typeof stepFixture> {
+  const c = parseAlgoConfig(cfg, ctx);
+  const G = Math.max(4, advantageEstimators.get(c.advantage.estimator).minGroupSize?.(c.advantage.options) ?? 0);
+  let f = fixtures.get(G);
+  if (f === undefined) {
+    f = stepFixture(5, 3, G);
+    fixtures.set(G, f);
+  }
+  return f;
+}
 
 type Json = unknown;
 const ctx = { rewardFunctions: 2 };
 
 /** Two steps through one pipeline: loss and gradient of each, and the components' state in between. */
-function outcome(cfg: AlgoConfigInput): number[] {
+function outcome(cfg: AlgoConfigInput, fx = fixtureFor(cfg)): number[] {
   const pl = new Pipeline(cfg);
   const out: number[] = [];
   for (const step of [1, 400]) {
@@ -183,7 +196,8 @@ describe("every knob a preset sets changes the loss, the gradient or the state",
       delete raw.rollout; // sampling-level fields: test/rollout
       const run = RUN_SPECIFIC[name];
       const base = resolvePreset(name, run ?? {}, ctx);
-      const ref = outcome(base);
+      const fx = fixtureFor(base);
+      const ref = outcome(base, fx);
       const inert: string[] = [];
       let knobs = 0;
       for (const path of leaves(raw)) {
@@ -204,7 +218,7 @@ describe("every knob a preset sets changes the loss, the gradient or the state",
             if (e instanceof ConfigError) return false; // a move the config refuses
             throw e;
           }
-          return differs(ref, outcome(changed));
+          return differs(ref, outcome(changed, fx));
         });
         if (!live) inert.push(`${path.join(".")} (${tries.map((t) => t.what).join("; ") || "no move"})`);
       }

@@ -24,6 +24,8 @@ export interface StepFixture {
   dispose(): void;
   N: number;
   T: number;
+  /** Completions per group. */
+  G: number;
 }
 
 export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
@@ -99,6 +101,7 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
     rows,
     N,
     T,
+    G,
     tokens: () => ({
       logprobs: tensor(lp, { shape: [N, T], dtype: "f64" }).requireGrad(),
       oldLogprobs: oldT,

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import { test } from "node:test";
+import { advantageEstimators } from "../../src/algo/advantage.js";
 import { getPreset, presetNames } from "../../src/presets/index.js";
 import { liveTensors } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
@@ -9,6 +10,14 @@ import { train } from "../../src/train/trainer.js";
 import { tinyModelDir, tmpRunRoot } from "./helpers.js";
 
 const model = tinyModelDir(5);
+
+/** Groups of 4, or twice what the estimator needs at least (pass@k: k + 1), so that the signal is likely. */
+function minGroupSize(preset: string): number {
+  const a = getPreset(preset).config.advantage ?? {};
+  const def = advantageEstimators.get(a.estimator ?? "grpo");
+  const min = def.minGroupSize?.(def.params.parse(a.options ?? {})) ?? 0;
+  return Math.max(4, 2 * (min - 1));
+}
 const parity = `${resolve("test/fixtures/rewards/parity.ts")}#parity`;
 /** Presets whose data must carry extra structure the arithmetic task does not have. */
 const NEEDS_RANKED_DATA = new Set(["rank_grpo"]);
@@ -22,7 +31,8 @@ for (const preset of presetNames()) {
       task: { name: "arithmetic", options: { digits: [1, 1] } },
       // a preset with one weight per reward function (safe_gdpo: task, safety) gets that many functions
       rewards: getPreset(preset).config.reward?.weights ? [parity, "correctness"] : ["correctness", "format", parity],
-      train: { steps: 2, promptsPerStep: 3, groupSize: 4, microBatchSize: 8 },
+      // groups of 4, or as large as the estimator needs (pass@k: k + 1)
+      train: { steps: 2, promptsPerStep: 3, groupSize: minGroupSize(preset), microBatchSize: 8 },
       sampling: { maxNewTokens: 6 },
       eval: { everySteps: 0 },
       checkpoint: { everySteps: 0 },

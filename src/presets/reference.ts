@@ -1,23 +1,24 @@
 /**
- * The component reference (docs/COMPONENTS.md), generated from the registries: every registered component of
- * every slot with its paper, confidence tag, what it reads (needs) and its options (type, default, allowed
- * values and bounds, from its zod params schema). `npm run docs:components` writes it; a test fails when the
- * file and the registries disagree.
+ * Documentation generated from the registries, so that it cannot drift from the code: the component reference
+ * (docs/COMPONENTS.md: every registered component of every slot with its paper, confidence tag, what it reads
+ * and its options — type, default, allowed values and bounds — from its zod params schema), and the README's
+ * tables of `algo:` keys and of presets. `npm run docs:components` writes them; a test fails when they differ.
  * @module
  */
 import { z } from "zod";
-import { advantageEstimators } from "./advantage.js";
-import "./agent.js";
-import { AGGREGATE_MODES } from "./aggregate.js";
-import type { ComponentDef } from "./component.js";
-import { sampleFilters, tokenFilters } from "./filters.js";
-import { gates } from "./gates.js";
-import { policyLosses } from "./losses.js";
-import "./pair-mask.js";
-import { RATIO_LEVELS } from "./ratio.js";
-import { regularizers } from "./regularizers.js";
-import { rewardCombiners, rewardShapers } from "./rewards.js";
-import { advantageReweighters } from "./reweight.js";
+import { advantageEstimators } from "../algo/advantage.js";
+import "../algo/agent.js";
+import { AGGREGATE_MODES } from "../algo/aggregate.js";
+import type { ComponentDef } from "../algo/component.js";
+import { sampleFilters, tokenFilters } from "../algo/filters.js";
+import { gates } from "../algo/gates.js";
+import { policyLosses } from "../algo/losses.js";
+import "../algo/pair-mask.js";
+import { RATIO_LEVELS } from "../algo/ratio.js";
+import { regularizers } from "../algo/regularizers.js";
+import { rewardCombiners, rewardShapers } from "../algo/rewards.js";
+import { advantageReweighters } from "../algo/reweight.js";
+import { getPreset, presetNames } from "./index.js";
 
 /** The slots of `algo:`, their config key and how an entry names its component. */
 export const SLOTS: { key: string; entry: string; registry: { list(): ComponentDef[] } }[] = [
@@ -80,7 +81,7 @@ export function componentReference(): string {
   const lines = [
     "# Components",
     "",
-    "Generated from the registries by `npm run docs:components` (src/algo/reference.ts); a test fails when",
+    "Generated from the registries by `npm run docs:components` (src/presets/reference.ts); a test fails when",
     "this file and the code disagree. Every option below is checked when the config is read. **Needs** are the",
     "inputs a component reads beyond rewards and its options; a run that cannot supply one is refused at",
     "config time (src/algo/component.ts `NEEDS`). Confidence: CODE (the authors' code), CODE-FW (TRL / verl),",
@@ -134,7 +135,25 @@ export function readmeAlgoTable(): string {
   return rows.join("\n");
 }
 
-export const README_MARKERS = [
-  "<!-- components:start (npm run docs:components) -->",
-  "<!-- components:end -->",
-] as const;
+/** The README's table of presets: those that change the loss side, or (`rollout`) those that change sampling. */
+export function readmePresetTable(kind: "loss" | "rollout"): string {
+  const rows = presetNames()
+    .map(getPreset)
+    .filter((p) => (p.config.rollout !== undefined) === (kind === "rollout"))
+    .map((p) => `| \`${p.name}\` | ${p.arxiv} | ${p.confidence} | ${p.summary.replaceAll("|", "\\|")} |`);
+  return ["| preset | paper | conf. | what it changes |", "|---|---|---|---|", ...rows].join("\n");
+}
+
+/** Generated blocks of the README: marker name → content. */
+export function readmeBlocks(): Record<string, string> {
+  return {
+    components: readmeAlgoTable(),
+    presets: readmePresetTable("loss"),
+    "rollout-presets": readmePresetTable("rollout"),
+  };
+}
+
+/** The markers around a generated README block. */
+export function readmeMarkers(block: string): [string, string] {
+  return [`<!-- ${block}:start (npm run docs:components) -->`, `<!-- ${block}:end -->`];
+}
