@@ -136,8 +136,13 @@ export class DataParallel {
 
   /** Token and sequence counts of the optimizer step over all ranks. */
   reduceCounts(c: GlobalCounts): GlobalCounts {
-    const [tokens, sequences] = this.group.sum([c.tokens, c.sequences]) as [number, number];
-    return { ...c, tokens, sequences };
+    // groups never span ranks, so the step's questions are the sum of every rank's (DisCO's 1/#questions)
+    const [tokens, sequences, groups] = this.group.sum([c.tokens, c.sequences, c.groups ?? 0]) as [
+      number,
+      number,
+      number,
+    ];
+    return { ...c, tokens, sequences, ...(c.groups !== undefined ? { groups } : {}) };
   }
 
   /**

@@ -81,6 +81,7 @@ import {
 import { fallbackHint, fromBase64, loadCheckpoint, saveCheckpoint, toBase64 } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { Diagnostics } from "./diagnostics.js";
+import { advantagesOverRanks } from "./dist-stage.js";
 import { type MetricRecord, MetricsLog, stats } from "./metrics.js";
 import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines, openRun, planRun } from "./rundir.js";
@@ -676,20 +677,20 @@ async function trainStep(ctx: Ctx, step: number, feed: Feed): Promise<MetricReco
       ...(pl.has("targetRatio") ? { targetRatio: targetRatioOf(src, ro, whole.C, whole.mask) } : {}),
       ...(rewardKl ? { rewardKl } : {}),
     };
+    const base = {
+      groupIndex: ro.groupIndex,
+      lengths,
+      meanLogprobs,
+      truncated,
+      texts: ro.texts,
+      ...oneStepEpisodes(ro.problems),
+    };
+    // with data parallelism the stage sees every rank's rows (batch statistics), and each rank keeps its own
     stage = ctx.env
       ? ctx.env.advantages(pl, byFn, ro.completions, ro.groupIndex, inputs)
-      : pl.advantages(
-          byFn,
-          {
-            groupIndex: ro.groupIndex,
-            lengths,
-            meanLogprobs,
-            truncated,
-            texts: ro.texts,
-            ...oneStepEpisodes(ro.problems),
-          },
-          { ...inputs, mask: whole.mask },
-        );
+      : ctx.dist
+        ? advantagesOverRanks(ctx.dist.group, pl, byFn, base, { ...inputs, mask: whole.mask })
+        : pl.advantages(byFn, base, { ...inputs, mask: whole.mask });
     tok = pl.tokenStage(stage, {
       mask: whole.mask,
       tokenIds: whole.tokenIds,

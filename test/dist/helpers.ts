@@ -11,7 +11,12 @@ import { deterministicPart, tinyModelDir, tmpRunRoot } from "../train/helpers.js
 const parity = resolve("test/fixtures/rewards/parity.ts");
 
 /** A 4-step run config named `name` in `root`. */
-export function writeConfig(root: string, model: string, name: string): string {
+export function writeConfig(
+  root: string,
+  model: string,
+  name: string,
+  algo = "algo: {regularizers: [{type: kl, estimator: k3, beta: 0.04}]}",
+): string {
   const file = join(root, `${name}.yaml`);
   writeFileSync(
     file,
@@ -22,7 +27,7 @@ export function writeConfig(root: string, model: string, name: string): string {
       `model: {path: ${model}}`,
       "task: {name: arithmetic, options: {digits: [1, 1]}}",
       `rewards: ["${parity}#parity", correctness]`,
-      "algo: {regularizers: [{type: kl, estimator: k3, beta: 0.04}]}",
+      algo,
       // 2 prompts × 4 completions per rank = 2 micro-batches of 4 on each rank, the 1-process run's 4 micro-batches
       "train: {steps: 4, promptsPerStep: 4, groupSize: 4, innerIterations: 2, microBatchSize: 4, lr: 0.003}",
       "sampling: {maxNewTokens: 6}",
@@ -57,7 +62,7 @@ const comparable = (m: MetricRecord) =>
 export const numeric = (m: MetricRecord) =>
   Object.entries(comparable(m)).filter((e): e is [string, number] => typeof e[1] === "number");
 
-/** Asserts two metric trajectories agree within `tol` (wall-clock and `dist/*` fields excluded). */
+/** Asserts two metric trajectories agree within `tol` (relative above 1; wall-clock and `dist/*` fields excluded). */
 export function assertSameTrajectory(
   actual: MetricRecord[],
   expected: MetricRecord[],
@@ -72,7 +77,8 @@ export function assertSameTrajectory(
     const ke = Object.keys(comparable(m)).sort().join();
     if (ka !== ke) throw new Error(`${what}: step ${m.step} metric keys differ: ${ka} vs ${ke}`);
     for (const [k, v] of numeric(m)) {
-      if (!(Math.abs((d[k] as number) - v) <= tol))
+      // float32 sums in another order: tol is relative above 1 (a grad norm of 38 agrees to ~3e-7)
+      if (!(Math.abs((d[k] as number) - v) <= tol * Math.max(1, Math.abs(v))))
         throw new Error(`${what}: step ${m.step} ${k}: ${d[k]}, expected ${v} (tol ${tol})`);
     }
   });

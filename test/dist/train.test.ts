@@ -64,3 +64,19 @@ test("--nproc 2 with train.overlapAllreduce false: all-reduce after the backward
   assertSameTrajectory(off, one.metrics, 1e-5, "2 ranks (all-reduce after backward) vs 1 process");
   for (const m of off.filter((r) => typeof r.grad_norm === "number")) assert.equal(m["dist/allreduce_in_backward"], 0);
 });
+
+// Estimators, losses and filters with statistics over the whole step (GDPO's batch normalisation, REINFORCE++'s
+// token whitening, DisCO's 1/#questions and step KL): the stage runs over every rank's rows, counts and step-wide
+// sums are all-reduced, so 2 ranks give one process's trajectory.
+for (const preset of ["gdpo", "reinforce_pp_baseline", "disco"]) {
+  test(`--nproc 2 follows one process for ${preset} (whole-step statistics)`, async () => {
+    const algo = `preset: ${preset}`;
+    const one = await train(loadTrainConfig(writeConfig(root, model, `one-${preset}`, algo)), { log: () => {} });
+    assert.ok(one.metrics.some((m) => typeof m.grad_norm === "number" && m.grad_norm > 0));
+    const run = cohort([writeConfig(root, model, `two-${preset}`, algo), "--nproc", "2", "--quiet"]);
+    const { code } = await run.exited;
+    assert.equal(code, 0, run.out.stderr);
+    const two = new MetricsLog(join(root, `two-${preset}`, "metrics.jsonl")).read();
+    assertSameTrajectory(two, one.metrics, 1e-5, `${preset}: 2 ranks vs 1 process`);
+  });
+}
