@@ -19,13 +19,15 @@
  */
 import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
-import { type Device, type Tensor, tensor, tidy, where, zerosLike } from "../tensor/index.js";
+import { type Tensor, tensor, tidy, where, zerosLike } from "../tensor/index.js";
 import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
+import { compositeKeys, devOf, groupMembers, validStats } from "./groups.js";
 import type { Advantages, RewardBatch } from "./types.js";
+
+export { compositeKeys, devOf, groupMembers, type StdKind, validStats } from "./groups.js";
 
 // ---- shared types and helpers ---------------------------------------------------------------------
 
-export type StdKind = "unbiased" | "population";
 /** The two shapes of `Advantages`, for estimators whose kind is fixed. */
 export type SequenceAdvantages = Extract<Advantages, { kind: "sequence" }>;
 export type TokenAdvantages = Extract<Advantages, { kind: "token" }>;
@@ -77,31 +79,6 @@ export function runEstimator<P extends z.ZodType, R extends Advantages>(
   return def.estimate(batch, p);
 }
 
-/** Members (row indices) of each group, keyed by any id; groups keep the order of first appearance. */
-export function groupMembers(keys: ArrayLike<number | string>): number[][] {
-  const byKey = new Map<number | string, number[]>();
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i] as number | string;
-    let m = byKey.get(k);
-    if (m === undefined) {
-      m = [];
-      byKey.set(k, m);
-    }
-    m.push(i);
-  }
-  return [...byKey.values()];
-}
-
-/** Composite group keys: the group id combined with a second id (agent, step index, …). */
-export function compositeKeys(a: Int32Array, b: ArrayLike<number | string>, what: string): string[] {
-  if (b.length !== a.length) {
-    throw new CohortError(`${what} has length ${b.length} but groupIndex has ${a.length}; give one value per row`);
-  }
-  const out: string[] = new Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = `${a[i]}\u0000${b[i]}`;
-  return out;
-}
-
 /** Rejects infinite rewards (NaN is allowed: it means "no reward"). */
 function checkFinite(values: Float64Array, what: string): void {
   for (let i = 0; i < values.length; i++) {
@@ -121,31 +98,6 @@ function checkBatch(batch: RewardBatch): void {
     );
   }
   checkFinite(batch.rewards, "rewards");
-}
-
-/** Mean and std of the non-NaN entries of `values` at `idx`. n = number of valid entries. */
-export function validStats(
-  values: ArrayLike<number>,
-  idx: readonly number[],
-  std: StdKind = "unbiased",
-): { n: number; mean: number; std: number } {
-  let n = 0;
-  let s = 0;
-  for (const i of idx) {
-    const v = values[i]!;
-    if (Number.isNaN(v)) continue;
-    n++;
-    s += v;
-  }
-  if (n === 0) return { n, mean: Number.NaN, std: Number.NaN };
-  const mean = s / n;
-  let ss = 0;
-  for (const i of idx) {
-    const v = values[i]!;
-    if (!Number.isNaN(v)) ss += (v - mean) * (v - mean);
-  }
-  const dof = std === "unbiased" ? n - 1 : n;
-  return { n, mean, std: dof > 0 ? Math.sqrt(ss / dof) : 0 };
 }
 
 /** Options of the group-relative normalisation (A.2), shared by GRPO, Dr. MAS, Step-GRPO, Rank-GRPO. */
@@ -195,9 +147,6 @@ export function groupNormalize(values: Float64Array, groups: number[][], opts: G
   return out;
 }
 const GROUP_NORM = { name: "group normalisation", doc: "", params: groupNormParams };
-
-/** The device of `t`, for host data that must meet it. */
-export const devOf = (t: Tensor): Device => t.device as Device;
 
 const seq = (values: Float64Array): SequenceAdvantages => ({ kind: "sequence", values });
 

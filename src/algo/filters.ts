@@ -12,8 +12,8 @@
 import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
 import { type Tensor, tensor, tidy, where } from "../tensor/index.js";
-import { devOf, groupMembers, validStats } from "./advantage.js";
 import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
+import { devOf, groupMembers, validStats } from "./groups.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
 // ---- sample filters -------------------------------------------------------------------------------

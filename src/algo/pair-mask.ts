@@ -20,8 +20,8 @@
  */
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { groupMembers } from "./advantage.js";
 import { defineSampleFilter, type SampleFilterResult } from "./filters.js";
+import { groupMembers } from "./groups.js";
 import type { RewardBatch } from "./types.js";
 
 const pairParams = z.strictObject({

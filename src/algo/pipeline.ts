@@ -17,14 +17,17 @@
  */
 import { CohortError } from "../errors.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
-import { advantageEstimators, devOf } from "./advantage.js";
+import { advantageEstimators } from "./advantage.js";
 import { loadStateRecord, type Need, type StateDef } from "./component.js";
 import { type AlgoConfig, type AlgoConfigInput, configNeeds, parseAlgoConfig } from "./config.js";
-import { sampleFilters, type TokenFilterInput, tokenFilters } from "./filters.js";
+import { type TokenFilterInput, tokenFilters } from "./filters.js";
+import { devOf } from "./groups.js";
 import { PolicyLoss } from "./policy-loss.js";
-import { rewardCombiners, rewardShapers } from "./rewards.js";
 import { advantageReweighters, type ReweighterDef, type ReweightInputs } from "./reweight.js";
+import { applySampleFilters, combineAndShape } from "./stage.js";
 import type { Advantages, LossBatch, RewardBatch } from "./types.js";
+
+export { applySampleFilters, combineAndShape } from "./stage.js";
 
 /** Inputs of the advantage stage, by need. */
 export interface StageInputs extends ReweightInputs {
@@ -44,48 +47,6 @@ export interface RewardStage {
   /** 1 = the completion goes into the loss (sample filters may drop whole groups). */
   keep: Uint8Array;
   metrics: Record<string, number>;
-}
-
-/** Per-function rewards [K][N] (NaN = not applicable) → a RewardBatch of combined, shaped rewards. */
-export function combineAndShape(
-  algo: AlgoConfig,
-  byFn: Float64Array[],
-  base: Omit<RewardBatch, "rewards" | "rewardsByFn">,
-  mask?: Tensor,
-): RewardBatch {
-  const combineOpts: Record<string, unknown> = { ...algo.reward.options };
-  if (algo.reward.weights !== undefined) combineOpts.weights = algo.reward.weights;
-  const combiner = rewardCombiners.get(algo.reward.combine, "algo.reward.combine");
-  const combined = combiner.combine(byFn, combiner.params.parse(combineOpts));
-  const batch: RewardBatch = { ...base, rewards: combined.rewards, rewardsByFn: combined.rewardsByFn ?? byFn };
-  // the reward weights travel with the per-function rewards: GDPO's estimator weighs each normalised reward
-  const weights = combined.rewardWeights ?? (algo.reward.weights ? Float64Array.from(algo.reward.weights) : undefined);
-  if (weights !== undefined) batch.rewardWeights = weights;
-  if (mask !== undefined) batch.mask = mask;
-  for (const [i, s] of algo.shapers.entries()) {
-    batch.rewards = rewardShapers.get(s.name, `algo.shapers.${i}.name`).shape(batch, s.options);
-  }
-  return batch;
-}
-
-/** The sample filters of a config over a batch: which completions stay, and the filters' metrics. */
-export function applySampleFilters(
-  algo: AlgoConfig,
-  batch: RewardBatch,
-  filters = algo.sampleFilters,
-): { keep: Uint8Array; metrics: Record<string, number> } {
-  const keep = new Uint8Array(batch.rewards.length).fill(1);
-  const metrics: Record<string, number> = {};
-  for (const [i, f] of filters.entries()) {
-    const res = sampleFilters.get(f.name, `algo.sampleFilters.${i}.name`).filter(batch, f.options);
-    res.keep.forEach((k, j) => {
-      if (!k) keep[j] = 0;
-    });
-    metrics[`filter/${f.name}/removed_groups`] = res.removedGroups;
-    metrics[`filter/${f.name}/removed_sequences`] = res.removedSequences;
-    if (res.metrics !== undefined) Object.assign(metrics, res.metrics);
-  }
-  return { keep, metrics };
 }
 
 /**

@@ -10,8 +10,8 @@
  */
 import { z } from "zod";
 import { CohortError, ConfigError } from "../errors.js";
-import { groupMembers, validStats } from "./advantage.js";
 import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
+import { groupMembers, validStats } from "./groups.js";
 import type { RewardBatch } from "./types.js";
 
 // ---- combiners ------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@
 import { z } from "zod";
 import { CohortError } from "../errors.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
-import { devOf, groupMembers, type TokenAdvantages, validStats } from "./advantage.js";
+import type { TokenAdvantages } from "./advantage.js";
 import { type ComponentDef, ComponentRegistry, parseParams, type StateDef } from "./component.js";
+import { devOf, groupMembers, validStats } from "./groups.js";
 import type { Advantages, RewardBatch } from "./types.js";
 
 /** Run inputs a reweighter may read (supplied by need, see component.ts `NEEDS`). */

@@ -7,7 +7,7 @@
  * @module
  */
 import type { AlgoConfig } from "../algo/config.js";
-import { applySampleFilters, combineAndShape } from "../algo/pipeline.js";
+import { applySampleFilters, combineAndShape } from "../algo/stage.js";
 import type { RewardBatch } from "../algo/types.js";
 import { CohortError } from "../errors.js";
 import type { Problem } from "../task/types.js";

@@ -7,7 +7,7 @@
 export { ADMIN_KEY_ENV, API_KEY_ENV, isLoopbackHost } from "./auth.js";
 export * from "./client.js";
 export { Engine, type EngineOptions, type EngineStats, Job, type JobResult, type JobSpec } from "./engine.js";
-export * from "./importance.js";
+
 export {
   confineReloadPath,
   loadServedModel,

@@ -20,6 +20,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { ImportanceSamplingMode } from "../algo/importance.js";
 import { CohortError } from "../errors.js";
 import { writeModelDir } from "../io/hf.js";
 import { writeSafetensors } from "../io/safetensors.js";
@@ -29,7 +30,6 @@ import type { Completion, Sampler, SamplingParams, TokenIds } from "../model/sam
 import { writeAdapterSnapshot } from "./adapters.js";
 import { ADMIN_KEY_ENV } from "./auth.js";
 import { type CompletionChoice, type CompletionResponse, OpenAIClient, OpenAIError } from "./client.js";
-import type { ImportanceSamplingMode } from "./importance.js";
 import {
   detectWorkerApi,
   loadWorkerWeights,

@@ -17,9 +17,9 @@ import { CohortError } from "../errors.js";
 import { packBatch } from "../model/batch.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
-import { logprobsSharedPrefixRows } from "../model/prefix.js";
 import type { Completion } from "../model/sampler.js";
 import { cat, type Device, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+import type { ForwardBackend } from "./parts.js";
 
 /** What the batch builders read of the run. */
 export interface BatchSource {
@@ -30,7 +30,8 @@ export interface BatchSource {
   /** Sampling temperature (log-probs are computed at it). */
   temperature: number;
   microBatchSize: number;
-  sharedPrefix: boolean;
+  /** How log-probs are computed (plain or shared-prefix). */
+  backend: ForwardBackend;
 }
 
 /** Prompts and completions of the step's rows. */
@@ -49,8 +50,8 @@ export interface Packed {
   P: number;
   /** Completion columns of this pack. */
   C: number;
-  /** Set for the shared-prefix forward: the rows' token ids, so rows sharing a prompt form a group. */
-  seqs?: { prompts: number[][]; completions: number[][] };
+  /** The rows' token ids (the shared-prefix forward groups rows by prompt). */
+  seqs: { prompts: number[][]; completions: number[][] };
 }
 
 /** A micro-batch: packed rows with their loss mask, advantages and cached log-probs ([n, C]). */
@@ -84,7 +85,7 @@ export function pack(src: BatchSource, ro: Rows, rows: number[]): Packed {
     completionMask: put(packed.completionMask),
     P,
     C: (packed.inputIds.shape[1] as number) - P,
-    ...(src.sharedPrefix ? { seqs: { prompts, completions: comps } } : {}),
+    seqs: { prompts, completions: comps },
   };
 }
 
@@ -95,24 +96,6 @@ export function disposePacked(p: Packed): void {
 export function disposeMicro(m: Micro): void {
   disposePacked(m);
   for (const t of [m.mask, m.samplerLp, m.adv, m.oldLp, m.refLp]) t?.dispose();
-}
-
-/** Completion-column log-probs (and entropy) of packed rows under `model`, at `temperature`. */
-export function forward(
-  model: CausalLM,
-  p: Packed,
-  temperature: number,
-  entropy: boolean,
-): { lp: Tensor; entropy?: Tensor } {
-  if (p.seqs) return logprobsSharedPrefixRows(model, p.seqs.prompts, p.seqs.completions, { temperature, entropy });
-  return tidy(() => {
-    const r = model.logprobs(
-      { inputIds: p.inputIds, attentionMask: p.attentionMask, completionMask: p.completionMask },
-      { temperature, entropy },
-    );
-    const lp = r.lp.slice(1, p.P);
-    return r.entropy ? { lp, entropy: r.entropy.slice(1, p.P) } : { lp };
-  });
 }
 
 /** The [N, C] loss mask of every row: completion tokens, with holes at tool observations for episodes. */
@@ -201,7 +184,7 @@ export function wholeBatch(src: BatchSource, ro: Rows, want: { pipeline: Pipelin
     overChunks(src, ro, C, (p) => {
       const r: Record<string, Tensor> = {};
       if (entropy || old) {
-        const f = forward(src.model, p, T, entropy);
+        const f = src.backend.logprobs(src.model, p, T, entropy);
         if (old) r.old = f.lp;
         if (f.entropy) r.entropy = f.entropy;
       }
@@ -218,10 +201,10 @@ export function wholeBatch(src: BatchSource, ro: Rows, want: { pipeline: Pipelin
 
 /** Log-probs of packed rows under π_ref: the frozen copy, or the model with its LoRA adapters off. */
 function referenceLogprobs(src: BatchSource, p: Packed): Tensor {
-  if (src.ref) return forward(src.ref, p, src.temperature, false).lp;
+  if (src.ref) return src.backend.logprobs(src.ref, p, src.temperature, false).lp;
   if (src.lora) {
     const lora = src.lora;
-    return lora.disabled(() => forward(src.model, p, src.temperature, false).lp);
+    return lora.disabled(() => src.backend.logprobs(src.model, p, src.temperature, false).lp);
   }
   throw new CohortError("internal: reference log-probs need a reference model or LoRA adapters");
 }
@@ -231,8 +214,8 @@ export function targetRatioOf(src: BatchSource, ro: Rows, C: number, mask: Tenso
   return (t) =>
     noGrad(() => {
       const r = overChunks(src, ro, C, (p) => ({
-        lt: forward(src.model, p, t, false).lp,
-        l1: forward(src.model, p, 1, false).lp,
+        lt: src.backend.logprobs(src.model, p, t, false).lp,
+        l1: src.backend.logprobs(src.model, p, 1, false).lp,
       }));
       const rho = tidy(() =>
         (r.lt as Tensor)
@@ -288,7 +271,7 @@ export function buildMicro(
     oldLp: whole.old
       ? pick(whole.old)
       : cache.storeOld
-        ? keep(noGrad(() => forward(src.model, p, src.temperature, false).lp))
+        ? keep(noGrad(() => src.backend.logprobs(src.model, p, src.temperature, false).lp))
         : null,
     refLp: whole.ref ? pick(whole.ref) : cache.ref ? keep(noGrad(() => referenceLogprobs(src, p))) : null,
     offPolicy: Uint8Array.from(rows, (r) => (offPolicy(ro.completions[r] as Completion) ? 1 : 0)),

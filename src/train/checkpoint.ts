@@ -12,7 +12,8 @@ import { basename, dirname, join } from "node:path";
 import { CohortError } from "../errors.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
-import type { StateDict, Tensor } from "../tensor/index.js";
+import { getRngState, type StateDict, setRngState, type Tensor, tidy } from "../tensor/index.js";
+import { type Run, trainableState } from "./context.js";
 
 export interface CheckpointContents {
   step: number;
@@ -145,3 +146,52 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
 
 export const toBase64 = (b: Uint8Array): string => Buffer.from(b).toString("base64");
 export const fromBase64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "base64"));
+
+/**
+ * Saves a run's checkpoint at `step` (with data parallelism: rank 0 writes every rank's state; other ranks
+ * return ""). The rollout source's state is the one from before any batch generated ahead (resume regenerates
+ * those batches); `runId` lets --resume refuse a checkpoint of another run (rundir.ts).
+ */
+export function saveRun(run: Run, step: number, runId?: string): string {
+  const local: Record<string, unknown> = {
+    ...(run.source.state?.() ?? {}),
+    torchRng: toBase64(getRngState()),
+    components: run.pipeline.state(),
+    diagnostics: run.diagnostics.state(),
+  };
+  const state = run.sync.checkpointState(local);
+  if (state === null) return "";
+  if (runId !== undefined) state.runId = runId;
+  return saveCheckpoint(
+    run.runDir,
+    { step, weights: trainableState(run.policy), optimizer: run.opt.state(), state },
+    run.cfg.checkpoint.keep,
+  );
+}
+
+/** Restores a run from a checkpoint folder: weights, optimizer, RNGs, data position and component state. */
+export function restoreRun(run: Run, dir: string): number {
+  const ck = loadCheckpoint(dir);
+  const { model, lora } = run.policy;
+  const named = new Map(lora ? lora.namedParameters() : model.namedParameters());
+  const s = run.sync.rankState(ck.state, dir) as {
+    torchRng: string;
+    components?: Record<string, unknown>;
+    diagnostics?: Record<string, unknown>;
+  } & Record<string, unknown>;
+  tidy(() => {
+    for (const [name, p] of named) {
+      const src = ck.weights[name];
+      if (src === undefined)
+        throw new CohortError(`checkpoint ${dir} lacks "${name}"; was it written by a different config?`);
+      p.copy_(src);
+    }
+  });
+  run.opt.load(ck.optimizer);
+  for (const t of [...Object.values(ck.weights), ...Object.values(ck.optimizer.tensors)]) t.dispose();
+  run.source.load?.(s);
+  setRngState(fromBase64(s.torchRng));
+  run.pipeline.load(s.components ?? {});
+  run.diagnostics.load(s.diagnostics ?? {});
+  return ck.step;
+}

@@ -1,5 +1,6 @@
 /**
- * `cohort eval`: greedy accuracy of a saved model on a task's held-out split.
+ * Held-out evaluation, one function for the training loop and `cohort eval`: completions of held-out problems
+ * by the local sampler, verified by the task.
  * @module
  */
 import { existsSync } from "node:fs";
@@ -8,10 +9,48 @@ import { CohortError } from "../errors.js";
 import { readModelDir } from "../io/hf.js";
 import { eosIds } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
-import { LocalSampler } from "../model/sampler.js";
+import { LocalSampler, type SamplingParams } from "../model/sampler.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
+import type { Problem, Task } from "../task/types.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+
+export interface EvalResult {
+  accuracy: number;
+  format: number;
+  /** The first problems' prompts, completions and verdicts, for samples.jsonl. */
+  samples: Record<string, unknown>[];
+}
+
+/** Accuracy and format rate of `sampler` on `problems` (prompts with BOS first), and the first `logSamples`. */
+export function evaluateProblems(
+  sampler: LocalSampler,
+  tok: Tokenizer,
+  task: Task,
+  problems: readonly Problem[],
+  params: SamplingParams,
+  logSamples = 0,
+  step = 0,
+): EvalResult {
+  const prompts = problems.map((p) =>
+    tok.bosId !== null ? [tok.bosId, ...tok.encode(p.prompt)] : tok.encode(p.prompt),
+  );
+  const comps = sampler.generateSync(prompts, params);
+  let correct = 0;
+  let format = 0;
+  const samples: Record<string, unknown>[] = [];
+  comps.forEach((c, i) => {
+    const p = problems[i] as Problem;
+    const text = tok.decode(c.tokens, { skipSpecialTokens: true });
+    const v = task.verify(p, text);
+    if (v.correct) correct++;
+    if (v.format) format++;
+    if (i < logSamples)
+      samples.push({ step, prompt: p.prompt, completion: text, answer: p.answer ?? null, correct: v.correct });
+  });
+  return { accuracy: correct / comps.length, format: format / comps.length, samples };
+}
 
 export interface EvalOptions {
   task: string;
@@ -39,22 +78,12 @@ export function evaluateModelDir(path: string, o: EvalOptions): { accuracy: numb
     const rng = Rng.fromSeed(BigInt(o.seed ?? 0) ^ 0x5eed5eedn);
     const problems = Array.from({ length: o.problems ?? 200 }, () => task.sample(rng, "eval"));
     const sampler = new LocalSampler(model, { padId: tok.padId, maxBatch: 128 });
-    const comps = sampler.generateSync(
-      problems.map((p) => (tok.bosId !== null ? [tok.bosId, ...tok.encode(p.prompt)] : tok.encode(p.prompt))),
-      {
-        maxTokens: o.maxNewTokens ?? 32,
-        temperature: 0,
-        stopTokenIds: [...new Set([...eosIds(model.config), tok.eosId])],
-      },
-    );
-    let correct = 0;
-    let format = 0;
-    comps.forEach((c, i) => {
-      const v = task.verify(problems[i]!, tok.decode(c.tokens, { skipSpecialTokens: true }));
-      if (v.correct) correct++;
-      if (v.format) format++;
+    const r = evaluateProblems(sampler, tok, task, problems, {
+      maxTokens: o.maxNewTokens ?? 32,
+      temperature: 0,
+      stopTokenIds: [...new Set([...eosIds(model.config), tok.eosId])],
     });
-    return { accuracy: correct / problems.length, format: format / problems.length, problems: problems.length };
+    return { accuracy: r.accuracy, format: r.format, problems: problems.length };
   } finally {
     model.dispose();
   }

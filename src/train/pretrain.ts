@@ -17,14 +17,17 @@ import { CohortError, ConfigError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeModelDir } from "../io/hf.js";
 import { packBatch } from "../model/batch.js";
-import { configToHF, type ModelConfig, modelConfig } from "../model/config.js";
-import { CausalLM } from "../model/llama.js";
+import { configToHF } from "../model/config.js";
+import type { CausalLM } from "../model/llama.js";
 import { LocalSampler } from "../model/sampler.js";
+import { type SftRunOptions, sftOptimizer, tinyCharModel } from "../model/tiny.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import type { Problem, Task } from "../task/types.js";
-import { AdamW, learningRate, manualSeed, type ScheduleOptions, setNumThreads, tidy } from "../tensor/index.js";
+import { learningRate, manualSeed, setNumThreads, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
+
+export { type SftRunOptions, sftOptimizer, tinyCharModel } from "../model/tiny.js";
 
 /** A task that writes a reasoning trace for its problems (the text of a `<think>…</think>` part). */
 export interface ThinkingTask extends Task {
@@ -74,69 +77,6 @@ export function thoughtDropout(
 }
 
 /** What every supervised pre-training run takes: output, schedule, stopping rule and the tiny model's shape. */
-export interface SftRunOptions {
-  out: string;
-  seed?: number;
-  maxSteps?: number;
-  batchSize?: number;
-  lr?: number;
-  warmupSteps?: number;
-  evalEvery?: number;
-  evalProblems?: number;
-  /** Stop once greedy held-out accuracy (success rate) reaches this (0–1); 1 trains for maxSteps. */
-  targetAccuracy?: number;
-  hiddenSize?: number;
-  layers?: number;
-  heads?: number;
-  kvHeads?: number;
-  intermediateSize?: number;
-  /** The command line that produced the checkpoint, recorded next to it. */
-  command?: string;
-  log?: (line: string) => void;
-}
-
-/** The tiny char-level Llama both pre-training paths start from (d 128, 4 layers, 4 heads, 2 KV, MLP 384, tied). */
-export function tinyCharModel(
-  o: SftRunOptions,
-  tok: CharTokenizer,
-  maxPositions: number,
-  seed: number,
-): { cfg: ModelConfig; model: CausalLM } {
-  const cfg = modelConfig({
-    vocabSize: tok.vocabSize,
-    hiddenSize: o.hiddenSize ?? 128,
-    intermediateSize: o.intermediateSize ?? 384,
-    numHiddenLayers: o.layers ?? 4,
-    numAttentionHeads: o.heads ?? 4,
-    numKeyValueHeads: o.kvHeads ?? 2,
-    maxPositionEmbeddings: maxPositions,
-    tieWordEmbeddings: true,
-    bosTokenId: tok.bosId,
-    eosTokenId: tok.eosId,
-    padTokenId: tok.padId,
-  });
-  return { cfg, model: new CausalLM(cfg, { seed }) };
-}
-
-/** AdamW (β 0.9/0.98, weight decay 0.01) with a cosine schedule to 10% after `warmupSteps` (default given). */
-export function sftOptimizer(
-  model: CausalLM,
-  o: SftRunOptions,
-  maxSteps: number,
-  defaultWarmup: number,
-): { opt: AdamW; schedule: ScheduleOptions } {
-  const lr = o.lr ?? 3e-3;
-  const opt = new AdamW(model.parameters(), { lr, betas: [0.9, 0.98], weightDecay: 0.01 });
-  const schedule: ScheduleOptions = {
-    kind: "cosine",
-    lr,
-    warmupSteps: o.warmupSteps ?? defaultWarmup,
-    totalSteps: maxSteps,
-    minLrRatio: 0.1,
-  };
-  return { opt, schedule };
-}
-
 export interface PretrainOptions extends SftRunOptions {
   task: string;
   taskOptions?: Record<string, unknown>;

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { presetNames } from "../../src/presets/index.js";
 import { componentReference, readmeBlocks, readmeMarkers, SLOTS } from "../../src/presets/reference.js";
+import { readmeMetricsTable } from "../../src/train/step-metrics.js";
 
 const readme = readFileSync("README.md", "utf8");
 
@@ -13,7 +14,7 @@ test("docs/COMPONENTS.md is generated from the registries (npm run docs:componen
 });
 
 test("the README's generated tables (algo keys, presets) match the registries (npm run docs:components)", () => {
-  for (const [name, content] of Object.entries(readmeBlocks())) {
+  for (const [name, content] of Object.entries({ ...readmeBlocks(), metrics: readmeMetricsTable() })) {
     const [start, end] = readmeMarkers(name);
     assert.ok(readme.includes(start) && readme.includes(end), `README lacks the ${name} block`);
     const block = readme.slice(readme.indexOf(start) + start.length, readme.indexOf(end)).trim();

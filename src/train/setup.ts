@@ -1,0 +1,240 @@
+/**
+ * Builds a training run's parts from its config (context.ts `Run`): threads and seeds, the policy on its
+ * device (with its reference or LoRA adapters) and optimizer, the task or environment and its rewards, the
+ * pipeline, the rollout source, the forward backend and, with data parallelism, this rank's gradient sync.
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { Pipeline } from "../algo/pipeline.js";
+import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
+import { EpisodeSource } from "../env/source.js";
+import { CohortError } from "../errors.js";
+import { readModelDir, writeModelDir } from "../io/hf.js";
+import { eosIds } from "../model/config.js";
+import { CausalLM } from "../model/llama.js";
+import { applyLora, type LoraAdapter } from "../model/lora.js";
+import { LocalSampler } from "../model/sampler.js";
+import { resolveRewards } from "../reward/load.js";
+import { RolloutPlan } from "../rollout/index.js";
+import { remoteRollouts } from "../serve/remote-sampler.js";
+import { jsonlTask, loadJsonl } from "../task/jsonl.js";
+import { createTask } from "../task/registry.js";
+import { Rng } from "../task/rng.js";
+import type { Task } from "../task/types.js";
+import { AdamW, type Device, deviceUnavailable, manualSeed, setNumThreads } from "../tensor/index.js";
+import { tokenizerFromFiles } from "../tokenizer/index.js";
+import type { TrainConfig } from "./config.js";
+import type { PolicyParts, Run } from "./context.js";
+import { Diagnostics } from "./diagnostics.js";
+import { type EvalResult, evaluateProblems } from "./evaluate.js";
+import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
+import { checkDatasetRows } from "./preflight.js";
+import { appendLines } from "./rundir.js";
+import {
+  episodeGenerate,
+  episodeScore,
+  feedSource,
+  offPolicyRollout,
+  planSource,
+  requestSeed,
+  rewardScore,
+  textGenerate,
+  withEpisodeStage,
+} from "./sources.js";
+
+export function resolvePath(cfg: TrainConfig, p: string): string {
+  if (isAbsolute(p)) return p;
+  return cfg.configFile ? resolve(dirname(cfg.configFile), p) : resolve(p);
+}
+
+/** The policy on its device: the model, LoRA adapters or a frozen reference when a component needs π_ref. */
+function loadPolicy(
+  cfg: TrainConfig,
+  pipeline: Pipeline,
+  group?: ProcessGroup,
+): PolicyParts & { dir: ReturnType<typeof readModelDir> } {
+  const modelDir = resolvePath(cfg, cfg.model.path);
+  // data parallel on GPUs: `cuda` means this rank's own GPU, cuda:LOCAL_RANK (as torchrun's convention)
+  const device = (
+    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device
+  ) as Device;
+  const place = { device, precision: cfg.model.precision };
+  const unavailable = deviceUnavailable(place.device);
+  if (unavailable !== null)
+    throw new CohortError(`model.device is "${place.device}" but ${unavailable}, or set model.device: cpu`);
+  const dir = readModelDir(modelDir);
+  if (dir.tokenizer === undefined) {
+    throw new CohortError(`${modelDir} has no tokenizer.json; a model directory for training needs its tokenizer`);
+  }
+  const model = CausalLM.fromHF(dir.config, dir.tensors, place);
+  let ref: CausalLM | null = null;
+  let lora: LoraAdapter | null = null;
+  if (cfg.model.lora) {
+    lora = applyLora(model, { ...cfg.model.lora, seed: cfg.seed });
+  } else if (pipeline.has("refLogprobs")) {
+    ref = CausalLM.fromHF(dir.config, dir.tensors, place);
+    for (const p of ref.parameters()) p.requireGrad(false);
+  }
+  for (const t of Object.values(dir.tensors)) t.dispose();
+  return { model, lora, ref, params: model.parameters(), dir };
+}
+
+/** A run's parts, ready for its first step (with `group`: this process is one rank of it). */
+export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group?: ProcessGroup): Promise<Run> {
+  if (group) DataParallel.checkPrompts(cfg.train.promptsPerStep, group.worldSize);
+  setNumThreads(cfg.threads ?? (group ? threadsPerRank() : availableParallelism()));
+  manualSeed(group ? rankSeed(cfg.seed, group.rank) : cfg.seed);
+  const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
+  const algo = cfg.resolvedAlgo;
+  const pipeline = new Pipeline(algo);
+  const { dir, ...policy } = loadPolicy(cfg, pipeline, group);
+  const { model } = policy;
+  const tok = tokenizerFromFiles(
+    (dir.tokenizer as NonNullable<typeof dir.tokenizer>).json,
+    (dir.tokenizer as NonNullable<typeof dir.tokenizer>).config,
+  );
+  const opt = new AdamW(policy.params, {
+    lr: cfg.train.lr,
+    betas: cfg.train.betas,
+    weightDecay: cfg.train.weightDecay,
+  });
+  const env = cfg.env ? new EpisodeSource(cfg.env, tok) : null;
+  let task: Task;
+  if (env) task = env.task;
+  else if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
+  else {
+    const ds = cfg.dataset as NonNullable<TrainConfig["dataset"]>;
+    // every row is checked against the tokenizer and the context here, before the run directory is touched
+    const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
+    const rows = checkDatasetRows(await loadJsonl(resolvePath(cfg, ds.path), ds.options), limits, ds.onBadRow, log);
+    task = jsonlTask(rows);
+  }
+  const rewards = env
+    ? env.rewards
+    : await resolveRewards(cfg.rewards, { task, ...(cfg.configFile ? { configFile: cfg.configFile } : {}) });
+  const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
+  const evalProblems = Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
+  const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
+  const sampler = new LocalSampler(model, { decode: (ids) => tok.decode(ids), padId: tok.padId, maxBatch: 128 });
+  const plan = new RolloutPlan(
+    algo.rollout,
+    task,
+    rewards.map((r) => r.name),
+  );
+  // data parallel: split mode for the plain rollout plan (the ranks share one data stream and take their share
+  // of each draw), local mode otherwise (src/dist/data-parallel.ts); rank 0's weights everywhere
+  const dp = group
+    ? new DataParallel(group, plan.isDefault ? "split" : "local", { overlap: cfg.train.overlapAllreduce })
+    : null;
+  dp?.broadcastParameters(policy.params);
+  const diagnostics = new Diagnostics(group && group.rank > 0 ? () => {} : log);
+  const remote = cfg.sampler.kind === "openai" ? remoteRollouts(cfg.sampler, runDir, log) : null;
+  const { temperature, topK, topP, minP } = cfg.sampling;
+  const rolloutSampler = remote?.sampler ?? sampler;
+  const plain = planSource({
+    plan,
+    algo,
+    task,
+    rewardCount: rewards.length,
+    generate: env
+      ? episodeGenerate(env, rolloutSampler, model.config.maxPositionEmbeddings, {
+          temperature,
+          topK,
+          topP,
+          minP,
+          stopTokenIds: stopIds,
+        })
+      : textGenerate(rolloutSampler, tok, {
+          maxTokens: cfg.sampling.maxNewTokens,
+          temperature,
+          topK,
+          topP,
+          minP,
+          stopTokenIds: stopIds,
+          ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
+        }),
+    score: env
+      ? episodeScore(env)
+      : rewardScore(rewards, { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency }, (step, fs) => {
+          appendLines(
+            join(runDir, "reward_failures.jsonl"),
+            fs.map((f) =>
+              JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample }),
+            ),
+          );
+          diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
+        }),
+    offPolicy: (ps, texts, promptTexts) => offPolicyRollout(model, tok, temperature, ps, texts, promptTexts),
+    promptsPerStep: cfg.train.promptsPerStep,
+    groupSize: cfg.train.groupSize,
+    seed: cfg.seed,
+    dist: dp,
+  });
+  const source = feedSource(env ? withEpisodeStage(plain, env) : plain, {
+    overlap: cfg.sampler.kind === "openai" ? cfg.sampler.overlap : 0,
+    remote,
+    sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
+  });
+  const evaluate = (step: number): EvalResult => {
+    const seed = evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
+    if (env) {
+      const params = { temperature: cfg.eval.temperature, stopTokenIds: stopIds };
+      return env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
+    }
+    const params = {
+      maxTokens: cfg.sampling.maxNewTokens,
+      temperature: cfg.eval.temperature,
+      stopTokenIds: stopIds,
+      ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
+      seed,
+    };
+    return evaluateProblems(sampler, tok, task, evalProblems, params, cfg.eval.logSamples, step);
+  };
+  return {
+    cfg,
+    algo,
+    runDir,
+    log,
+    policy,
+    opt,
+    tok,
+    task,
+    rewards,
+    pipeline,
+    source,
+    backend: forwardBackend(cfg.train.forward),
+    sync: dp ? dataParallelSync(dp) : noSync,
+    sampler,
+    evalProblems,
+    stopIds,
+    diagnostics,
+    importanceSampling: remote?.importanceSampling ?? null,
+    isSuccess: (byFn, i) => plan.isSuccess(byFn, i),
+    evaluate,
+  };
+}
+
+/** Saves the trained policy as a Hugging Face model directory (LoRA merged into the weights). */
+export function exportModel(run: Run, dir: string): void {
+  const { model, lora } = run.policy;
+  if (lora) lora.merge();
+  try {
+    const st = model.state();
+    writeModelDir(dir, {
+      config: st.meta.config as Record<string, unknown>,
+      tensors: st.tensors,
+      tokenizerFiles: run.tok.toFiles(),
+    });
+  } finally {
+    if (lora) lora.unmerge();
+  }
+}
+
+export async function disposeRun(run: Run): Promise<void> {
+  await run.source.close?.(); // batches still generating ahead finish before the model is freed
+  run.opt.dispose();
+  run.policy.ref?.dispose();
+  if (run.policy.lora) run.policy.lora.detach();
+  run.policy.model.dispose();
+}
