@@ -22,9 +22,9 @@
 import { spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import { DataParallel } from "../src/dist/data-parallel.js";
-import { ProcessGroup } from "../src/dist/group.js";
-import { freePort } from "../src/dist/launch.js";
+import { DataParallel } from "../src/parallel/data-parallel.js";
+import { ProcessGroup } from "../src/parallel/group.js";
+import { freePort } from "../src/parallel/launch.js";
 import { AdamW, Generator, manualSeed, randint, setNumThreads, tidy, torchVersion } from "../src/tensor/index.js";
 import { BENCH_GPT, gptLoss, initGpt } from "./gpt.js";
 

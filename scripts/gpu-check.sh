@@ -77,7 +77,7 @@ build() {
   npx tsc -p tsconfig.build.json || return 1
   node --import tsx --input-type=module -e '
     const t = await import("./src/tensor/index.ts");
-    const d = await import("./src/dist/group.ts");
+    const d = await import("./src/parallel/group.ts");
     console.log(JSON.stringify({ torch: t.torchVersion(), cuda: t.cudaAvailable(), backends: d.availableBackends() }));
   '
 }
@@ -85,7 +85,7 @@ step build build || { echo "gpu-check: the build failed; nothing else can run"; 
 
 step test-cuda node scripts/test.mjs test/cuda
 step test-tensor-model node scripts/test.mjs test/tensor test/model
-step test-dist node scripts/test.mjs test/dist
+step test-dist node scripts/test.mjs test/parallel
 
 step bench-core-cuda env BENCH_DEVICE=cuda npm run bench:core
 step bench-decode-cuda env BENCH_DEVICE=cuda npm run bench:decode

@@ -3,16 +3,17 @@
  *
  * The trainer is exported at the top level; each layer is also available as a namespace
  * (`t` tensors, `model`, `io`, `tokenizer`, `algo`, `presets`, `tasks`, `rewards`, `env`, `serve`, `tfgrpo`,
- * `dist`).
+ * `parallel`, and `training` for the loop's parts). The design space's step pipeline is `algo.Pipeline` and its loss
+ * step `algo.computeStepLoss`, for unit-testing your own combinations.
  * @module
  */
 
 export * as algo from "./algo/index.js";
-export * as dist from "./dist/index.js";
 export * as env from "./env/index.js";
 export * from "./errors.js";
 export * as io from "./io/index.js";
 export * as model from "./model/index.js";
+export * as parallel from "./parallel/index.js";
 export * as presets from "./presets/index.js";
 export * as rewards from "./reward/index.js";
 export * as serve from "./serve/index.js";
@@ -21,4 +22,5 @@ export * as t from "./tensor/index.js";
 export * as tfgrpo from "./tfgrpo/index.js";
 export * as tokenizer from "./tokenizer/index.js";
 export { loadTrainConfig, parseTrainConfig, type TrainConfig, type TrainConfigInput } from "./train/config.js";
+export * as training from "./train/index.js";
 export { type TrainOptions, type TrainResult, train } from "./train/trainer.js";

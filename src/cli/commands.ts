@@ -63,7 +63,7 @@ export const trainCommand: Command = {
     "[--nproc N | --world-size N --rank R --master-addr HOST --master-port PORT] [--dist-timeout S] " +
     "[--dist-backend gloo|nccl]",
   async run(args) {
-    const distFlags = { type: "string" } as const; // data parallel (src/dist/cli.ts)
+    const distFlags = { type: "string" } as const; // data parallel (src/parallel/cli.ts)
     const { values, positionals } = parse(
       args,
       {
@@ -86,7 +86,7 @@ export const trainCommand: Command = {
     if (file === undefined) throw new ConfigError(`missing the config file\nusage: ${this.usage}`);
     const { loadTrainConfig } = await import("../train/config.js");
     const cfg = loadTrainConfig(file, (values.set as string[] | undefined) ?? []);
-    const dist = await import("../dist/cli.js");
+    const dist = await import("../parallel/cli.js");
     const nproc = dist.nprocOf(values);
     if (nproc !== null && nproc > 1) return await dist.launchRanks(nproc, cfg.train.promptsPerStep, args);
     const group = dist.groupFromFlags(values);

@@ -207,7 +207,7 @@ export const trainConfigSchema = z.strictObject({
       /**
        * Data parallel: start each gradient bucket's all-reduce during the backward pass of an optimizer step's
        * last micro-batch, as soon as its gradients are in (as PyTorch's DDP does); false: all buckets after
-       * the backward passes. The sums are the same either way (src/dist/data-parallel.ts).
+       * the backward passes. The sums are the same either way (src/parallel/data-parallel.ts).
        */
       overlapAllreduce: z.boolean().default(true),
     })

@@ -8,7 +8,7 @@
  */
 import type { Pipeline, RewardStage, StageInputs } from "../algo/pipeline.js";
 import type { Advantages, RewardBatch } from "../algo/types.js";
-import type { ProcessGroup } from "../dist/group.js";
+import type { ProcessGroup } from "../parallel/group.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
 
 type Base = Omit<RewardBatch, "rewards" | "rewardsByFn" | "mask" | "tokenRewards" | "itemIndex">;

@@ -10,9 +10,9 @@
  */
 import type { Pipeline, RewardStage, StageInputs } from "../algo/pipeline.js";
 import type { GlobalCounts, RewardBatch } from "../algo/types.js";
-import { checkResumeWorldSize, type DataParallel, type StepFacts } from "../dist/index.js";
 import type { CausalLM } from "../model/llama.js";
 import { logprobsSharedPrefixRows } from "../model/prefix.js";
+import { checkResumeWorldSize, type DataParallel, type StepFacts } from "../parallel/index.js";
 import { type Tensor, tidy } from "../tensor/index.js";
 import { advantagesOverRanks } from "./dist-stage.js";
 import type { MetricRecord } from "./metrics.js";
@@ -108,7 +108,7 @@ export const noSync: GradSync = {
   },
 };
 
-/** One rank of a data-parallel group (src/dist). */
+/** One rank of a data-parallel group (src/parallel). */
 export function dataParallelSync(dp: DataParallel): GradSync {
   return {
     isMain: dp.isMain,

@@ -7,7 +7,6 @@
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Pipeline } from "../algo/pipeline.js";
-import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../dist/index.js";
 import { EpisodeSource } from "../env/source.js";
 import { CohortError } from "../errors.js";
 import { readModelDir, writeModelDir } from "../io/hf.js";
@@ -15,6 +14,7 @@ import { eosIds } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
 import { applyLora, type LoraAdapter } from "../model/lora.js";
 import { LocalSampler } from "../model/sampler.js";
+import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../parallel/index.js";
 import { resolveRewards } from "../reward/load.js";
 import { RolloutPlan } from "../rollout/index.js";
 import { remoteRollouts } from "../serve/remote-sampler.js";
@@ -123,7 +123,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     rewards.map((r) => r.name),
   );
   // data parallel: split mode for the plain rollout plan (the ranks share one data stream and take their share
-  // of each draw), local mode otherwise (src/dist/data-parallel.ts); rank 0's weights everywhere
+  // of each draw), local mode otherwise (src/parallel/data-parallel.ts); rank 0's weights everywhere
   const dp = group
     ? new DataParallel(group, plan.isDefault ? "split" : "local", { overlap: cfg.train.overlapAllreduce })
     : null;

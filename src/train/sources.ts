@@ -15,12 +15,12 @@
 import type { AlgoConfig } from "../algo/config.js";
 import type { Pipeline, RewardStage, StageInputs } from "../algo/pipeline.js";
 import { toRewardMatrix } from "../algo/rewards.js";
-import type { DataParallel } from "../dist/index.js";
 import type { RollParams } from "../env/roller.js";
 import type { EpisodeSource } from "../env/source.js";
 import { packBatch } from "../model/batch.js";
 import type { CausalLM } from "../model/llama.js";
 import type { Completion, Sampler, SamplingParams } from "../model/sampler.js";
+import type { DataParallel } from "../parallel/index.js";
 import { toRewardSample } from "../reward/builtin.js";
 import { scoreAll } from "../reward/score.js";
 import type { NamedReward, RewardSample } from "../reward/types.js";

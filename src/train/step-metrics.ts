@@ -1,6 +1,6 @@
 /**
  * A training step's metrics, made in one place from the step's rollouts, stages and update totals, combined
- * over processes by one function (GradSync.stepMetrics → src/dist/metrics.ts), with the documented keys below
+ * over processes by one function (GradSync.stepMetrics → src/parallel/metrics.ts), with the documented keys below
  * (the README's metrics table is generated from `STEP_METRICS` and checked by a test).
  * @module
  */
@@ -121,7 +121,7 @@ export function stepMetrics(run: Run, step: number, col: Collected, o: StepOutco
   metrics["time/sampling_s"] = (times.tSample - times.t0) / 1000;
   metrics["time/training_s"] = (times.tEnd - times.tTrain0) / 1000;
   metrics["time/step_s"] = (times.tEnd - times.t0) / 1000;
-  // the whole batch's metrics over every process (src/dist/metrics.ts); the same record with one process
+  // the whole batch's metrics over every process (src/parallel/metrics.ts); the same record with one process
   const out = run.sync.stepMetrics(metrics, {
     rewards: finite,
     rewardsByFn: Object.fromEntries(

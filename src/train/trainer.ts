@@ -17,8 +17,8 @@
  * @module
  */
 import { join } from "node:path";
-import type { ProcessGroup } from "../dist/index.js";
 import { CohortError } from "../errors.js";
+import type { ProcessGroup } from "../parallel/index.js";
 import { fallbackHint, restoreRun, saveRun } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import { type Run, trainableState } from "./context.js";
@@ -49,7 +49,7 @@ export interface TrainOptions {
   stopAfterStep?: number;
   /** Set to true (e.g. on SIGINT) to save a checkpoint and stop after the current step. */
   stopSignal?: { stop: boolean };
-  /** Data parallel: this process is one rank of `dist` (src/dist); rank 0 writes logs and checkpoints. */
+  /** Data parallel: this process is one rank of `dist` (src/parallel); rank 0 writes logs and checkpoints. */
   dist?: ProcessGroup;
   /** Another rollout source (sources.ts) in place of the config's, made from the run's other parts. */
   source?: (run: Run) => RolloutSource;

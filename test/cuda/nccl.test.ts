@@ -1,10 +1,10 @@
-// The NCCL backend: the collectives of test/dist/collectives.test.ts with two ranks on two GPUs. Skipped, with
+// The NCCL backend: the collectives of test/parallel/collectives.test.ts with two ranks on two GPUs. Skipped, with
 // the reason, without NCCL in this build or without two GPUs (NCCL puts each rank on its own GPU).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { availableBackends } from "../../src/dist/group.js";
+import { availableBackends } from "../../src/parallel/group.js";
 import { native } from "../../src/tensor/native.js";
-import { twoRanks } from "../dist/helpers.js";
+import { twoRanks } from "../parallel/helpers.js";
 
 const gpus = native.cudaAvailable() ? (native.cudaDeviceCount() as number) : 0;
 const skip = !availableBackends().includes("nccl")

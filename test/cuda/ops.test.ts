@@ -3,7 +3,7 @@
 // runs it on a GPU machine.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { availableBackends } from "../../src/dist/group.js";
+import { availableBackends } from "../../src/parallel/group.js";
 import {
   AdamW,
   attention,

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { MetricsLog } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { assertSameTrajectory, cohort } from "../dist/helpers.js";
+import { assertSameTrajectory, cohort } from "../parallel/helpers.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
 import { startStandIn } from "./standin.js";
 

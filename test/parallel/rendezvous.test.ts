@@ -6,12 +6,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { launchRanks, nprocOf, withoutNproc } from "../../src/dist/cli.js";
-import { checkResumeWorldSize, DataParallel, rankSeed } from "../../src/dist/data-parallel.js";
-import { launchLocal } from "../../src/dist/launch.js";
-import { combineStepMetrics, type RankStep, type StepFacts } from "../../src/dist/metrics.js";
-import { DEFAULT_MASTER_PORT, resolveRendezvous } from "../../src/dist/rendezvous.js";
 import { ConfigError } from "../../src/errors.js";
+import { launchRanks, nprocOf, withoutNproc } from "../../src/parallel/cli.js";
+import { checkResumeWorldSize, DataParallel, rankSeed } from "../../src/parallel/data-parallel.js";
+import { launchLocal } from "../../src/parallel/launch.js";
+import { combineStepMetrics, type RankStep, type StepFacts } from "../../src/parallel/metrics.js";
+import { DEFAULT_MASTER_PORT, resolveRendezvous } from "../../src/parallel/rendezvous.js";
 
 test("rendezvous: flags win over WORLD_SIZE/RANK/MASTER_ADDR/MASTER_PORT; world size 1 means no group", () => {
   const env = { WORLD_SIZE: "4", RANK: "3", MASTER_ADDR: "10.0.0.1", MASTER_PORT: "1234" };

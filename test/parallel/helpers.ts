@@ -1,10 +1,10 @@
-// Shared set-up of the data-parallel tests: two ranks of test/dist/worker.ts, a micro run config and
+// Shared set-up of the data-parallel tests: two ranks of test/parallel/worker.ts, a micro run config and
 // `cohort train` in a child process.
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort } from "../../src/dist/launch.js";
+import { freePort } from "../../src/parallel/launch.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { deterministicPart, tinyModelDir, tmpRunRoot } from "../train/helpers.js";
 
@@ -88,7 +88,7 @@ export { tinyModelDir, tmpRunRoot };
 
 export type Result = Record<string, unknown>;
 
-/** Runs test/dist/worker.ts as two ranks; resolves with each rank's JSON result. */
+/** Runs test/parallel/worker.ts as two ranks; resolves with each rank's JSON result. */
 export async function twoRanks(mode: string, env: Record<string, string> = {}): Promise<Result[]> {
   const dir = mkdtempSync(join(tmpdir(), "cohort-dist-"));
   const port = await freePort();
@@ -96,7 +96,7 @@ export async function twoRanks(mode: string, env: Record<string, string> = {}): 
     (rank) =>
       new Promise<Result>((resolve, reject) => {
         const out = join(dir, `rank${rank}.json`);
-        const child = spawn(process.execPath, ["--import", "tsx", "test/dist/worker.ts", mode, out], {
+        const child = spawn(process.execPath, ["--import", "tsx", "test/parallel/worker.ts", mode, out], {
           env: { ...process.env, ...env, WORLD_SIZE: "2", RANK: String(rank), MASTER_PORT: String(port) },
           stdio: ["ignore", "inherit", "pipe"],
         });

@@ -4,7 +4,7 @@
 // stalls past the collective timeout.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ReducerStats } from "../../src/dist/group.js";
+import type { ReducerStats } from "../../src/parallel/group.js";
 import { type Result, twoRanks } from "./helpers.js";
 
 // one "grads" run of the two ranks serves both tests that read it

@@ -1,5 +1,5 @@
 // One rank of the collective tests (spawned by collectives.test.ts with WORLD_SIZE/RANK/MASTER_PORT set):
-//   node --import tsx test/dist/worker.ts <mode> <out.json>
+//   node --import tsx test/parallel/worker.ts <mode> <out.json>
 // mode "ops": every collective on known values; "grads": one optimizer step's loss and gradients over two ranks
 // (all-reduce after backward, and overlapped with the last backward pass) against the same step on the combined
 // batch in this process, then the overlapped reducer on parameters some ranks give no gradient;
@@ -7,11 +7,11 @@
 import { writeFileSync } from "node:fs";
 import { globalCounts } from "../../src/algo/aggregate.js";
 import { createPolicyLoss } from "../../src/algo/policy-loss.js";
-import { DataParallel } from "../../src/dist/data-parallel.js";
-import { ProcessGroup } from "../../src/dist/group.js";
 import { packBatch } from "../../src/model/batch.js";
 import { modelConfig } from "../../src/model/config.js";
 import { CausalLM } from "../../src/model/llama.js";
+import { DataParallel } from "../../src/parallel/data-parallel.js";
+import { ProcessGroup } from "../../src/parallel/group.js";
 import { resolvePreset } from "../../src/presets/index.js";
 import { type Device, noGrad, type Tensor, tensor, tidy, zeroGrad } from "../../src/tensor/index.js";
 
