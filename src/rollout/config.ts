@@ -16,7 +16,8 @@
  * @module
  */
 import { z } from "zod";
-import { ConfigError } from "../errors.js";
+import { configErrorFromIssues } from "../config-issue.js";
+import type { ConfigError } from "../errors.js";
 
 const options = z.record(z.string(), z.unknown());
 
@@ -56,25 +57,18 @@ export type RolloutConfigInput = z.input<typeof rolloutConfigSchema>;
 /** Validates `algo.rollout`; throws `ConfigError` naming the key path (prefix `root`). */
 export function parseRolloutConfig(input: unknown, root = "algo.rollout"): RolloutConfig {
   const r = rolloutConfigSchema.safeParse(input ?? {});
-  if (!r.success) throw zodConfigError(r.error, root);
+  if (!r.success) throw zodConfigError(r.error, root, rolloutConfigSchema, input);
   return r.data;
 }
 
-/** The first zod issue as a ConfigError with its full key path. */
-export function zodConfigError(error: z.ZodError, root: string): ConfigError {
-  const issue = error.issues[0] as z.core.$ZodIssue;
-  let path = issue.path.map(String);
-  let message = issue.message;
-  if (issue.code === "unrecognized_keys") {
-    if (issue.keys.length === 1) path = [...path, issue.keys[0] as string];
-    message = `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}; check the spelling against the documented fields`;
-  }
-  return new ConfigError(message, [root, ...path].filter((s) => s !== "").join("."));
+/** The first zod issue as a ConfigError with its full key path (an unknown key: with the keys allowed there). */
+export function zodConfigError(error: z.ZodError, root: string, schema?: z.ZodType, input?: unknown): ConfigError {
+  return configErrorFromIssues(error.issues, input, "check the spelling against the documented fields", schema, [root]);
 }
 
 /** Validates a component's options against its schema (strict), naming `path` on failure. */
 export function parseComponentOptions<S extends z.ZodType>(schema: S, input: unknown, path: string): z.output<S> {
   const r = schema.safeParse(input ?? {});
-  if (!r.success) throw zodConfigError(r.error, path);
+  if (!r.success) throw zodConfigError(r.error, path, schema, input);
   return r.data;
 }

@@ -4,18 +4,24 @@
  * @module
  */
 import { z } from "zod";
-import { valueAt } from "../config-issue.js";
+import { describeIssue, joinKeyPath } from "../config-issue.js";
 import { ConfigError } from "../errors.js";
 
-/** Parse `input` with `schema`; on failure throw a ConfigError at `path` listing every issue (paths relative to it). */
+/**
+ * Parse `input` with `schema`; on failure throw a ConfigError naming the full key path under `path` (one issue:
+ * `dataset.options.evalFile: unknown key "evalFile"; allowed keys: …`), or listing every issue relative to it.
+ */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, path: string): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    if (issue.path.length === 0) return issue.message;
-    const received = valueAt(input, issue.path);
-    const shown = received === undefined ? "" : ` (received ${JSON.stringify(received)})`;
-    return `${issue.path.map(String).join(".")}: ${issue.message}${shown}`;
+  const issues = result.error.issues.map((issue) => describeIssue(issue, input, schema));
+  if (issues.length === 1) {
+    const d = issues[0] as (typeof issues)[number];
+    throw new ConfigError(d.message, joinKeyPath([path, ...d.path]));
+  }
+  const lines = issues.map((d) => {
+    const at = joinKeyPath(d.path);
+    return at === "" ? d.message : `${at}: ${d.message}`;
   });
   throw new ConfigError(lines.join("; "), path);
 }

@@ -95,7 +95,7 @@ export type TfgrpoConfig = z.output<typeof tfgrpoConfigSchema> & { configFile?: 
 export function parseTfgrpoConfig(raw: unknown, configFile?: string): TfgrpoConfig {
   const r = tfgrpoConfigSchema.safeParse(raw ?? {});
   if (!r.success) {
-    throw configErrorFromIssues(r.error.issues, raw);
+    throw configErrorFromIssues(r.error.issues, raw, "check the spelling", tfgrpoConfigSchema);
   }
   const c = r.data;
   if ((c.task === undefined) === (c.dataset === undefined)) {

@@ -112,7 +112,7 @@ describe("maze", () => {
   test("options are validated with the path in the message", () => {
     assert.throws(
       () => mazeFactory({ wallDensity: 0.9 }),
-      (e: unknown) => e instanceof ConfigError && e.path === "env.options" && /wallDensity/.test(e.message),
+      (e: unknown) => e instanceof ConfigError && e.path === "env.options.wallDensity" && /wallDensity/.test(e.message),
     );
     assert.throws(() => mazeFactory({ minDistance: 5, maxDistance: 2 }), /minDistance must be ≤ maxDistance/);
     assert.throws(() => mazeFactory({ size: 3 } as never), /size/);
@@ -248,7 +248,11 @@ describe("env in a train config", () => {
   });
   test("unknown keys and names are rejected with the path", () => {
     err({ env: { name: "maze", turns: 3 } }, "env.turns", /unknown key "turns"/);
-    err({ env: { name: "maze", options: { walls: 0.1 } } }, "env.options", /walls/);
+    err(
+      { env: { name: "maze", options: { walls: 0.1 } } },
+      "env.options.walls",
+      /unknown key "walls"; allowed keys: .*wallDensity/,
+    );
     err({ env: { name: "mazes" } }, "env.name", /unknown environment "mazes"; known: calculator, maze/);
     err({ env: { name: "maze", maxTurns: 0 } }, "env.maxTurns", /expected number to be >0|Too small/i);
   });

@@ -147,5 +147,5 @@ test("impossible options fail with an explanation", () => {
       message: /no solvable problem in 10000 tries/,
     },
   );
-  assert.throws(() => countdownTask({ count: 9 }), /count\.0: Too big/);
+  assert.throws(() => countdownTask({ count: 9 }), /count\[0\]: Too big/);
 });
