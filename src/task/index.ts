@@ -13,4 +13,5 @@ export * from "./registry.js";
 export * from "./rng.js";
 export * from "./sampler.js";
 export * from "./split.js";
+export * from "./template.js";
 export type * from "./types.js";

@@ -179,7 +179,7 @@ export async function problemsOf(cfg: TfgrpoConfig): Promise<{ task: Task; train
     };
   }
   const d = cfg.dataset as NonNullable<TfgrpoConfig["dataset"]>;
-  const ds = await loadJsonl(rel(d.path), d.options);
+  const ds = await loadJsonl(rel(d.path), d.options, rel("."));
   const task = jsonlTask(ds);
   return {
     task,

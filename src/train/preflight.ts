@@ -6,7 +6,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import { type JsonlDataset, type JsonlMeta, withoutProblems } from "../task/jsonl.js";
+import { fileOf, type JsonlDataset, type JsonlMeta, withoutProblems } from "../task/jsonl.js";
 import { Rng } from "../task/rng.js";
 import type { Problem, Task } from "../task/types.js";
 import { noGrad, type Tensor, tidy } from "../tensor/index.js";
@@ -54,7 +54,7 @@ export function checkDatasetRows(
   ds.problems.forEach((p, i) => {
     const why = promptProblem(p.prompt, l);
     if (why === null) return;
-    bad.push(`${ds.file}:${ds.lines[i]}: ${why}`);
+    bad.push(`${fileOf(ds, i)}:${ds.lines[i]}: ${why}`);
     drop.add(p);
   });
   if (bad.length === 0) return ds;

@@ -79,7 +79,7 @@ test("bad lines: errors name the file, line and field, and say what to do", asyn
   assert.throws(() => parseJsonl('{"text": "x"}\n', "one.jsonl"), {
     name: "DatasetError",
     message:
-      'one.jsonl:1: missing field "prompt" (the prompt field); fields present: text. Set promptField to the field that holds the prompt',
+      'one.jsonl:1: missing field "prompt" (the prompt field) or "messages" (a conversation); fields present: text. Set promptField (or messagesField) to the field that holds the prompt',
   });
   assert.throws(() => parseJsonl("\n\n", "empty.jsonl"), /empty\.jsonl: no records/);
   await assert.rejects(loadJsonl(join(fixtures, "nope.jsonl")), /cannot read dataset .*nope\.jsonl/);
