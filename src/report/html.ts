@@ -239,26 +239,66 @@ function renderConfigs(src: ReportSource): string {
   return `<section id="configs"><h2>Configs</h2>${items}</section>`;
 }
 
-function latestSamples(run: RunData, max: number): { step: number; rows: SampleRow[] } | null {
-  if (run.samples.length === 0) return null;
-  const step = Math.max(...run.samples.map((s) => s.step));
-  return { step, rows: run.samples.filter((s) => s.step === step).slice(0, max) };
+function latestRows(rows: readonly SampleRow[], max: number): { step: number; rows: SampleRow[] } | null {
+  if (rows.length === 0) return null;
+  const step = Math.max(...rows.map((s) => s.step));
+  return { step, rows: rows.filter((s) => s.step === step).slice(0, max) };
+}
+
+/** The reward functions named in `rows` (first seen first). */
+function rewardNames(rows: readonly SampleRow[]): string[] {
+  const names = new Set<string>();
+  for (const r of rows) for (const k of Object.keys(r.rewards ?? {})) names.add(k);
+  return [...names];
+}
+
+const score = (v: number | null | undefined) => (typeof v === "number" ? v.toFixed(3) : "–");
+const mark = (c: boolean | null) => `<td class="${c ? "ok" : "bad"}">${c === null ? "" : c ? "✓" : "✗"}</td>`;
+
+/** A table of logged rows: prompt, completion, answer, every reward's score (and for rollouts the advantage), ✓/✗. */
+function sampleTable(rows: readonly SampleRow[], rollouts: boolean): string {
+  const names = rewardNames(rows);
+  const head = [
+    ...(rollouts ? ["group"] : []),
+    "prompt",
+    "completion",
+    "answer",
+    ...names,
+    ...(rollouts ? ["reward", "advantage"] : []),
+    "",
+  ]
+    .map((h) => `<th>${esc(h)}</th>`)
+    .join("");
+  const body = rows
+    .map(
+      (x) =>
+        `<tr>${rollouts ? `<td>${x.group ?? ""}</td>` : ""}<td><code>${esc(x.prompt)}</code></td><td><code>${esc(x.completion)}</code></td><td><code>${esc(x.answer ?? "")}</code></td>` +
+        names.map((n) => `<td class="num">${score(x.rewards?.[n])}</td>`).join("") +
+        (rollouts ? `<td class="num">${score(x.reward)}</td><td class="num">${score(x.advantage)}</td>` : "") +
+        `${mark(x.correct)}</tr>`,
+    )
+    .join("");
+  return `<table class="samples"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 function renderSamples(src: ReportSource): string {
   const groups = groupByPreset(src.runs);
   const blocks = groups.flatMap((g) => {
     for (const r of g.runs) {
-      const s = latestSamples(r, 6);
-      if (s === null) continue;
-      const rows = s.rows
-        .map(
-          (x) =>
-            `<tr><td><code>${esc(x.prompt)}</code></td><td><code>${esc(x.completion)}</code></td><td><code>${esc(x.answer ?? "")}</code></td><td class="${x.correct ? "ok" : "bad"}">${x.correct === null ? "" : x.correct ? "✓" : "✗"}</td></tr>`,
-        )
-        .join("");
+      const s = latestRows(r.samples, 6);
+      const ro = latestRows(r.rollouts, 16);
+      if (s === null && ro === null) continue;
       return [
-        `<h3>${esc(g.preset)} <small>latest evaluation: step ${s.step}, ${esc(r.name)}</small></h3><table class="samples"><thead><tr><th>prompt</th><th>completion</th><th>answer</th><th></th></tr></thead><tbody>${rows}</tbody></table>`,
+        ...(s === null
+          ? []
+          : [
+              `<h3>${esc(g.preset)} <small>latest evaluation: step ${s.step}, ${esc(r.name)} (held-out)</small></h3>${sampleTable(s.rows, false)}`,
+            ]),
+        ...(ro === null
+          ? []
+          : [
+              `<h3>${esc(g.preset)} <small>rollouts of step ${ro.step}, ${esc(r.name)} (sampled, with every reward and the advantage)</small></h3>${sampleTable(ro.rows, true)}`,
+            ]),
       ];
     }
     return [];

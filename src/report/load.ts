@@ -11,13 +11,24 @@ import { CohortError } from "../errors.js";
 export type MetricValue = number | string | null | boolean;
 export type MetricRow = Record<string, MetricValue>;
 
-/** One sample completion logged at an evaluation (samples.jsonl). */
+/**
+ * One row of samples.jsonl: a held-out completion of an evaluation (`kind: "eval"`, greedy by default) or a
+ * sampled rollout of a training step (`kind: "rollout"`, TRL's completion table: with its group and advantage).
+ */
 export interface SampleRow {
   step: number;
+  kind: "eval" | "rollout";
   prompt: string;
   completion: string;
   answer: string | null;
+  /** Whether the evaluation metric counts it correct (the verifier, or eval.metric's reward ≥ its pass mark). */
   correct: boolean | null;
+  /** Every reward function's score (null: not applicable, or not logged). */
+  rewards: Record<string, number | null> | null;
+  /** Rollouts: the combined reward, the advantage (a token advantage's mean) and the group. */
+  reward?: number | null;
+  advantage?: number | null;
+  group?: number;
 }
 
 export type RunStatus = "finished" | "running" | "incomplete" | "failed" | "pending" | "stopped";
@@ -34,7 +45,10 @@ export interface RunData {
   /** The run's config.json (null when the run has not started). */
   config: Record<string, unknown> | null;
   metrics: MetricRow[];
+  /** Held-out completions logged at evaluations. */
   samples: SampleRow[];
+  /** Sampled rollouts logged at evaluation steps, with every reward's score and the advantage. */
+  rollouts: SampleRow[];
   /** Steps the config asks for (null when unknown). */
   plannedSteps: number | null;
 }
@@ -116,15 +130,29 @@ export function isFinished(dir: string): boolean {
   return existsSync(join(dir, "final"));
 }
 
+const numOrNull = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
 function toSample(r: Record<string, unknown>): SampleRow | null {
   if (typeof r.step !== "number") return null;
-  return {
+  const rewards =
+    r.rewards !== null && typeof r.rewards === "object" && !Array.isArray(r.rewards)
+      ? Object.fromEntries(Object.entries(r.rewards as Record<string, unknown>).map(([k, v]) => [k, numOrNull(v)]))
+      : null;
+  const row: SampleRow = {
     step: r.step,
+    kind: r.kind === "rollout" ? "rollout" : "eval",
     prompt: String(r.prompt ?? ""),
     completion: String(r.completion ?? ""),
     answer: r.answer === undefined || r.answer === null ? null : String(r.answer),
     correct: typeof r.correct === "boolean" ? r.correct : null,
+    rewards,
   };
+  if (row.kind === "rollout") {
+    row.reward = numOrNull(r.reward);
+    row.advantage = numOrNull(r.advantage);
+    if (typeof r.group === "number") row.group = r.group;
+  }
+  return row;
 }
 
 /** Loads one run directory. `record` (from compare.json) supplies preset, seed and failure when given. */
@@ -133,10 +161,12 @@ export function loadRun(dir: string, record?: CompareRunRecord): RunData {
   const metrics = readJsonl<MetricRow>(join(dir, "metrics.jsonl"))
     .filter((m) => typeof m.step === "number")
     .sort((a, b) => (a.step as number) - (b.step as number));
-  const samples = readJsonl<Record<string, unknown>>(join(dir, "samples.jsonl")).flatMap((r) => {
+  const rows = readJsonl<Record<string, unknown>>(join(dir, "samples.jsonl")).flatMap((r) => {
     const s = toSample(r);
     return s === null ? [] : [s];
   });
+  const samples = rows.filter((r) => r.kind === "eval");
+  const rollouts = rows.filter((r) => r.kind === "rollout");
   const train = (config?.train ?? null) as Record<string, unknown> | null;
   const plannedSteps = typeof train?.steps === "number" ? train.steps : null;
   let status: RunStatus;
@@ -154,6 +184,7 @@ export function loadRun(dir: string, record?: CompareRunRecord): RunData {
     config,
     metrics,
     samples,
+    rollouts,
     plannedSteps,
   };
   if (record?.error !== undefined && status !== "finished") run.error = record.error;

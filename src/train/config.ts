@@ -17,6 +17,10 @@ import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
+import { rewardName } from "../reward/load.js";
+import { jsonlOptions } from "../task/jsonl.js";
+import { parseOptions } from "../task/options.js";
+import { createTask } from "../task/registry.js";
 import { DEVICE_NAME } from "../tensor/index.js";
 
 const rewardEntry = z.union([
@@ -80,6 +84,13 @@ export const trainConfigSchema = z.strictObject({
        * `skip` leaves those rows out and logs how many.
        */
       onBadRow: z.enum(["error", "skip"]).default("error"),
+      /**
+       * How a line becomes prompt text (src/task/template.ts): `text` as written, `chat` through the model's chat
+       * template, `auto` (default) chat for conversational (`messages`) lines and text for prompt lines.
+       */
+      template: z.enum(["auto", "text", "chat"]).default("auto"),
+      /** A system prompt: the first chat turn, or a line before the prompt in `text`. */
+      system: z.string().optional(),
     })
     .optional(),
   /**
@@ -168,8 +179,23 @@ export const trainConfigSchema = z.strictObject({
       problems: z.number().int().positive().default(200),
       /** Sampling temperature for evaluation; 0 = greedy. */
       temperature: z.number().min(0).default(0),
-      /** Sample completions written per evaluation to samples.jsonl. */
+      /**
+       * Rows written to samples.jsonl per evaluation: this many held-out completions (with every reward's score),
+       * and whole groups of the step's sampled rollouts (with every reward's score and the advantage) until at
+       * least this many rows.
+       */
       logSamples: z.number().int().min(0).default(4),
+      /**
+       * What `eval_accuracy` counts: a held-out completion is correct when reward `reward` is ≥ `pass`. Default:
+       * the task's verifier when the built-in `correctness` reward is configured (or there is no reward but the
+       * environment's), else the success reward of algo.rollout.success (its `reward`, else the first one).
+       */
+      metric: z
+        .strictObject({
+          reward: z.string().min(1).optional(),
+          pass: z.number().default(1),
+        })
+        .optional(),
     })
     .default({ everySteps: 10, problems: 200, temperature: 0, logSamples: 4 }),
   checkpoint: z
@@ -223,7 +249,12 @@ export function applySets(raw: Record<string, unknown>, sets: string[]): Record<
 export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig {
   const r = trainConfigSchema.safeParse(raw ?? {});
   if (!r.success) {
-    throw configErrorFromIssues(r.error.issues, raw, "check the spelling (see the config reference in the README)");
+    throw configErrorFromIssues(
+      r.error.issues,
+      raw,
+      "check the spelling (see the config reference in the README)",
+      trainConfigSchema,
+    );
   }
   const c = r.data;
   const sources = [c.task && "task", c.dataset && "dataset", c.env && "env"].filter((x) => x !== undefined);
@@ -234,6 +265,23 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         : `${sources.length === 2 ? "both " : ""}${sources.map((k) => `\`${k}\``).join(" and ")} are set; keep one`,
       sources[1] ?? "task",
     );
+  }
+  // task, dataset and environment options are checked now, with their full key path, before any work
+  if (c.task !== undefined) createTask(c.task.name, c.task.options, "task");
+  if (c.dataset !== undefined) parseOptions(jsonlOptions, c.dataset.options, "dataset.options");
+  const metric = c.eval.metric;
+  if (metric !== undefined && c.env !== undefined)
+    throw new ConfigError(
+      "with `env`, eval_accuracy is the environment's success rate; remove eval.metric",
+      "eval.metric",
+    );
+  if (metric?.reward !== undefined) {
+    const names = c.rewards.map((e) => (typeof e === "string" ? rewardName(e) : (e.name ?? rewardName(e.fn))));
+    if (!names.includes(metric.reward))
+      throw new ConfigError(
+        `no reward function named "${metric.reward}"; the configured rewards are named: ${names.join(", ")}`,
+        "eval.metric.reward",
+      );
   }
   // with `env`, the one reward is the episode return
   const rewardFunctions = c.env !== undefined ? 1 : c.rewards.length;

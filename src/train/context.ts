@@ -15,7 +15,7 @@ import type { AdamW, Tensor } from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import type { TrainConfig } from "./config.js";
 import type { Diagnostics } from "./diagnostics.js";
-import type { EvalResult } from "./evaluate.js";
+import type { EvalMetric, EvalResult } from "./evaluate.js";
 import type { ForwardBackend, GradSync } from "./parts.js";
 import type { RolloutSource } from "./sources.js";
 
@@ -57,8 +57,10 @@ export interface Run {
   importanceSampling: { mode: string; cap: number } | null;
   /** Whether row `i` passed the task (its success reward), for the likelihood-of-correct diagnostic. */
   isSuccess(byFn: readonly Float64Array[], i: number): boolean;
-  /** Held-out evaluation at a step. */
-  evaluate(step: number): EvalResult;
+  /** What `eval_accuracy` counts (the verifier, or a reward at a pass mark). */
+  metric: EvalMetric;
+  /** Held-out evaluation at a step (completions scored by the verifier and every reward function). */
+  evaluate(step: number): Promise<EvalResult>;
 }
 
 /** The weights a checkpoint holds: the adapters with LoRA, else the whole model. */

@@ -100,6 +100,11 @@ export class Diagnostics {
     );
   }
 
+  /** The built-in verifier reads no held-out completion while a reward function scores them (evaluate.ts). */
+  verifierNeverMatches(step: number, message: string): void {
+    this.#once("verifier-never-matches", step, message);
+  }
+
   rewardFailures(step: number, count: number, first: { reward: string; kind: string; message: string }): void {
     this.#once(
       "reward-failures",

@@ -21,13 +21,14 @@ import { remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
-import type { Task } from "../task/types.js";
+import { templatedDataset } from "../task/template.js";
+import type { Problem, Task } from "../task/types.js";
 import { AdamW, type Device, deviceUnavailable, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { TrainConfig } from "./config.js";
 import type { PolicyParts, Run } from "./context.js";
 import { Diagnostics } from "./diagnostics.js";
-import { type EvalResult, evaluateProblems } from "./evaluate.js";
+import { describeMetric, type EvalMetric, type EvalResult, evaluateProblems, verifierWarning } from "./evaluate.js";
 import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
 import { checkDatasetRows } from "./preflight.js";
 import { appendLines } from "./rundir.js";
@@ -46,6 +47,26 @@ import {
 export function resolvePath(cfg: TrainConfig, p: string): string {
   if (isAbsolute(p)) return p;
   return cfg.configFile ? resolve(dirname(cfg.configFile), p) : resolve(p);
+}
+
+/**
+ * What `eval_accuracy` counts: `eval.metric` (its reward, else the success reward, at its pass mark); else a
+ * declared success reward (algo.rollout.success.reward) ≥ 1; else the task's verifier when there is a task or
+ * the built-in `correctness` reward; else (a dataset scored by your own rewards) the success reward ≥ 1.
+ */
+export function evalMetricOf(
+  cfg: TrainConfig,
+  rewards: readonly { name: string }[],
+  plan: { successIndex: number; cfg: { success: { reward?: string | undefined } } },
+): EvalMetric {
+  const m = cfg.eval.metric;
+  const success = rewards[plan.successIndex]?.name;
+  if (m !== undefined) return { kind: "reward", name: m.reward ?? (success as string), pass: m.pass };
+  const declared = plan.cfg.success.reward;
+  if (declared !== undefined) return { kind: "reward", name: declared, pass: 1 };
+  if (cfg.task !== undefined || rewards.some((r) => r.name === "correctness") || success === undefined)
+    return { kind: "verifier" };
+  return { kind: "reward", name: success, pass: 1 };
 }
 
 /** The policy on its device: the model, LoRA adapters or a frozen reference when a component needs π_ref. */
@@ -101,20 +122,32 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   });
   const env = cfg.env ? new EpisodeSource(cfg.env, tok) : null;
   let task: Task;
+  let answerFormat: "tagged" | "plain" | undefined;
+  let heldOut: Problem[] | undefined; // a dataset's held-out lines, in file order
   if (env) task = env.task;
   else if (cfg.task) task = createTask(cfg.task.name, cfg.task.options, "task");
   else {
     const ds = cfg.dataset as NonNullable<TrainConfig["dataset"]>;
-    // every row is checked against the tokenizer and the context here, before the run directory is touched
+    // prompts through the template (src/task/template.ts); every row is checked against the tokenizer and the
+    // context here, before the run directory is touched
     const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
-    const rows = checkDatasetRows(await loadJsonl(resolvePath(cfg, ds.path), ds.options), limits, ds.onBadRow, log);
+    const lines = await loadJsonl(resolvePath(cfg, ds.path), ds.options, resolvePath(cfg, "."));
+    const format = { template: ds.template, ...(ds.system !== undefined ? { system: ds.system } : {}) };
+    const rows = checkDatasetRows(templatedDataset(lines, tok, format), limits, ds.onBadRow, log);
     task = jsonlTask(rows);
+    heldOut = rows.eval.slice(0, cfg.eval.problems);
+    if (heldOut.length === 0 && cfg.eval.everySteps > 0)
+      throw new CohortError(
+        `${rows.file}: no held-out lines to evaluate on (${rows.problems.length} lines); set dataset.options.evalPath ` +
+          "or evalFraction, or eval.everySteps: 0",
+      );
+    answerFormat = rows.options.answerFormat;
   }
   const rewards = env
     ? env.rewards
     : await resolveRewards(cfg.rewards, { task, ...(cfg.configFile ? { configFile: cfg.configFile } : {}) });
   const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
-  const evalProblems = Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
+  const evalProblems = heldOut ?? Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
   const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
   const sampler = new LocalSampler(model, { decode: (ids) => tok.decode(ids), padId: tok.padId, maxBatch: 128 });
   const plan = new RolloutPlan(
@@ -176,11 +209,16 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     remote,
     sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
   });
-  const evaluate = (step: number): EvalResult => {
+  // what eval_accuracy counts (the verifier, or a reward function at a pass mark), said once at the start
+  const metric: EvalMetric = env ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
+  if (metric.kind === "reward")
+    log(`eval_accuracy: the share of held-out completions with ${describeMetric(metric)} (eval.metric)`);
+  const evaluate = async (step: number): Promise<EvalResult> => {
     const seed = evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
     if (env) {
       const params = { temperature: cfg.eval.temperature, stopTokenIds: stopIds };
-      return env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
+      const { metrics: _episodes, ...r } = env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
+      return r;
     }
     const params = {
       maxTokens: cfg.sampling.maxNewTokens,
@@ -189,7 +227,21 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
       ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
       seed,
     };
-    return evaluateProblems(sampler, tok, task, evalProblems, params, cfg.eval.logSamples, step);
+    const r = await evaluateProblems(sampler, tok, task, evalProblems, params, {
+      logSamples: cfg.eval.logSamples,
+      step,
+      rewards,
+      metric,
+      score: { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency },
+    });
+    const first = r.samples[0]?.completion;
+    const warning = verifierWarning(r, {
+      ...(typeof first === "string" ? { example: first } : {}),
+      dataset: cfg.dataset !== undefined,
+      ...(answerFormat !== undefined ? { answerFormat } : {}),
+    });
+    if (warning !== null) diagnostics.verifierNeverMatches(step, warning);
+    return r;
   };
   return {
     cfg,
@@ -211,6 +263,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     diagnostics,
     importanceSampling: remote?.importanceSampling ?? null,
     isSuccess: (byFn, i) => plan.isSuccess(byFn, i),
+    metric,
     evaluate,
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { ImportanceSamplingStats } from "../algo/importance.js";
 import { isMetrics } from "../algo/importance.js";
+import type { Problem } from "../task/types.js";
 import type { Run } from "./context.js";
 import { type MetricRecord, stats } from "./metrics.js";
 import { type Collected, meanLogprobsOf } from "./sources.js";
@@ -30,7 +31,11 @@ export const STEP_METRICS: readonly (readonly [string, string])[] = [
   ["pool/…, time/rollout_wait_s", "rollout workers (sampler: openai)"],
   ["dist/allreduce_in_backward, time/allreduce_wait_s", "data parallel: gradient all-reduce"],
   ["tokens_per_s/sampling|training, time/sampling_s|training_s|step_s", "throughput and wall time"],
-  ["eval_accuracy, eval_format", "held-out evaluation (every eval.everySteps)"],
+  [
+    "eval_accuracy, eval_format",
+    "held-out evaluation (every eval.everySteps): the share counted correct by the task's verifier or by `eval.metric` (a reward ≥ its pass mark); the share whose answer the verifier could read",
+  ],
+  ["eval_reward/<fn>", "each reward function's mean on the held-out completions"],
 ];
 
 /** The README's table of metric keys (between the `metrics` markers), generated from `STEP_METRICS`. */
@@ -70,6 +75,51 @@ export interface StepOutcome {
   lr: number;
   totals: TrainingTotals;
   times: { t0: number; tSample: number; tTrain0: number; tEnd: number };
+}
+
+/**
+ * The step's rollout table (TRL's completion table): whole groups from the first until at least `rows` rows,
+ * each with its prompt, completion, every reward function's score, the combined reward, the advantage (a token
+ * advantage's mean) and whether the evaluation metric counts it correct.
+ */
+export function rolloutRows(
+  run: Run,
+  step: number,
+  col: Collected,
+  o: { rewards: Float64Array; advantages: Float64Array | null; rows: number },
+): Record<string, unknown>[] {
+  const { ro, byFn } = col;
+  const out: Record<string, unknown>[] = [];
+  const value = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? null : x);
+  const metric = run.metric;
+  const k = metric.kind === "reward" ? run.rewards.findIndex((r) => r.name === metric.name) : -1;
+  let lastGroup = -1;
+  for (let i = 0; i < ro.completions.length; i++) {
+    const g = ro.groupIndex[i] as number;
+    if (out.length >= o.rows && g !== lastGroup) break;
+    lastGroup = g;
+    const p = ro.problems[i] as Problem;
+    const text = ro.texts[i] as string;
+    const correct =
+      metric.kind === "reward"
+        ? ((byFn[k]?.[i] ?? Number.NaN) as number) >= metric.pass
+        : run.cfg.env !== undefined
+          ? null
+          : run.task.verify(p, text).correct;
+    out.push({
+      step,
+      kind: "rollout",
+      group: g,
+      prompt: p.prompt,
+      completion: text,
+      answer: p.answer ?? null,
+      rewards: Object.fromEntries(run.rewards.map((r, j) => [r.name, value(byFn[j]?.[i])])),
+      reward: value(o.rewards[i]),
+      advantage: o.advantages === null ? null : value(o.advantages[i]),
+      correct,
+    });
+  }
+  return out;
 }
 
 /** The step's metrics (combined over processes) and the diagnostics they trigger. */

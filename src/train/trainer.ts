@@ -7,7 +7,8 @@
  * for step in start+1 … steps:
  *   col     = source.collect(step)          prompts → budgets → rollouts → rewards   (sources.ts)
  *   metrics = update(run, step, col)        advantages → μ passes of updates → stateful components step
- *   evaluate every eval.everySteps; log metrics; checkpoint every checkpoint.everySteps or on a stop request
+ *   evaluate every eval.everySteps (samples.jsonl: held-out rows and the step's rollout table); log metrics;
+ *   checkpoint every checkpoint.everySteps or on a stop request
  * export the final model
  * ```
  *
@@ -113,8 +114,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     }
     const evalEvery = cfg.eval.everySteps;
     if (start === 0 && evalEvery > 0 && sync.isMain) {
-      const ev = run.evaluate(0);
-      metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format });
+      const ev = await run.evaluate(0);
+      metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format, ...ev.metrics });
       writeSamples(ev.samples);
       opts.onStep?.({ step: 0, eval_accuracy: ev.accuracy });
     }
@@ -128,13 +129,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       step++;
       const t0 = performance.now();
       const col = await run.source.collect(step); // pushes the weights to rollout workers first, when due
-      const m = update(run, step, col, t0);
+      const { metrics: m, rollouts } = update(run, step, col, t0);
       Object.assign(m, run.source.metrics?.() ?? {}); // pool/… metrics, time/rollout_wait_s
       if (evalEvery > 0 && sync.isMain && (step % evalEvery === 0 || step === cfg.train.steps)) {
-        const ev = run.evaluate(step);
-        m.eval_accuracy = ev.accuracy;
-        m.eval_format = ev.format;
-        writeSamples(ev.samples);
+        const ev = await run.evaluate(step);
+        Object.assign(m, { eval_accuracy: ev.accuracy, eval_format: ev.format, ...ev.metrics });
+        writeSamples([...ev.samples, ...rollouts]); // held-out rows, then the step's rollout table
       }
       if (sync.isMain) metricsLog.append(m);
       else rankMetrics.push(m);

@@ -36,7 +36,7 @@ import type { Run } from "./context.js";
 import type { MetricRecord } from "./metrics.js";
 import type { Collected, Rollout } from "./sources.js";
 import { isOffPolicy, meanLogprobsOf } from "./sources.js";
-import { stepMetrics, type TrainingTotals } from "./step-metrics.js";
+import { rolloutRows, stepMetrics, type TrainingTotals } from "./step-metrics.js";
 
 /** What the batch builders (batch.ts) read of the run. */
 export function batchSource(run: Run): BatchSource {
@@ -166,8 +166,24 @@ function stages(
   }
 }
 
-/** Trains on a step's scored rollouts; returns the step's metrics. `t0`: when the step began (for timings). */
-export function update(run: Run, step: number, col: Collected, t0: number): MetricRecord {
+/** Each row's advantage (a token advantage: its mean over the row's tokens), or null when rows are not completions. */
+function rowAdvantages(stage: RewardStage, mask: Tensor, n: number): Float64Array | null {
+  const a = stage.advantages;
+  if (a.kind === "sequence") return a.values.length === n ? Float64Array.from(a.values) : null;
+  return a.values.shape[0] === n && mask.shape[0] === n ? rowMeans(a.values, mask) : null;
+}
+
+/** A step's metrics and its rollout table (the rows samples.jsonl logs at an evaluation step). */
+export interface StepUpdate {
+  metrics: MetricRecord;
+  rollouts: Record<string, unknown>[];
+}
+
+/**
+ * Trains on a step's scored rollouts; returns the step's metrics and its rollout table. `t0`: when the step
+ * began (for timings).
+ */
+export function update(run: Run, step: number, col: Collected, t0: number): StepUpdate {
   const { cfg, algo } = run;
   const pl = run.pipeline;
   const { ro } = col;
@@ -186,7 +202,9 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
   const storeOld = cfg.train.innerIterations > 1 || Math.min(cfg.train.miniBatches, N) > 1;
   const cache = { storeOld, ref: pl.has("refLogprobs") };
   let micros: Micro[][];
+  let advantages: Float64Array | null;
   try {
+    advantages = run.cfg.eval.logSamples > 0 ? rowAdvantages(stage, whole.mask, N) : null;
     micros = miniBatches.map((mb) =>
       // ⌈n / microBatchSize⌉ micro-batches of equal size (at group boundaries when a component needs whole groups)
       microBatchRows(
@@ -300,7 +318,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
   run.opt.zeroGrad();
   for (const m of micros.flat()) disposeMicro(m);
   const times = { t0, tSample: t0 + col.samplingMs, tTrain0, tEnd: performance.now() };
-  return stepMetrics(run, step, col, {
+  const metrics = stepMetrics(run, step, col, {
     rewards,
     metrics: { ...stage.metrics, ...tok.metrics },
     kept,
@@ -308,6 +326,8 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
     totals,
     times,
   });
+  const rollouts = rolloutRows(run, step, col, { rewards, advantages, rows: run.cfg.eval.logSamples });
+  return { metrics, rollouts };
 }
 
 /** Entropy, KL to the reference (or drift from π_old) and sampler mismatch of the first pass. */
