@@ -22,5 +22,8 @@ export * as t from "./tensor/index.js";
 export * as tfgrpo from "./tfgrpo/index.js";
 export * as tokenizer from "./tokenizer/index.js";
 export { loadTrainConfig, parseTrainConfig, type TrainConfig, type TrainConfigInput } from "./train/config.js";
+export { type EvalMetric, evaluateModel, type ModelEvalOptions, type ModelEvalResult } from "./train/evaluate.js";
 export * as training from "./train/index.js";
+export { type PretrainOptions, type PretrainResult, pretrain } from "./train/pretrain.js";
+export { type SftOptions, type SftResult, sft } from "./train/sft.js";
 export { type TrainOptions, type TrainResult, train } from "./train/trainer.js";

@@ -156,47 +156,151 @@ export const trainCommand: Command = {
   },
 };
 
+const EVAL_USAGE =
+  "cohort eval <model-dir | run-dir | checkpoint> (--task <name> [--options JSON] | --dataset <file.jsonl> " +
+  "[--dataset-options JSON] [--split all|eval|train] [--template auto|text|chat] [--system TEXT] | --env <name> " +
+  "[--options JSON]) [--checkpoint latest|N] [--reward ./reward.ts#fn …] [--metric NAME] [--pass X] [--problems N] " +
+  "[--seed N] [--max-new-tokens N] [--temperature T] [--samples N] [--json]\n" +
+  "       cohort eval --base-url <url> --model <id> --task <name> [--experiences <experiences.json>] " +
+  "[--api-key-env VAR] [--temperature T] [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]";
+
+/** The saved config of the run a run directory or checkpoint belongs to (null for a model directory). */
+async function runConfigOf(path: string): Promise<Record<string, unknown> | null> {
+  const { existsSync, readFileSync } = await import("node:fs");
+  const { dirname, join } = await import("node:path");
+  const { isRunDirectory } = await import("../train/evaluate.js");
+  const runDir = isRunDirectory(path)
+    ? path
+    : existsSync(join(path, "weights.safetensors"))
+      ? dirname(dirname(path))
+      : null;
+  if (runDir === null || !existsSync(join(runDir, "config.json"))) return null;
+  try {
+    return JSON.parse(readFileSync(join(runDir, "config.json"), "utf8")) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+function printEvalResult(r: Awaited<ReturnType<typeof import("../train/evaluate.js").evaluateModel>>): void {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  if (r.samples.length > 0) {
+    const cut = (x: unknown, n: number) => {
+      const t = JSON.stringify(x ?? "") as string;
+      return t.length > n ? `${t.slice(0, n - 1)}…` : t;
+    };
+    const names = Object.keys(r.rewards);
+    const head = ["prompt", "completion", "answer", ...names, "ok"];
+    const rows = r.samples.map((s) => [
+      cut(s.prompt, 32),
+      cut(s.completion, 32),
+      cut(s.answer, 16),
+      ...names.map((n) => {
+        const v = (s.rewards as Record<string, number | null> | undefined)?.[n];
+        return typeof v === "number" ? v.toFixed(3) : "–";
+      }),
+      s.correct === true ? "✓" : s.correct === false ? "✗" : "",
+    ]);
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => (x[i] as string).length)));
+    const line = (x: string[]) => x.map((c, i) => c.padEnd(w[i] as number)).join("  ");
+    console.log([line(head), ...rows.map(line)].join("\n"));
+    console.log("");
+  }
+  const rewardMeans = Object.entries(r.rewards)
+    .map(([k, v]) => `${k} ${v === null ? "–" : v.toFixed(3)}`)
+    .join(", ");
+  console.log(
+    `accuracy ${pct(r.accuracy)} (${r.metric}) on ${r.n} problems; answer format ${pct(r.format)}` +
+      `${rewardMeans ? `; reward means: ${rewardMeans}` : ""}  [${r.model}]`,
+  );
+}
+
 export const evalCommand: Command = {
   summary:
-    "evaluate a model directory (or a run's final model, or an OpenAI-compatible endpoint) on a task's held-out split",
-  usage:
-    "cohort eval <model-dir | run-dir> --task <name> [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]\n" +
-    "       cohort eval --base-url <url> --model <id> --task <name> [--experiences <experiences.json>] " +
-    "[--api-key-env VAR] [--temperature T] [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]",
+    "evaluate a model, a run's final model or checkpoint (or an OpenAI-compatible endpoint) on a task, a dataset or an environment, by the verifier or your own reward",
+  usage: EVAL_USAGE,
   async run(args) {
+    const usage = this.usage;
     const { values, positionals } = parse(
       args,
       {
         task: { type: "string" },
         options: { type: "string" },
+        dataset: { type: "string" },
+        "dataset-options": { type: "string" },
+        split: { type: "string" },
+        template: { type: "string" },
+        system: { type: "string" },
+        env: { type: "string" },
+        checkpoint: { type: "string" },
+        reward: { type: "string", multiple: true },
+        metric: { type: "string" },
+        pass: { type: "string" },
         problems: { type: "string" },
         seed: { type: "string" },
         "max-new-tokens": { type: "string" },
+        samples: { type: "string" },
+        json: { type: "boolean" },
         "base-url": { type: "string" },
         model: { type: "string" },
         experiences: { type: "string" },
         "api-key-env": { type: "string" },
         temperature: { type: "string" },
       },
-      this.usage,
+      usage,
     );
     const target = positionals[0];
     const remote = values["base-url"] !== undefined;
-    if ((target === undefined && !remote) || values.task === undefined)
-      throw new ConfigError(`need a model directory (or --base-url and --model) and --task\nusage: ${this.usage}`);
-    if (remote && values.model === undefined) throw new ConfigError(`--base-url needs --model\nusage: ${this.usage}`);
+    const sources = (["task", "dataset", "env"] as const).filter((k) => values[k] !== undefined);
+    if (target === undefined && !remote)
+      throw new ConfigError(
+        `need a model directory, a run directory or a checkpoint (or --base-url and --model)\nusage: ${usage}`,
+      );
+    if (sources.length !== 1)
+      throw new ConfigError(
+        `${sources.length === 0 ? "say what to evaluate on" : `${sources.map((k) => `--${k}`).join(" and ")} are both given`}: ` +
+          `one of --task NAME, --dataset FILE.jsonl or --env NAME\nusage: ${usage}`,
+      );
+    if (positionals.length > 1) throw new ConfigError(`unexpected argument ${positionals[1]}\nusage: ${usage}`);
+    if (remote && values.model === undefined) throw new ConfigError(`--base-url needs --model\nusage: ${usage}`);
+    if (remote && values.task === undefined)
+      throw new ConfigError(`--base-url evaluates on a task; add --task NAME\nusage: ${usage}`);
     if (!remote && values.experiences !== undefined)
       throw new ConfigError(
         "--experiences injects a library into chat prompts; use it with --base-url (e.g. a `cohort serve` URL)",
       );
-    const { evaluateModelDir } = await import("../train/evaluate.js");
+    const onlyWith = (flag: string, source: string) => {
+      if (values[flag] !== undefined && values[source] === undefined)
+        throw new ConfigError(`--${flag} applies to --${source}\nusage: ${usage}`);
+    };
+    for (const f of ["dataset-options", "split", "template", "system"]) onlyWith(f, "dataset");
     const taskOptions = jsonObjectFlag(values, "options", '{"digits":[1,3]}');
     const flag = (name: string, c: { what: string; ok: (n: number) => boolean }) =>
-      numberFlag(values, name, c.what, c.ok, this.usage);
-    const problems = flag("problems", intAtLeast(1)) ?? 200;
+      numberFlag(values, name, c.what, c.ok, usage);
+    const problems = flag("problems", intAtLeast(1));
     const seed = flag("seed", intAtLeast(0)) ?? 0;
     const maxNewTokens = flag("max-new-tokens", intAtLeast(1));
     const temperature = flag("temperature", nonNegative);
+    const pass = flag("pass", { what: "a number", ok: Number.isFinite });
+    const samples = flag("samples", intAtLeast(0));
+    const choice = <T extends string>(name: string, allowed: readonly T[]): T | undefined => {
+      const v = values[name];
+      if (v === undefined) return undefined;
+      if (!allowed.includes(v as T))
+        throw new ConfigError(`--${name} ${JSON.stringify(v)}: expected one of ${allowed.join(", ")}\nusage: ${usage}`);
+      return v as T;
+    };
+    const split = choice("split", ["all", "eval", "train"] as const);
+    const template = choice("template", ["auto", "text", "chat"] as const);
+    const rewards = (values.reward as string[] | undefined) ?? [];
+    if (remote && (rewards.length > 0 || values.json === true || values.checkpoint !== undefined))
+      throw new ConfigError(
+        `--reward, --checkpoint and --json apply to a local model, not --base-url\nusage: ${usage}`,
+      );
+    if (rewards.length === 0 && (values.metric !== undefined || pass !== undefined))
+      throw new ConfigError(
+        `--metric and --pass choose among --reward functions; add --reward ./reward.ts#fn\nusage: ${usage}`,
+      );
     if (remote) {
       const { evaluateEndpoint } = await import("../train/evaluate.js");
       const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
@@ -205,7 +309,7 @@ export const evalCommand: Command = {
         model: values.model as string,
         task: values.task as string,
         taskOptions,
-        problems,
+        problems: problems ?? 200,
         seed,
         maxNewTokens: maxNewTokens ?? 1024,
         ...opt(values.experiences as string | undefined, "experiences"),
@@ -215,22 +319,71 @@ export const evalCommand: Command = {
       console.log(JSON.stringify(r));
       return 0;
     }
-    const r = evaluateModelDir(target as string, {
-      task: values.task as string,
-      taskOptions,
-      problems,
+    let checkpoint: "latest" | number | undefined;
+    const ck = values.checkpoint as string | undefined;
+    if (ck !== undefined) {
+      if (ck === "latest") checkpoint = "latest";
+      else if (/^\d+$/.test(ck)) checkpoint = Number(ck);
+      else
+        throw new ConfigError(
+          `--checkpoint ${JSON.stringify(ck)}: expected "latest" or a step number\nusage: ${usage}`,
+        );
+    }
+    const { evaluateModel } = await import("../train/evaluate.js");
+    // a run's own settings (the template, the dataset fields, the completion limit) unless flags say otherwise
+    const run = await runConfigOf(target as string);
+    const runDataset = (run?.dataset ?? {}) as {
+      options?: Record<string, unknown>;
+      template?: string;
+      system?: string;
+    };
+    const runMaxNew = (run?.sampling as { maxNewTokens?: number } | undefined)?.maxNewTokens;
+    let data: Parameters<typeof evaluateModel>[0]["data"];
+    if (values.dataset !== undefined) {
+      const { evalPath: _e, evalFraction: _f, ...fields } = runDataset.options ?? {};
+      const datasetOptions = { ...fields, ...jsonObjectFlag(values, "dataset-options", '{"answerField":"gold"}') };
+      const tmpl = template ?? (runDataset.template as "auto" | "text" | "chat" | undefined);
+      const system = (values.system as string | undefined) ?? runDataset.system;
+      data = {
+        kind: "dataset",
+        path: values.dataset as string,
+        options: datasetOptions,
+        ...(split !== undefined ? { split } : {}),
+        format: { ...(tmpl !== undefined ? { template: tmpl } : {}), ...(system !== undefined ? { system } : {}) },
+      };
+    } else if (values.env !== undefined) data = { kind: "env", name: values.env as string, options: taskOptions };
+    else data = { kind: "task", name: values.task as string, options: taskOptions };
+    const r = await evaluateModel({
+      path: target as string,
+      ...(checkpoint !== undefined ? { checkpoint } : {}),
+      data,
+      rewards,
+      ...(values.metric !== undefined ? { metricReward: values.metric as string } : {}),
+      ...(pass !== undefined ? { pass } : {}),
+      ...(problems !== undefined ? { problems } : {}),
       seed,
-      maxNewTokens: maxNewTokens ?? 32,
+      maxNewTokens: maxNewTokens ?? runMaxNew ?? 32,
+      ...(temperature !== undefined ? { temperature } : {}),
+      samples: samples ?? (values.json === true ? 0 : 5),
     });
-    console.log(JSON.stringify(r));
+    if (r.warning !== undefined) process.stderr.write(`cohort eval: warning: ${r.warning}\n`);
+    if (values.json === true) {
+      console.log(JSON.stringify(r));
+      return 0;
+    }
+    printEvalResult(r);
     return 0;
   },
 };
 
 export const pretrainCommand: Command = {
-  summary: "supervised pre-training of a small char-level model on a built-in task (the shipped starting point)",
+  summary:
+    "supervised fine-tuning: a starting model from your JSONL data (--dataset), a built-in task or scripted episodes",
   usage:
-    "cohort pretrain --task <name> --out <dir> [--options JSON] [--seed N] [--steps N] [--batch N] [--lr X] " +
+    "cohort pretrain --dataset <data.jsonl> --out <dir> [--from MODEL_DIR] [--dataset-options JSON] " +
+    "[--template auto|text|chat] [--system TEXT] [--steps N] [--batch N] [--lr X] [--eval-every N] " +
+    "[--target-accuracy X] [--max-new-tokens N] [--max-positions N] [--seed N] [model shape flags]\n" +
+    "       cohort pretrain --task <name> --out <dir> [--options JSON] [--seed N] [--steps N] [--batch N] [--lr X] " +
     "[--target-accuracy X] [--eval-every N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--mlp N] " +
     "[--think] [--thought-dropout P]\n" +
     "       cohort pretrain --env <name> --out <dir> [--options JSON] [--noise P] [--max-positions N] [same options]",
@@ -257,6 +410,12 @@ export const pretrainCommand: Command = {
         env: { type: "string" },
         noise: { type: "string" },
         "max-positions": { type: "string" },
+        dataset: { type: "string" },
+        "dataset-options": { type: "string" },
+        template: { type: "string" },
+        system: { type: "string" },
+        from: { type: "string" },
+        "max-new-tokens": { type: "string" },
       },
       this.usage,
     );
@@ -275,13 +434,80 @@ export const pretrainCommand: Command = {
       "thought-dropout": fraction,
       noise: fraction,
       "max-positions": intAtLeast(1),
+      "max-new-tokens": intAtLeast(1),
     };
     const num = (k: string) => {
       const c = checks[k] as { what: string; ok: (n: number) => boolean };
       return numberFlag(values, k, c.what, c.ok, this.usage);
     };
     const optionsExample = '{"digits":[1,2]}';
-    if (values.env !== undefined && values.out !== undefined && values.task === undefined) {
+    const sources = (["task", "env", "dataset"] as const).filter((k) => values[k] !== undefined);
+    if (sources.length !== 1 || values.out === undefined)
+      throw new ConfigError(
+        `need --out and one of --dataset, --task or --env${sources.length > 1 ? ` (got ${sources.map((k) => `--${k}`).join(" and ")})` : ""}\nusage: ${this.usage}`,
+      );
+    const only = (flags: string[], source: string) => {
+      for (const f of flags)
+        if (values[f] !== undefined && values[source] === undefined)
+          throw new ConfigError(`--${f} applies to --${source}\nusage: ${this.usage}`);
+    };
+    only(["dataset-options", "template", "system", "from", "max-new-tokens"], "dataset");
+    only(["think", "thought-dropout"], "task");
+    only(["noise"], "env");
+    if (values.dataset !== undefined) {
+      if (values.options !== undefined)
+        throw new ConfigError(
+          `--options applies to --task and --env; a dataset takes --dataset-options\nusage: ${this.usage}`,
+        );
+      const template = values.template as string | undefined;
+      if (template !== undefined && !["auto", "text", "chat"].includes(template))
+        throw new ConfigError(
+          `--template ${JSON.stringify(template)}: expected one of auto, text, chat\nusage: ${this.usage}`,
+        );
+      if (values.from !== undefined) {
+        for (const f of ["hidden", "layers", "heads", "kv-heads", "mlp", "max-positions"])
+          if (values[f] !== undefined)
+            throw new ConfigError(
+              `--${f} shapes a fresh model; --from starts from the given one\nusage: ${this.usage}`,
+            );
+      }
+      const { sft } = await import("../train/sft.js");
+      const o: Parameters<typeof sft>[0] = {
+        dataset: values.dataset as string,
+        out: values.out as string,
+        datasetOptions: jsonObjectFlag(values, "dataset-options", '{"answerFormat":"plain"}'),
+        command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
+        log: (l) => process.stderr.write(`${l}\n`),
+        ...(template !== undefined ? { template: template as "auto" | "text" | "chat" } : {}),
+        ...(values.system !== undefined ? { system: values.system as string } : {}),
+        ...(values.from !== undefined ? { from: values.from as string } : {}),
+      };
+      const keys = {
+        seed: "seed",
+        maxSteps: "steps",
+        batchSize: "batch",
+        lr: "lr",
+        targetAccuracy: "target-accuracy",
+        evalEvery: "eval-every",
+        hiddenSize: "hidden",
+        layers: "layers",
+        heads: "heads",
+        kvHeads: "kv-heads",
+        intermediateSize: "mlp",
+        maxPositions: "max-positions",
+        maxNewTokens: "max-new-tokens",
+      } as const;
+      for (const [k, f] of Object.entries(keys)) {
+        const v = num(f);
+        if (v !== undefined) (o as unknown as Record<string, number>)[k] = v;
+      }
+      const r = await sft(o);
+      const acc =
+        r.evalAccuracy === null ? "no held-out lines" : `held-out accuracy ${(100 * r.evalAccuracy).toFixed(1)}%`;
+      console.log(`saved ${o.out}: ${r.steps} steps, ${acc}`);
+      return 0;
+    }
+    if (values.env !== undefined) {
       // scripted episodes of a multi-turn environment (src/env/sft.ts)
       const { pretrainEnv } = await import("../env/sft.js");
       const o: Parameters<typeof pretrainEnv>[0] = {
@@ -313,8 +539,6 @@ export const pretrainCommand: Command = {
       console.log(`saved ${o.out}: ${r.steps} steps, held-out success ${(100 * r.evalAccuracy).toFixed(1)}%`);
       return 0;
     }
-    if (values.task === undefined || values.out === undefined || values.env !== undefined)
-      throw new ConfigError(`need --out and one of --task or --env\nusage: ${this.usage}`);
     const { pretrain } = await import("../train/pretrain.js");
     const opts: Parameters<typeof pretrain>[0] = {
       task: values.task as string,

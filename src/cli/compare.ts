@@ -60,6 +60,8 @@ export interface CompareOptions {
   workers?: number;
   worker?: WorkerLauncher;
   log?: (line: string) => void;
+  /** How often each running run's progress line (step, ETA, latest eval) is printed when it moved; default 10 s. */
+  progressMs?: number;
   /**
    * `stop`: start no more runs; running workers get SIGINT (they save a checkpoint and stop after their step).
    * `abort`: running workers get SIGTERM (they resume from their last periodic checkpoint next time).
@@ -332,6 +334,31 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
 
   const launcher = o.worker ?? defaultWorker();
   const running = new Set<ChildProcess>();
+  // one progress line per running run whenever it moved: its step, ETA and latest held-out accuracy
+  const { readJsonl } = await import("../report/load.js");
+  const { Progress } = await import("../train/clock.js");
+  const watched = new Map<string, { dir: string; clock: InstanceType<typeof Progress>; shown: number }>();
+  const lastStep = (dir: string) => {
+    const rows = readJsonl<Record<string, unknown>>(join(dir, "metrics.jsonl"));
+    let step = 0;
+    let acc: { step: number; value: number } | null = null;
+    for (const r of rows) {
+      if (typeof r.step !== "number") continue;
+      step = Math.max(step, r.step);
+      if (typeof r.eval_accuracy === "number") acc = { step: r.step, value: r.eval_accuracy };
+    }
+    return { step, acc };
+  };
+  const reportProgress = () => {
+    for (const [name, w] of watched) {
+      const { step, acc } = lastStep(w.dir);
+      if (step <= w.shown) continue;
+      w.shown = step;
+      w.clock.update(step);
+      const ev = acc === null ? "" : `, eval ${(100 * acc.value).toFixed(1)}% (step ${acc.step})`;
+      log(`compare: ${name} step ${step}/${budget.steps}${ev}, ${w.clock.text()}`);
+    }
+  };
   const started: CompareResult["started"] = [];
   let stopped = false;
   let interrupted = false;
@@ -371,14 +398,20 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
       save();
       started.push({ preset: job.preset, seed: job.seed, name: job.name, resumed: job.resume });
       log(`compare: start ${job.name}${job.resume ? " (resume)" : ""}`);
+      const from = lastStep(job.dir).step;
+      watched.set(job.name, { dir: job.dir, clock: new Progress(budget.steps), shown: from });
       const finish = (code: number | null, sig: string | null) => {
         running.delete(child);
+        watched.delete(job.name);
         const wall = (performance.now() - t0) / 1000;
         rec.processWallS = (rec.processWallS ?? 0) + wall;
         if (code === 0 && isFinished(job.dir)) {
           rec.status = "finished";
           delete rec.error;
-          log(`compare: done  ${job.name} in ${wall.toFixed(1)} s`);
+          const acc = lastStep(job.dir).acc;
+          log(
+            `compare: done  ${job.name} in ${wall.toFixed(1)} s${acc === null ? "" : `, eval ${(100 * acc.value).toFixed(1)}%`}`,
+          );
         } else if (interrupted) {
           rec.status = "stopped";
           log(`compare: stopped ${job.name} (resume by running the same command again)`);
@@ -403,6 +436,7 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
 
   const queue = [...jobs];
   let aborted = false;
+  const progressTimer = setInterval(reportProgress, o.progressMs ?? 10_000);
   const poll = setInterval(() => {
     if ((signal.stop || signal.abort) && !interrupted) {
       interrupted = true;
@@ -433,6 +467,7 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
     await Promise.all(Array.from({ length: workers }, lane));
   } finally {
     clearInterval(poll);
+    clearInterval(progressTimer);
     process.off("exit", killAll);
   }
   if (signal.stop || signal.abort) stopped = true;

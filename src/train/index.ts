@@ -4,12 +4,14 @@
  * @module
  */
 export * from "./checkpoint.js";
+export * from "./clock.js";
 export * from "./config.js";
 export type * from "./context.js";
 export * from "./evaluate.js";
 export * from "./parts.js";
 export * from "./pretrain.js";
 export * from "./setup.js";
+export * from "./sft.js";
 export * from "./sources.js";
 export * from "./step-metrics.js";
 export * from "./trainer.js";
