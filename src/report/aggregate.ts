@@ -56,12 +56,24 @@ export function presentMetrics(runs: readonly RunData[]): MetricSpec[] {
   for (const r of runs) for (const m of r.metrics) for (const [k, v] of Object.entries(m)) if (isNum(v)) keys.add(k);
   const passKeys = [...keys].filter((k) => PASS_AT.test(k)).sort();
   const out: MetricSpec[] = [];
+  const metric = accuracyMetric(runs);
   for (const s of METRICS) {
-    if (keys.has(s.key)) out.push(s);
+    if (keys.has(s.key))
+      out.push(s.key === "eval_accuracy" && metric !== null ? { ...s, title: `${s.title} (${metric})` } : s);
     if (s.key === "eval_accuracy")
       for (const k of passKeys) out.push({ key: k, title: `Held-out ${k}`, higherIsBetter: true, percent: true });
   }
   return out;
+}
+
+/** What held-out accuracy counts when the runs' configs declare it (`eval.metric`): `reward "x" ≥ 1`. */
+export function accuracyMetric(runs: readonly RunData[]): string | null {
+  for (const r of runs) {
+    const m = (r.config?.eval as { metric?: { reward?: unknown; pass?: unknown } } | undefined)?.metric;
+    if (m !== undefined && m !== null)
+      return `${typeof m.reward === "string" ? `reward "${m.reward}"` : "the success reward"} ≥ ${String(m.pass ?? 1)}`;
+  }
+  return null;
 }
 
 function isNum(v: unknown): v is number {

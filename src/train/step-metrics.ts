@@ -100,12 +100,15 @@ export function rolloutRows(
     lastGroup = g;
     const p = ro.problems[i] as Problem;
     const text = ro.texts[i] as string;
-    const correct =
-      metric.kind === "reward"
-        ? ((byFn[k]?.[i] ?? Number.NaN) as number) >= metric.pass
-        : run.cfg.env !== undefined
-          ? null
-          : run.task.verify(p, text).correct;
+    let correct: boolean | null = null;
+    if (metric.kind === "reward") correct = ((byFn[k]?.[i] ?? Number.NaN) as number) >= metric.pass;
+    else if (run.cfg.env === undefined) {
+      try {
+        correct = run.task.verify(p, text).correct;
+      } catch {
+        correct = null; // a problem the task cannot check (made by a custom rollout source)
+      }
+    }
     out.push({
       step,
       kind: "rollout",

@@ -134,7 +134,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       if (evalEvery > 0 && sync.isMain && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = await run.evaluate(step);
         Object.assign(m, { eval_accuracy: ev.accuracy, eval_format: ev.format, ...ev.metrics });
-        writeSamples([...ev.samples, ...rollouts]); // held-out rows, then the step's rollout table
+        writeSamples([...ev.samples, ...rollouts()]); // held-out rows, then the step's rollout table
       }
       if (sync.isMain) metricsLog.append(m);
       else rankMetrics.push(m);

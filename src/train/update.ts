@@ -173,10 +173,10 @@ function rowAdvantages(stage: RewardStage, mask: Tensor, n: number): Float64Arra
   return a.values.shape[0] === n && mask.shape[0] === n ? rowMeans(a.values, mask) : null;
 }
 
-/** A step's metrics and its rollout table (the rows samples.jsonl logs at an evaluation step). */
+/** A step's metrics and its rollout table (made on demand: the rows samples.jsonl logs at an evaluation step). */
 export interface StepUpdate {
   metrics: MetricRecord;
-  rollouts: Record<string, unknown>[];
+  rollouts: () => Record<string, unknown>[];
 }
 
 /**
@@ -326,8 +326,8 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
     totals,
     times,
   });
-  const rollouts = rolloutRows(run, step, col, { rewards, advantages, rows: run.cfg.eval.logSamples });
-  return { metrics, rollouts };
+  const rows = run.cfg.eval.logSamples;
+  return { metrics, rollouts: () => rolloutRows(run, step, col, { rewards, advantages, rows }) };
 }
 
 /** Entropy, KL to the reference (or drift from π_old) and sampler mismatch of the first pass. */

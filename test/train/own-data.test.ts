@@ -319,6 +319,7 @@ test("eval_accuracy, the samples and the rollout table count by a declared rewar
   // the report shows both tables with every reward's score, ✓ by the declared reward
   const html = readFileSync(writeReport(join(root, "r")).out, "utf8");
   assert.match(html, /rollouts of step 2/);
+  assert.match(html, /Held-out accuracy \(reward (&quot;|\\?")mine(&quot;|\\?") ≥ 1\)/);
   assert.match(html, /<th>mine<\/th><th>reward<\/th><th>advantage<\/th>/);
   assert.match(html, /<td class="num">1\.000<\/td><td class="ok">✓<\/td>/);
 });
