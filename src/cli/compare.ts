@@ -399,7 +399,7 @@ async function compareIn(out: string, o: CompareOptions, p: Prepared): Promise<C
       started.push({ preset: job.preset, seed: job.seed, name: job.name, resumed: job.resume });
       log(`compare: start ${job.name}${job.resume ? " (resume)" : ""}`);
       const from = lastStep(job.dir).step;
-      watched.set(job.name, { dir: job.dir, clock: new Progress(budget.steps), shown: from });
+      watched.set(job.name, { dir: job.dir, clock: new Progress(budget.steps, performance.now(), from), shown: from });
       const finish = (code: number | null, sig: string | null) => {
         running.delete(child);
         watched.delete(job.name);

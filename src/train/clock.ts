@@ -28,12 +28,18 @@ export class Progress {
   #done = 0;
   #now: number;
 
+  /** `done`: units already finished at `t0` (a resumed run), when known; else the first update's minus one. */
   constructor(
     readonly total: number,
     t0 = performance.now(),
+    done?: number,
   ) {
     this.#t0 = t0;
     this.#now = t0;
+    if (done !== undefined) {
+      this.#base = done;
+      this.#done = done;
+    }
   }
 
   /** Records that `done` units are finished (at `nowMs`). */

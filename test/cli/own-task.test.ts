@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { runCompare } from "../../src/cli/compare.js";
+import { formatDuration, formatRate, Progress } from "../../src/train/clock.js";
 import { loadTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
@@ -75,6 +76,9 @@ test("cohort eval takes a run directory: its final/ model, or --checkpoint lates
   assert.equal(lastJson(cli("eval", run, ...task, "--checkpoint", "1")).model, join(run, "checkpoints", "step-000001"));
   refused(cli("eval", run, ...task, "--checkpoint", "7"), /has no checkpoint of step 7; the latest is .*step-000002/);
   refused(cli("eval", model, ...task, "--checkpoint", "latest"), /--checkpoint latest needs a run directory/);
+  // an environment: its success rate
+  const env = lastJson(cli("eval", "models/maze-tiny", "--env", "maze", "--problems", "4", "--json"));
+  assert.deepEqual([env.metric, env.n], ["the environment's success rate", 4]);
   // a run that has not finished names the way to its checkpoints
   const { renameSync } = await import("node:fs");
   renameSync(join(run, "final"), join(run, "final-moved"));
@@ -204,6 +208,22 @@ test("cohort pretrain --dataset: a fresh char model over the data's characters, 
     cli("pretrain", "--dataset", data, "--out", join(root, "x"), "--from", out, "--hidden", "8"),
     /--hidden shapes a fresh model; --from starts from the given one/,
   );
+});
+
+test("elapsed time, ETA and rates as progress lines print them", () => {
+  assert.deepEqual(
+    [formatDuration(42.4), formatDuration(185), formatDuration(3720), formatDuration(Number.NaN)],
+    ["42s", "3m05s", "1h02m", "–"],
+  );
+  assert.deepEqual([formatRate(850.4), formatRate(12_345)], ["850 tok/s", "12.3k tok/s"]);
+  const p = new Progress(10, 0);
+  p.update(0, 5_000); // step 0 (the first evaluation): no pace yet
+  assert.equal(p.text(), "elapsed 5s, ETA –");
+  p.update(2, 25_000); // 2 steps in 25 s (start-up included)
+  assert.equal(p.text(), "elapsed 25s, ETA 1m40s");
+  const resumed = new Progress(10, 0, 6); // resumed at step 6
+  resumed.update(8, 20_000);
+  assert.equal(resumed.text(), "elapsed 20s, ETA 20s");
 });
 
 test("cohort train's progress lines show elapsed time, ETA and rollout and training throughput", () => {
