@@ -13,7 +13,7 @@
  * their state in checkpoints (src/algo/pipeline.ts).
  * @module
  */
-import type { z } from "zod";
+import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { Registry } from "./registry.js";
 import type { LossBatch } from "./types.js";
@@ -166,7 +166,7 @@ export function parseParams<P extends z.ZodType>(def: ComponentDef<P>, options: 
   if (r.success) return r.data;
   const issue = r.error.issues[0] as z.core.$ZodIssue;
   if (issue.code === "unrecognized_keys") {
-    const known = Object.keys((def.params as unknown as { shape?: Record<string, unknown> }).shape ?? {});
+    const known = def.params instanceof z.ZodObject ? Object.keys(def.params.shape) : [];
     throw new ConfigError(
       `unknown option ${issue.keys.map((k) => `"${k}"`).join(", ")} for ${def.name}; known options: ${known.length ? known.join(", ") : "(none)"}`,
       [path, ...issue.path.map(String), ...(issue.keys.length === 1 ? issue.keys : [])].join("."),

@@ -219,7 +219,7 @@ export class EpisodeSource {
 
   /**
    * Advantages of episode rows (ALGORITHMS.md §C order: combine/shape → estimate → reweight → sample filters).
-   * Step-level estimators (`STEP_ESTIMATORS`) get one row per step and return one value per step, which goes
+   * Step-level estimators (`AdvantageDef.rows`) get one row per step and return one value per step, which goes
    * to that step's action tokens: the result is then [N, C] per token. Metrics: `env/…` of the episodes.
    */
   advantages(
