@@ -103,6 +103,7 @@ export function* decodeSteps(
   rows: readonly DecodeRow[],
   o: DecodeOptions,
 ): Generator<void, RowResult[], void> {
+  if (rows.length === 0) return [];
   const B = rows.length;
   const P = Math.max(...rows.map((r) => r.prompt.length));
   const ids = new Array<number>(B * P).fill(o.padId);

@@ -38,7 +38,7 @@ import {
   tidy,
   zeros,
 } from "../tensor/index.js";
-import { native } from "../tensor/native.js";
+import { native, type TensorHandle } from "../tensor/native.js";
 import type { PackedBatch } from "./batch.js";
 import { configFromHF, configToHF, type ModelConfig } from "./config.js";
 
@@ -77,9 +77,9 @@ export interface ProjectionAdapter {
  */
 export interface DecodePlan {
   /** @internal native handles, per layer: [inputNorm, Wqkv, bqkv|null, Wo, postNorm, Wgateup, Wdown] */
-  readonly layers: unknown[][];
+  readonly layers: (TensorHandle | null)[][];
   /** @internal [embed, finalNorm, lmHead, cos, sin] */
-  readonly globals: unknown[];
+  readonly globals: TensorHandle[];
   /** @internal [H, Hkv, hd, eps] */
   readonly dims: number[];
   dispose(): void;
