@@ -12,7 +12,6 @@ import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import type { Command } from "../cli/main.js";
 import { ConfigError } from "../errors.js";
-import type { Device } from "../tensor/index.js";
 
 const usage =
   "cohort serve <model-dir | run-dir | checkpoint> [--host 127.0.0.1] [--port 8000] [--max-concurrency 16] " +
@@ -87,7 +86,7 @@ export const serveCommand: Command = {
     const weightsDir = values["weights-dir"] as string | undefined;
     const device = (values.device as string | undefined) ?? "cpu";
     const t = await import("../tensor/index.js");
-    if (!t.DEVICE_NAME.test(device))
+    if (!t.isDevice(device))
       throw new ConfigError(`--device: expected cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
     const precision = (values.precision as string | undefined) ?? "fp32";
     if (precision !== "fp32" && precision !== "bf16")
@@ -97,7 +96,7 @@ export const serveCommand: Command = {
     t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
     const { loadServedModel } = await import("./load.js");
     const { startServer } = await import("./server.js");
-    const served = loadServedModel(target, { device: device as Device, precision });
+    const served = loadServedModel(target, { device, precision });
     const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
     const server = await startServer(served, {
       host,

@@ -5,7 +5,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import { native } from "./native.js";
+import { native, type TensorHandle } from "./native.js";
 import { track } from "./scope.js";
 
 export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "u8" | "bool";
@@ -14,7 +14,7 @@ export type Operand = Tensor | number | boolean;
 export type Shape = readonly number[];
 
 type NestedNumbers = number | boolean | NestedNumbers[];
-type Handle = unknown;
+type Handle = TensorHandle;
 
 const h = (x: Operand): Handle | number | boolean => (x instanceof Tensor ? x.h : x);
 
@@ -47,7 +47,7 @@ export class Tensor {
   get dtype(): DType {
     return native.dtype(this.h);
   }
-  get device(): string {
+  get device(): Device {
     return native.device(this.h);
   }
   get disposed(): boolean {
@@ -291,9 +291,7 @@ export class Tensor {
     return new Tensor(native.maskedFill(this.h, mask.h, value));
   }
   to(target: DType | Device): Tensor {
-    return DTYPES.has(target as DType)
-      ? new Tensor(native.cast(this.h, target))
-      : new Tensor(native.toDev(this.h, target));
+    return isDType(target) ? new Tensor(native.cast(this.h, target)) : new Tensor(native.toDev(this.h, target));
   }
 
   // ---- linear algebra ----------------------------------------------------------------------------
@@ -479,7 +477,8 @@ export class Tensor {
   }
 }
 
-const DTYPES = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"]);
+const DTYPES: ReadonlySet<string> = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"]);
+const isDType = (s: string): s is DType => DTYPES.has(s);
 
 // ---- creation ------------------------------------------------------------------------------------
 
@@ -593,10 +592,10 @@ export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
   return full(shape, 1, opts);
 }
 export function zerosLike(t: Tensor): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, device: t.device as Device });
+  return full(t.shape, 0, { dtype: t.dtype, device: t.device });
 }
 export function onesLike(t: Tensor): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, device: t.device as Device });
+  return full(t.shape, 1, { dtype: t.dtype, device: t.device });
 }
 /** [start, end) with `step`; default dtype i64 when all arguments are integers, else f32. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
@@ -744,6 +743,10 @@ export function cudaAvailable(): boolean {
 }
 /** The device names a config key or a flag accepts. */
 export const DEVICE_NAME = /^(cpu|cuda(:\d+)?)$/;
+/** Whether `s` names a device (`cpu`, `cuda`, `cuda:N`). */
+export function isDevice(s: string): s is Device {
+  return DEVICE_NAME.test(s);
+}
 /** Why this build cannot place tensors on `device`, or null when it can. */
 export function deviceUnavailable(device: string): string | null {
   if (device === "cpu" || cudaAvailable()) return null;
