@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { cat, type Device, maximum, noGrad, type Tensor, tidy, zeros } from "../tensor/index.js";
+import { cat, maximum, noGrad, type Tensor, tidy, zeros } from "../tensor/index.js";
 import { type ComponentDef, ComponentRegistry, type StateDef } from "./component.js";
 import type { GlobalCounts, LossBatch } from "./types.js";
 
@@ -269,7 +269,7 @@ export function lldsGate(d: Tensor, preserving: Tensor, gate: "action" | "respon
       const pd = d.detach().mul(p);
       if (gate === "response") return pd.sum(-1, true).gt(0).logicalAnd(preserving);
       const [n, t] = d.shape as [number, number];
-      const like = { dtype: d.dtype, device: d.device as Device };
+      const like = { dtype: d.dtype, device: d.device };
       const prev = t <= 1 ? zeros([n, t], like) : cat([zeros([n, 1], like), p.slice(1, 0, t - 1)], 1);
       const starts = p.gt(0).logicalAnd(prev.gt(0).logicalNot()).to("i64");
       const runId = starts.cumsum(1).mul(preserving.to("i64")); // 1.. inside runs, 0 outside

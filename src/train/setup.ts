@@ -22,7 +22,7 @@ import { jsonlTask, loadJsonl } from "../task/jsonl.js";
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import type { Task } from "../task/types.js";
-import { AdamW, type Device, deviceUnavailable, manualSeed, setNumThreads } from "../tensor/index.js";
+import { AdamW, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { TrainConfig } from "./config.js";
 import type { PolicyParts, Run } from "./context.js";
@@ -56,10 +56,10 @@ function loadPolicy(
 ): PolicyParts & { dir: ReturnType<typeof readModelDir> } {
   const modelDir = resolvePath(cfg, cfg.model.path);
   // data parallel on GPUs: `cuda` means this rank's own GPU, cuda:LOCAL_RANK (as torchrun's convention)
-  const device = (
-    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device
-  ) as Device;
-  const place = { device, precision: cfg.model.precision };
+  const name =
+    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device;
+  if (!isDevice(name)) throw new CohortError(`model.device "${name}" is not a device name (cpu, cuda or cuda:N)`);
+  const place = { device: name, precision: cfg.model.precision };
   const unavailable = deviceUnavailable(place.device);
   if (unavailable !== null)
     throw new CohortError(`model.device is "${place.device}" but ${unavailable}, or set model.device: cpu`);
