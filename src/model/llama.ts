@@ -173,7 +173,7 @@ export class KVCache {
   keepRows(rows: number[]): void {
     const idx = tensor(rows, { dtype: "i64", device: this.device });
     const pick = (t: Tensor): Tensor => {
-      const out = keep(t.indexSelect(0, idx).contiguous());
+      const out = keep(tidy(() => t.indexSelect(0, idx).contiguous())); // the gathered copy only
       t.dispose();
       return out;
     };
