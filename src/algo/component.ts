@@ -19,7 +19,7 @@ import { Registry } from "./registry.js";
 import type { LossBatch } from "./types.js";
 
 /** Confidence tags of ALGORITHMS.md, and DESIGN for a formula that is Cohort's own design choice. */
-export type Confidence = "CODE" | "CODE-FW" | "PAPER-KNOWN" | "ABSTRACT" | "DESIGN";
+export type Confidence = "CODE" | "CODE-FW" | "PAPER" | "PAPER-KNOWN" | "ABSTRACT" | "DESIGN";
 
 /**
  * The inputs a component may need, with what each is and what supplies it. `cohort train` supplies every

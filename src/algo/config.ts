@@ -18,6 +18,7 @@ import { sampleFilters, tokenFilters } from "./filters.js";
 import { gates } from "./gates.js";
 import { policyLosses } from "./losses.js";
 import "./pair-mask.js"; // registers the sample filter dagrpo_pairs
+import "./preference.js"; // registers the pairwise losses p3o, dno, nash_mp
 import { RATIO_LEVELS } from "./ratio.js";
 import { regularizers } from "./regularizers.js";
 import { rewardCombiners, rewardShapers } from "./rewards.js";

@@ -33,6 +33,8 @@ export interface RewardBatch {
   /** Agent episodes (GiGPO): rows are steps; the trajectory of each row, and its anchor-state key. */
   trajectoryIndex?: Int32Array;
   observationKey?: string[];
+  /** The action of each step row (its text), for estimators that key nodes by the path of actions (SALT). */
+  actionKey?: string[];
   /** Episode reward R^E of each row's trajectory (GiGPO); absent: the sum of the trajectory's step rewards. */
   episodeRewards?: Float64Array;
   /** Rank-GRPO: reward of each rank position, one Float64Array of length K per completion ([N][K]). */

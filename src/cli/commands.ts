@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../errors.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 
 /** An argument as a POSIX shell would need it written. */
 function shellQuote(a: string): string {

@@ -6,14 +6,11 @@ import { CohortError } from "../errors.js";
 import { exportCommand } from "../io/export-command.js";
 import { serveCommand } from "../serve/command.js";
 import { tfgrpoCommand } from "../tfgrpo/command.js";
+import type { Command } from "./command.js";
 import { evalCommand, presetsCommand, pretrainCommand, trainCommand } from "./commands.js";
 import { compareCommand, reportCommand } from "./compare.js";
 
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[]): Promise<number> | number;
-}
+export type { Command } from "./command.js";
 
 const commands: Record<string, Command> = {
   train: trainCommand,

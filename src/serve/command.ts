@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import type { Command } from "../cli/main.js";
+import type { Command } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
 const usage =

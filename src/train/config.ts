@@ -17,6 +17,7 @@ import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
+import { preferenceEntrySchema } from "../reward/preference.js";
 import { DEVICE_NAME } from "../tensor/index.js";
 
 const rewardEntry = z.union([
@@ -89,6 +90,12 @@ export const trainConfigSchema = z.strictObject({
   env: envConfigSchema.optional(),
   /** Reward functions: built-in names or `./module.ts#export`. */
   rewards: z.array(rewardEntry).min(1).default(["correctness", "format"]),
+  /**
+   * Preferences instead of rewards: a built-in ("verifier", "rps_style") or `./module.ts#export` returning
+   * P(a ≻ b). Each group's completions are compared pairwise and each one's reward is its win rate against the
+   * rest of its group (src/reward/preference.ts); `rewards` must then be left out.
+   */
+  preference: preferenceEntrySchema.optional(),
   rewardTimeoutMs: z.number().int().positive().default(10_000),
   rewardConcurrency: z.number().int().positive().default(8),
   /** The method: a preset name (`cohort presets` lists them). */
@@ -243,7 +250,8 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   // with `env`, the one reward is the episode return
-  const rewardFunctions = c.env !== undefined ? 1 : c.rewards.length;
+  if (c.preference !== undefined) checkPreferenceConfig(c, raw);
+  const rewardFunctions = c.env !== undefined || c.preference !== undefined ? 1 : c.rewards.length;
   const algoOverrides = structuredClone(c.algo) as Record<string, unknown>;
   // Dr. GRPO's constant normaliser L_max defaults to the generation limit.
   const aggregate = (algoOverrides.aggregate ?? {}) as Record<string, unknown>;
@@ -340,6 +348,19 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   return configFile === undefined ? { ...c, resolvedAlgo } : { ...c, resolvedAlgo, configFile };
+}
+
+/** `preference:` replaces the reward functions by the win rate against the group, on a task or dataset. */
+function checkPreferenceConfig(c: { env?: unknown }, raw: unknown): void {
+  if (c.env !== undefined) {
+    throw new ConfigError("with `env`, the reward is the episode return; remove `preference`", "preference");
+  }
+  if ((raw as { rewards?: unknown }).rewards !== undefined) {
+    throw new ConfigError(
+      "with `preference`, each completion's reward is its win rate against its group; remove `rewards`",
+      "rewards",
+    );
+  }
 }
 
 /** `env:` checks: the environment and its options exist, rewards come from it, and the algorithm fits episodes. */

@@ -16,6 +16,7 @@ import { applyLora, type LoraAdapter } from "../model/lora.js";
 import { LocalSampler } from "../model/sampler.js";
 import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../parallel/index.js";
 import { resolveRewards } from "../reward/load.js";
+import { resolvePreference } from "../reward/preference.js";
 import { RolloutPlan } from "../rollout/index.js";
 import { remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
@@ -37,6 +38,7 @@ import {
   feedSource,
   offPolicyRollout,
   planSource,
+  preferenceScore,
   requestSeed,
   rewardScore,
   textGenerate,
@@ -110,9 +112,14 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     const rows = checkDatasetRows(await loadJsonl(resolvePath(cfg, ds.path), ds.options), limits, ds.onBadRow, log);
     task = jsonlTask(rows);
   }
+  const fileOpts = cfg.configFile ? { configFile: cfg.configFile } : {};
+  // with `preference`, the one reward is the win rate against the group (scored by preferenceScore below)
+  const preference = cfg.preference ? await resolvePreference(cfg.preference, { task, ...fileOpts }) : null;
   const rewards = env
     ? env.rewards
-    : await resolveRewards(cfg.rewards, { task, ...(cfg.configFile ? { configFile: cfg.configFile } : {}) });
+    : preference
+      ? [{ name: "win_rate", fn: () => null }]
+      : await resolveRewards(cfg.rewards, { task, ...fileOpts });
   const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
   const evalProblems = Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
   const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
@@ -142,6 +149,17 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
         })
       : sampler;
   const rolloutSampler = remote?.sampler ?? localRollouts;
+  const scoreOpts = { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency };
+  const onRewardFailures = (
+    step: number,
+    fs: { reward: string; kind: string; message: string; sample: unknown }[],
+  ): void => {
+    appendLines(
+      join(runDir, "reward_failures.jsonl"),
+      fs.map((f) => JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample })),
+    );
+    diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
+  };
   const plain = planSource({
     plan,
     algo,
@@ -166,15 +184,9 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
         }),
     score: env
       ? episodeScore(env)
-      : rewardScore(rewards, { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency }, (step, fs) => {
-          appendLines(
-            join(runDir, "reward_failures.jsonl"),
-            fs.map((f) =>
-              JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample }),
-            ),
-          );
-          diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
-        }),
+      : preference
+        ? preferenceScore(preference, scoreOpts, onRewardFailures)
+        : rewardScore(rewards, scoreOpts, onRewardFailures),
     offPolicy: (ps, texts, promptTexts) => offPolicyRollout(model, tok, temperature, ps, texts, promptTexts),
     promptsPerStep: cfg.train.promptsPerStep,
     groupSize: cfg.train.groupSize,
