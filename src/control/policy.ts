@@ -189,7 +189,7 @@ export class TabularSoftmax extends Base implements Policy {
     for (const s of obs)
       if (!Number.isInteger(s) || s < 0 || s >= this.states)
         throw new CohortError(`tabular policy: state ${s} is outside 0..${this.states - 1}`);
-    const A = this.action.n as number;
+    const A = (this.action as { n: number }).n;
     return sampleCategorical(
       () => this.#logits(tensor(obs, { shape: [n], dtype: "i64" })),
       n,

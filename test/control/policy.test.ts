@@ -148,7 +148,8 @@ test("policies: KL(π ‖ π_old) matches PyTorch's closed form", () => {
     const old: PolicySnapshot = p.snapshot(b.obs);
     jitter(p, 30 + k); // the policy moves; the snapshot stays
     ours.push(values(noGrad(() => p.klTo(b.obs, old))));
-    const oldIn = "logits" in old ? { old: py(old.logits) } : { old_mean: py(old.mean), old_log_std: py(old.logStd) };
+    const oldIn: Record<string, PyTensor> =
+      "logits" in old ? { old: py(old.logits) } : { old_mean: py(old.mean), old_log_std: py(old.logStd) };
     reqs.push({ id: name, code, inputs: { ...inputsOf(p), obs: py(b.obs), ...oldIn } });
   }
   const res = runOracle(reqs);
