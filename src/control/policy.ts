@@ -210,7 +210,7 @@ export class TabularSoftmax extends Base implements Policy {
 }
 
 /** Layers of a tanh MLP: W [in, out] scaled 1/√in, b = 0; the last layer scaled by `outScale`. */
-function mlpLayers(
+export function mlpLayers(
   self: { param(n: string, t: Tensor): Tensor },
   prefix: string,
   sizes: number[],
@@ -231,7 +231,7 @@ function mlpLayers(
   return out;
 }
 
-function mlpForward(layers: { w: Tensor; b: Tensor }[], x: Tensor): Tensor {
+export function mlpForward(layers: { w: Tensor; b: Tensor }[], x: Tensor): Tensor {
   let h = x;
   layers.forEach(({ w, b }, l) => {
     h = h.matmul(w).add(b);
