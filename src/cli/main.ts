@@ -3,6 +3,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
+import { exportCommand } from "../io/export-command.js";
 import { serveCommand } from "../serve/command.js";
 import { tfgrpoCommand } from "../tfgrpo/command.js";
 import type { Command } from "./command.js";
@@ -19,6 +20,7 @@ const commands: Record<string, Command> = {
   compare: compareCommand,
   report: reportCommand,
   serve: serveCommand,
+  export: exportCommand,
   tfgrpo: tfgrpoCommand,
   smoke: {
     summary: "train a tiny MLP and print its loss falling (checks the native core)",

@@ -138,7 +138,12 @@ export function* decodeSteps(
     logits = noGrad(() =>
       keep(
         tidy(() =>
-          model.prefill(c, tensor(ids, { shape: [B, P], dtype: "i64" }), tensor(mask, { shape: [B, P], dtype: "i64" })),
+          model.prefill(
+            c,
+            tensor(ids, { shape: [B, P], dtype: "i64" }),
+            tensor(mask, { shape: [B, P], dtype: "i64" }),
+            o.plan,
+          ),
         ),
       ),
     ); // [B, V]

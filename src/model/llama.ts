@@ -76,10 +76,17 @@ export interface ProjectionAdapter {
  * concatenated, adapters folded in. Valid while the model's weights do not change; `dispose()` it after.
  */
 export interface DecodePlan {
-  /** @internal native handles, per layer: [inputNorm, Wqkv, bqkv|null, Wo, postNorm, Wgateup, Wdown] */
+  /** `int8`: the projections and lm_head quantized per output channel (`RolloutPrecision`). */
+  readonly precision: RolloutPrecision;
+  /**
+   * @internal native handles, per layer: [inputNorm, Wqkv, bqkv|null, Wo, postNorm, Wgateup, Wdown], and with
+   * int8 the four scales [sQkv, sWo, sGateup, sDown] after them
+   */
   readonly layers: (TensorHandle | null)[][];
-  /** @internal [embed, finalNorm, lmHead, cos, sin] */
+  /** @internal [embed, finalNorm, lmHead, cos, sin], and with int8 lmHead's scale */
   readonly globals: TensorHandle[];
+  /** @internal int8: each projection's quantized weight by its name (views of the fused ones; `lm_head` too) */
+  readonly quant: ReadonlyMap<string, QuantizedWeight> | null;
   /** @internal [H, Hkv, hd, eps] */
   readonly dims: number[];
   dispose(): void;
@@ -104,6 +111,38 @@ export interface ModelOptions {
  * would put a mismatch of ~1e-2 between the sampler's and the trainer's log-probs.
  */
 export type Precision = "fp32" | "bf16";
+
+/**
+ * Precision of the weights rollouts decode with. `fp32`: the model's own weights. `int8`: weight-only int8,
+ * per output channel (w ≈ q · scale[row], symmetric, q ∈ [-127, 127]) for every projection and lm_head, with
+ * fp32 activations, norms, RoPE, attention, KV cache and log-softmax (native `int8Linear`): a quarter of the
+ * weight bytes per decoded token. The embedding lookup stays fp32. Training never sees the int8 copy: its
+ * log-probs differ from the sampler's by the quantization error, which the mismatch metric reports and
+ * `sampler.importanceSampling` corrects.
+ */
+export type RolloutPrecision = "fp32" | "int8";
+
+/** An int8 weight [N, K] and its per-row scale [N] (`native.quantizeInt8`). */
+export interface QuantizedWeight {
+  q: Tensor;
+  scale: Tensor;
+}
+
+/** Per-output-channel symmetric int8 of a weight [N, K] (a new pair of tensors, owned by the caller's scope). */
+export function quantizeInt8(w: Tensor): QuantizedWeight {
+  const [q, scale] = native.quantizeInt8(w.h);
+  return { q: new Tensor(q), scale: new Tensor(scale) };
+}
+
+/** x [..., K] · (q · scale)ᵀ (+ b) with fp32 activations (native int8 kernel; CPU, no autograd). */
+export function int8Linear(
+  x: Tensor,
+  w: QuantizedWeight,
+  b: Tensor | null = null,
+  mode: "auto" | "kernel" | "torch" = "auto",
+): Tensor {
+  return new Tensor(native.int8Linear(x.h, w.q.h, w.scale.h, b === null ? null : b.h, mode));
+}
 
 /** One decoder layer's weights; `names` are the state-dict keys of the projections. */
 export interface LayerWeights {
@@ -173,7 +212,7 @@ export class KVCache {
   keepRows(rows: number[]): void {
     const idx = tensor(rows, { dtype: "i64", device: this.device });
     const pick = (t: Tensor): Tensor => {
-      const out = keep(t.indexSelect(0, idx).contiguous());
+      const out = keep(tidy(() => t.indexSelect(0, idx).contiguous())); // the gathered copy only
       t.dispose();
       return out;
     };
@@ -211,6 +250,8 @@ export class CausalLM implements Policy {
   readonly #named = new Map<string, Tensor>();
   #cos: Tensor | null = null;
   #sin: Tensor | null = null;
+  /** Set only while an int8 plan prefills: the projections then read these instead of the fp32 weights. */
+  #quant: ReadonlyMap<string, QuantizedWeight> | null = null;
 
   constructor(config: ModelConfig, opts: ModelOptions = {}) {
     this.config = config;
@@ -365,6 +406,8 @@ export class CausalLM implements Policy {
 
   /** x @ Wᵀ (+ b), plus the adapter's delta when one is attached. With bf16 precision: in bf16, back to fp32. */
   proj(name: string, x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+    const qw = this.#quant?.get(name);
+    if (qw !== undefined) return int8Linear(x, qw, b); // an int8 plan's prefill: adapters are folded in already
     const y =
       this.precision === "bf16"
         ? linear(x.to("bf16"), w.to("bf16"), b === null ? null : b.to("bf16")).to("f32")
@@ -580,24 +623,48 @@ export class CausalLM implements Policy {
     return new KVCache(this.config, batch, maxLength, dtype, this.device);
   }
 
-  /** Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V]. */
-  prefill(cache: KVCache, inputIds: Tensor, attentionMask: Tensor): Tensor {
+  /**
+   * Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V].
+   * With an int8 `plan` the projections and lm_head run on its quantized weights, as its decoding steps do.
+   */
+  prefill(cache: KVCache, inputIds: Tensor, attentionMask: Tensor, plan: DecodePlan | null = null): Tensor {
     const [B, P] = inputIds.shape as [number, number];
     if (cache.length !== 0) throw new CohortError("prefill: the cache is not empty; use a new cache per batch");
     if (P > cache.maxLength)
       throw new CohortError(`prefill: ${P} prompt tokens exceed the cache length ${cache.maxLength}`);
+    const quant = plan?.quant ?? null;
     return tidy(() => {
-      const h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]  (moved to the model's device there)
-      return linear(h.narrow(1, P - 1, 1), this.outputWeight).reshape(B, this.config.vocabSize); // [B, V]
+      this.#quant = quant;
+      let h: Tensor;
+      try {
+        h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]  (moved to the model's device there)
+      } finally {
+        this.#quant = null;
+      }
+      const last = h.narrow(1, P - 1, 1);
+      const head = quant?.get("lm_head");
+      const logits = head ? int8Linear(last, head) : linear(last, this.outputWeight);
+      return logits.reshape(B, this.config.vocabSize); // [B, V]
     });
   }
 
   /**
    * The fused decoding plan for positions below `maxPositions`, or null when the fused step does not apply
-   * (only f32 CPU weights are supported; other dtypes and devices decode op by op).
+   * (only f32 CPU weights are supported; other dtypes and devices decode op by op). `precision: "int8"`
+   * quantizes the projections and lm_head (adapters folded in first; see `RolloutPrecision`) and throws
+   * where the fused step does not apply, since int8 has no op-by-op path.
    */
-  decodePlan(maxPositions: number): DecodePlan | null {
-    if (this.embedTokens.dtype !== "f32" || this.device !== "cpu" || this.precision !== "fp32") return null;
+  decodePlan(maxPositions: number, opts: { precision?: RolloutPrecision } = {}): DecodePlan | null {
+    const precision = opts.precision ?? "fp32";
+    if (precision !== "fp32" && precision !== "int8")
+      throw new CohortError(`decodePlan: precision must be "fp32" or "int8", got ${JSON.stringify(precision)}`);
+    if (this.embedTokens.dtype !== "f32" || this.device !== "cpu" || this.precision !== "fp32") {
+      if (precision === "int8")
+        throw new CohortError(
+          `int8 rollouts run on the CPU from fp32 weights; this model is on ${this.device} with ${this.precision} precision. Use sampling precision fp32 there`,
+        );
+      return null;
+    }
     const c = this.config;
     const [cos, sin] = this.ropeTables(maxPositions);
     const owned: Tensor[] = [];
@@ -609,22 +676,67 @@ export class CausalLM implements Policy {
       const folded = this.adapter?.effectiveWeight(name, w) ?? null;
       return folded === null ? w : own(folded);
     };
+    const int8 = precision === "int8";
+    const quant = new Map<string, QuantizedWeight>();
+    // int8: the fused weight quantized (per row, so the pieces of a concatenation are the pieces' own
+    // quantization) and its f32 temporary freed by the scope; each piece named for the prefill's projections
+    const qz = (w: Tensor, pieces: [string, number][]): [Tensor, Tensor] => {
+      const { q, scale } = quantizeInt8(w);
+      own(q);
+      own(scale);
+      let at = 0;
+      for (const [name, rows] of pieces) {
+        quant.set(name, { q: own(q.narrow(0, at, rows)), scale: own(scale.narrow(0, at, rows)) });
+        at += rows;
+      }
+      return [q, scale];
+    };
     const layers = noGrad(() =>
       tidy(() =>
         this.layers.map((L) => {
-          const wqkv = own(cat([eff(L.names.q, L.q), eff(L.names.k, L.k), eff(L.names.v, L.v)], 0).detach()); // [(H+2Hkv)·hd, D]
+          const n = L.names;
+          const qkvParts = [eff(n.q, L.q), eff(n.k, L.k), eff(n.v, L.v)];
           const bqkv = L.qBias && L.kBias && L.vBias ? own(cat([L.qBias, L.kBias, L.vBias], 0).detach()) : null;
-          const wgu = own(cat([eff(L.names.gate, L.gate), eff(L.names.up, L.up)], 0).detach()); // [2F, D]
-          return [L.inputNorm, wqkv, bqkv, eff(L.names.o, L.o), L.postNorm, wgu, eff(L.names.down, L.down)].map((t) =>
+          if (!int8) {
+            const wqkv = own(cat(qkvParts, 0).detach()); // [(H+2Hkv)·hd, D]
+            const wgu = own(cat([eff(n.gate, L.gate), eff(n.up, L.up)], 0).detach()); // [2F, D]
+            return [L.inputNorm, wqkv, bqkv, eff(n.o, L.o), L.postNorm, wgu, eff(n.down, L.down)].map((t) =>
+              t === null ? null : t.h,
+            );
+          }
+          const rows = (t: Tensor) => t.shape[0] as number;
+          const [qkv, sQkv] = qz(
+            cat(qkvParts, 0).detach(),
+            qkvParts.map((t, i) => [[n.q, n.k, n.v][i] as string, rows(t)]),
+          );
+          const [wo, sO] = qz(eff(n.o, L.o).detach(), [[n.o, rows(L.o)]]);
+          const [gu, sGu] = qz(cat([eff(n.gate, L.gate), eff(n.up, L.up)], 0).detach(), [
+            [n.gate, rows(L.gate)],
+            [n.up, rows(L.up)],
+          ]);
+          const [down, sDown] = qz(eff(n.down, L.down).detach(), [[n.down, rows(L.down)]]);
+          return [L.inputNorm, qkv, bqkv, wo, L.postNorm, gu, down, sQkv, sO, sGu, sDown].map((t) =>
             t === null ? null : t.h,
           );
         }),
       ),
     );
+    const head = int8
+      ? noGrad(() => tidy(() => qz(this.outputWeight.detach(), [["lm_head", this.config.vocabSize]])))
+      : null;
     return {
+      precision,
       layers,
-      globals: [this.embedTokens, this.finalNorm, this.outputWeight, cos, sin].map((t) => t.h),
+      globals: [
+        this.embedTokens,
+        this.finalNorm,
+        head?.[0] ?? this.outputWeight,
+        cos,
+        sin,
+        ...(head ? [head[1]] : []),
+      ].map((t) => t.h),
       dims: [c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.rmsNormEps],
+      quant: int8 ? quant : null,
       dispose: () => {
         for (const t of owned) t.dispose();
       },

@@ -16,7 +16,7 @@
 import { CohortError } from "../errors.js";
 import { eosIds } from "./config.js";
 import { decodeBatch, type FinishReason } from "./decode.js";
-import type { CausalLM, DecodePlan } from "./llama.js";
+import type { CausalLM, DecodePlan, RolloutPrecision } from "./llama.js";
 
 export type { FinishReason } from "./decode.js";
 
@@ -68,6 +68,12 @@ export interface LocalSamplerOptions {
    * decodes op by op through the same code path as training (slower; for checking).
    */
   fusedDecode?: boolean;
+  /**
+   * Weights the rollouts decode with: `fp32` (default) or `int8` (weight-only, per output channel; see
+   * `RolloutPrecision`). int8 needs the fused step on an fp32 CPU model; it is quantized anew from the current
+   * weights (adapters folded in) at every `generate` call, so it always follows training.
+   */
+  precision?: RolloutPrecision;
 }
 
 /** Samples from a `CausalLM` in-process. */
@@ -95,7 +101,12 @@ export class LocalSampler implements Sampler {
     const maxBatch = this.#opts.maxBatch ?? 64;
     const out: Completion[] = [];
     const maxPositions = Math.max(...prompts.map((x) => x.length)) + p.maxTokens; // every batch's cacheLength at most
-    const plan = this.#opts.fusedDecode === false ? null : this.model.decodePlan(maxPositions);
+    const precision = this.#opts.precision ?? "fp32";
+    if (precision === "int8" && this.#opts.fusedDecode === false)
+      throw new CohortError(
+        "LocalSampler: precision int8 runs only through the fused decoding step; drop fusedDecode: false",
+      );
+    const plan = this.#opts.fusedDecode === false ? null : this.model.decodePlan(maxPositions, { precision });
     try {
       for (let i = 0; i < prompts.length; i += maxBatch) {
         out.push(...this.#batch(prompts.slice(i, i + maxBatch), seeds.slice(i, i + maxBatch), p, plan));

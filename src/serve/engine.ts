@@ -31,7 +31,7 @@ import {
   type TokenEvent,
   type TopLogprob,
 } from "../model/decode.js";
-import type { CausalLM, DecodePlan } from "../model/llama.js";
+import type { CausalLM, DecodePlan, RolloutPrecision } from "../model/llama.js";
 import { dispose, type Tensor } from "../tensor/index.js";
 import { clearAdapterBase, foldAdapters } from "./adapters.js";
 import { ApiError } from "./protocol.js";
@@ -53,6 +53,11 @@ export interface EngineOptions {
   seed?: number;
   /** Fused native decode step (f32 CPU). Default true. */
   fusedDecode?: boolean;
+  /**
+   * `int8`: decode with weight-only int8 projections and lm_head (`RolloutPrecision`; fp32 CPU models, fused
+   * step). Quantized once, at the first batch, and again after every reload. Default `fp32`.
+   */
+  precision?: RolloutPrecision;
   /**
    * Before a batch starts, wait up to this long while fewer jobs are queued than shared one of the last four
    * batches (clients that send their next request when the last one returns arrive some ms apart). Default 20 ms.
@@ -178,6 +183,8 @@ export class Engine {
   weightsVersion = 0;
   /** Base weights of the projections adapter reloads have adapted (src/serve/adapters.ts). */
   readonly #adapterBase = new Map<string, Tensor>();
+  /** The int8 plan of the current weights (precision int8), built at the first batch after a load. */
+  #int8Plan: DecodePlan | null = null;
 
   constructor(
     readonly model: CausalLM,
@@ -191,6 +198,7 @@ export class Engine {
       padId: opts.padId ?? model.config.padTokenId ?? 0,
       seed: opts.seed ?? 0,
       fusedDecode: opts.fusedDecode ?? true,
+      precision: opts.precision ?? "fp32",
       batchWaitMs: opts.batchWaitMs ?? 20,
     };
     this.#nextSeed = this.#opts.seed;
@@ -338,6 +346,8 @@ export class Engine {
   }
 
   #applyReload(item: Extract<QueueItem, { kind: "reload" }>): void {
+    this.#int8Plan?.dispose(); // quantized from the old weights
+    this.#int8Plan = null;
     try {
       if (item.adapterScale !== null)
         foldAdapters(this.model, this.#adapterBase, item.tensors, item.adapterScale, item.path);
@@ -406,7 +416,11 @@ export class Engine {
       });
     }
     const { temperature, topK, topP, minP } = (batch[0] as Job).spec;
-    const plan: DecodePlan | null = this.#opts.fusedDecode ? model.decodePlan(cacheLength(rows)) : null;
+    let plan: DecodePlan | null = null;
+    if (this.#opts.precision === "int8") {
+      this.#int8Plan ??= model.decodePlan(model.config.maxPositionEmbeddings, { precision: "int8" });
+      plan = this.#int8Plan;
+    } else if (this.#opts.fusedDecode) plan = model.decodePlan(cacheLength(rows));
     const owner = (r: number) => owners[r] as { job: Job; index: number };
     let results: RowResult[];
     try {
@@ -438,7 +452,7 @@ export class Engine {
         await nextTick();
       }
     } finally {
-      plan?.dispose();
+      if (plan !== this.#int8Plan) plan?.dispose();
     }
     for (const job of batch) {
       if (job.cancelled) {

@@ -261,6 +261,20 @@ export interface NativeAddon {
     tokens: TensorHandle,
     col: number,
   ): TensorHandle;
+  // int8 weight-only quantization (quant.cc)
+  /** Per-output-channel symmetric int8 of a weight [N, K]: [q [N, K] int8, scale [N] f32], w ≈ q · scale. */
+  quantizeInt8(weight: TensorHandle): [TensorHandle, TensorHandle];
+  /**
+   * x [..., K] f32 · (q · scale)ᵀ (+ bias) → [..., N], fp32 activations and accumulation. `mode`: the native
+   * panel kernel, libtorch (widen to f32, then sgemm) or `auto` (kernel up to 32 rows). CPU, no autograd.
+   */
+  int8Linear(
+    x: TensorHandle,
+    q: TensorHandle,
+    scale: TensorHandle,
+    bias: TensorHandle | null,
+    mode?: "auto" | "kernel" | "torch",
+  ): TensorHandle;
   /** lm_head, log-softmax at the temperature and (optionally) entropy in row chunks: [logprobs] or [logprobs, entropy]. */
   linearTokenLogprobs(
     hidden: TensorHandle,

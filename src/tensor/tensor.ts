@@ -8,7 +8,7 @@ import { CohortError } from "../errors.js";
 import { native, type TensorHandle } from "./native.js";
 import { track } from "./scope.js";
 
-export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "u8" | "bool";
+export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "i8" | "u8" | "bool";
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 export type Operand = Tensor | number | boolean;
 export type Shape = readonly number[];
@@ -62,7 +62,7 @@ export class Tensor {
     return typeof v === "boolean" ? Number(v) : v;
   }
   /** A copy of the data as the typed array of the dtype (f16/bf16: raw bits in a Uint16Array). */
-  data(): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array {
+  data(): Float32Array | Float64Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array {
     const buf: ArrayBuffer = native.toBuffer(this.h);
     switch (this.dtype) {
       case "f32":
@@ -73,6 +73,8 @@ export class Tensor {
         return new Int32Array(buf);
       case "i64":
         return new BigInt64Array(buf);
+      case "i8":
+        return new Int8Array(buf);
       case "f16":
       case "bf16":
         return new Uint16Array(buf);
@@ -477,7 +479,7 @@ export class Tensor {
   }
 }
 
-const DTYPES: ReadonlySet<string> = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"]);
+const DTYPES: ReadonlySet<string> = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"]);
 const isDType = (s: string): s is DType => DTYPES.has(s);
 
 // ---- creation ------------------------------------------------------------------------------------
@@ -513,6 +515,8 @@ function typedFor(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
       return Int32Array.from(values);
     case "i64":
       return BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
+    case "i8":
+      return Int8Array.from(values);
     case "u8":
     case "bool":
       return Uint8Array.from(values, (v) => (dtype === "bool" ? (v ? 1 : 0) : v));
@@ -541,9 +545,11 @@ export function tensor(
             ? "i32"
             : data instanceof BigInt64Array
               ? "i64"
-              : view instanceof Uint8Array
-                ? "u8"
-                : undefined;
+              : view instanceof Int8Array
+                ? "i8"
+                : view instanceof Uint8Array
+                  ? "u8"
+                  : undefined;
     const shape = opts.shape ?? [(data as ArrayLike<unknown>).length];
     if (inferred !== undefined && (dtype === undefined || dtype === inferred)) {
       return new Tensor(native.fromBuffer(data, shape, inferred, opts.device));

@@ -173,8 +173,15 @@ export const trainConfigSchema = z.strictObject({
       /** Max completion tokens; also L_max of Dr. GRPO's normaliser and the overlong penalty. */
       maxNewTokens: z.number().int().positive().default(32),
       stop: z.array(z.string().min(1)).default([]),
+      /**
+       * Weights the local rollouts decode with: `fp32` (the policy's own) or `int8` (weight-only, per output
+       * channel, quantized from the current weights at every rollout; src/model/llama.ts `RolloutPrecision`).
+       * Training and held-out evaluation stay at `model.precision`. int8 needs the local sampler and an fp32
+       * CPU model; pair it with `sampler.importanceSampling` to correct the sampler/trainer mismatch.
+       */
+      precision: z.enum(["fp32", "int8"]).default("fp32"),
     })
-    .default({ temperature: 1, topK: 0, topP: 1, minP: 0, maxNewTokens: 32, stop: [] }),
+    .default({ temperature: 1, topK: 0, topP: 1, minP: 0, maxNewTokens: 32, stop: [], precision: "fp32" }),
   /** Rollout sampler: `{kind: local}` (default) or `{kind: openai, baseUrl, model, …}`. */
   sampler: samplerSchema.default({ kind: "local" }),
   eval: z
@@ -317,7 +324,22 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         "sampler.overlap",
       );
   }
-  if (c.sampler.kind === "openai" && c.sampler.importanceSampling) {
+  if (c.sampling.precision === "int8") {
+    if (c.sampler.kind !== "local")
+      throw new ConfigError(
+        "sampling.precision int8 applies to local rollouts; remote workers decode at their own precision (cohort serve --precision int8). Remove sampling.precision or use sampler.kind local",
+        "sampling.precision",
+      );
+    if (c.model === undefined)
+      throw new ConfigError("sampling.precision int8 applies to language models; remove it", "sampling.precision");
+    const mc = c.model;
+    if (mc.precision !== "fp32" || (mc.device !== undefined && mc.device !== "cpu"))
+      throw new ConfigError(
+        `sampling.precision int8 decodes on the CPU from fp32 weights; this run has model.device ${mc.device ?? "cpu"} and model.precision ${mc.precision}. Use sampling.precision fp32 there`,
+        "sampling.precision",
+      );
+  }
+  if (c.sampler.importanceSampling) {
     const linear = resolvedAlgo.loss.type === "surrogate" && gates.get(resolvedAlgo.gate.type).linearInAdvantage;
     if (!linear) {
       const what =

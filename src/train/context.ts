@@ -84,7 +84,7 @@ export interface Run extends LoopRun<Collected> {
   sampler: LocalSampler;
   evalProblems: Problem[];
   stopIds: number[];
-  /** The train/sampler mismatch correction of remote rollouts (`sampler.importanceSampling`), or null. */
+  /** The train/sampler mismatch correction of remote or int8 local rollouts (`sampler.importanceSampling`), or null. */
   importanceSampling: { mode: string; cap: number } | null;
   /** Whether row `i` passed the task (its success reward), for the likelihood-of-correct diagnostic. */
   isSuccess(byFn: readonly Float64Array[], i: number): boolean;

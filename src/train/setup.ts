@@ -156,7 +156,17 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   const diagnostics = new Diagnostics(group && group.rank > 0 ? () => {} : log);
   const remote = cfg.sampler.kind === "openai" ? remoteRollouts(cfg.sampler, runDir, log) : null;
   const { temperature, topK, topP, minP } = cfg.sampling;
-  const rolloutSampler = remote?.sampler ?? sampler;
+  // int8 rollouts (sampling.precision): a sampler of their own; evaluation keeps decoding at model precision
+  const localRollouts =
+    cfg.sampling.precision === "int8"
+      ? new LocalSampler(model, {
+          decode: (ids) => tok.decode(ids),
+          padId: tok.padId,
+          maxBatch: 128,
+          precision: "int8",
+        })
+      : sampler;
+  const rolloutSampler = remote?.sampler ?? localRollouts;
   const scoreOpts = { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency };
   const onRewardFailures = (
     step: number,
@@ -239,7 +249,8 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     evalProblems,
     stopIds,
     diagnostics,
-    importanceSampling: remote?.importanceSampling ?? null,
+    importanceSampling:
+      remote?.importanceSampling ?? (cfg.sampler.kind === "local" ? (cfg.sampler.importanceSampling ?? null) : null),
     isSuccess: (byFn, i) => plan.isSuccess(byFn, i),
     evaluate,
     trainable: () => Object.entries(trainableState(policy)),

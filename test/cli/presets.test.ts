@@ -30,5 +30,5 @@ test("cohort presets --json is the same table as JSON", () => {
   const gspo = rows.find((x) => x.name === "gspo");
   assert.equal(gspo?.arxiv, "2507.18071");
   assert.equal(typeof gspo?.config, "object");
-  for (const x of rows) assert.match(x.confidence, /^(CODE|CODE-FW|PAPER-KNOWN|ABSTRACT)$/);
+  for (const x of rows) assert.match(x.confidence, /^(CODE|CODE-FW|PAPER|PAPER-KNOWN|ABSTRACT)$/);
 });
