@@ -950,10 +950,23 @@ export const gae = defineAdvantage({
       throw new CohortError(
         `estimator "gae" needs RewardBatch.values [${n}, ${t + 1}] (a critic's V(s_t) and the bootstrap)`,
       );
-    if (tokenRewards === undefined)
-      throw new CohortError('estimator "gae" needs per-step rewards (RewardBatch.tokenRewards)');
     const m = tidy(() => mask.to("f64").data() as Float64Array);
-    const r = tidy(() => tokenRewards.to("f64").data() as Float64Array);
+    // per-step rewards; absent: the row's reward r_i on its last valid step (the pipeline's convention)
+    let r: Float64Array;
+    if (tokenRewards !== undefined) r = tidy(() => tokenRewards.to("f64").data() as Float64Array);
+    else {
+      r = new Float64Array(n * t);
+      for (let i = 0; i < n; i++) {
+        const ri = batch.rewards[i] as number;
+        if (Number.isNaN(ri)) continue;
+        for (let j = t - 1; j >= 0; j--) {
+          if ((m[i * t + j] as number) > 0) {
+            r[i * t + j] = ri;
+            break;
+          }
+        }
+      }
+    }
     const v = tidy(() => values.to("f64").data() as Float64Array);
     const { adv } = gaeReturns(r, v, m, n, t, p.gamma, p.lambda);
     if (p.normalize) {
