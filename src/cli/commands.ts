@@ -354,7 +354,15 @@ export const presetsCommand: Command = {
     const { presetNames, getPreset } = await import("../presets/index.js");
     const rows = presetNames().map((n) => {
       const p = getPreset(n);
-      return { name: p.name, title: p.title, arxiv: p.arxiv, confidence: p.confidence, doc: p.doc, config: p.config };
+      return {
+        name: p.name,
+        title: p.title,
+        arxiv: p.arxiv,
+        confidence: p.confidence,
+        policies: p.policies ?? ["language"],
+        doc: p.doc,
+        config: p.config,
+      };
     });
     if (values.json) {
       console.log(JSON.stringify(rows, null, 2));
