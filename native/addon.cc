@@ -97,8 +97,9 @@ torch::Dtype toDtype(const Napi::Value& v) {
   if (s == "i64") return torch::kInt64;
   if (s == "i32") return torch::kInt32;
   if (s == "u8") return torch::kUInt8;
+  if (s == "i8") return torch::kInt8;
   if (s == "bool") return torch::kBool;
-  throw ArgError("unknown dtype '" + s + "' (allowed: f32, f64, f16, bf16, i64, i32, u8, bool)");
+  throw ArgError("unknown dtype '" + s + "' (allowed: f32, f64, f16, bf16, i64, i32, i8, u8, bool)");
 }
 
 std::string dtypeName(c10::ScalarType s) {
@@ -110,6 +111,7 @@ std::string dtypeName(c10::ScalarType s) {
     case torch::kInt64: return "i64";
     case torch::kInt32: return "i32";
     case torch::kUInt8: return "u8";
+    case torch::kInt8: return "i8";
     case torch::kBool: return "bool";
     default: return c10::toString(s);
   }
@@ -506,6 +508,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerOptim(env, exports);
   registerModelOps(env, exports);
   registerDist(env, exports);
+  registerQuantOps(env, exports);
   return exports;
 }
 

@@ -81,6 +81,13 @@ void registerOps(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerModelOps(Napi::Env env, Napi::Object exports);
 void registerDist(Napi::Env env, Napi::Object exports);
+void registerQuantOps(Napi::Env env, Napi::Object exports);
+
+// Int8 weight-only quantization (quant.cc): [q int8 [N, K], scale f32 [N]] of w [N, K], and x · (q·scale)ᵀ + b
+// (mode 0 auto, 1 kernel, 2 torch).
+std::vector<torch::Tensor> quantizeInt8Impl(const torch::Tensor& w);
+torch::Tensor int8LinearImpl(const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& s,
+                             const c10::optional<torch::Tensor>& bias, int mode);
 
 #define COHORT_EXPORT(exports, name, fn) \
   exports.Set(name, Napi::Function::New(env, guarded<fn>, name, const_cast<char*>(name)))

@@ -206,6 +206,14 @@ static c10::optional<torch::Tensor> optTensor(const Napi::Value& v) {
   return unwrap(v, "bias");
 }
 
+// x · Wᵀ (+ b) for an f32 weight, or for an int8 one (quantizeInt8) with its per-row scale.
+static torch::Tensor projLinear(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& scale,
+                                const c10::optional<torch::Tensor>& b = c10::nullopt) {
+  if (w.scalar_type() != torch::kInt8) return torch::linear(x, w, b);
+  if (!scale.has_value()) throw ArgError("decodeForward: an int8 weight needs its scale");
+  return int8LinearImpl(x, w, *scale, b, 0);
+}
+
 // Splits qkv [B, (H + 2Hkv)·hd] (one token per row) into q (RoPE applied, into q [B, H, hd]) and k (RoPE
 // applied) and v written straight into cache column `col` of kc/vc [B, Hkv, Smax, hd]. RoPE is HF's
 // rotate_half form x·cos + [−x₂, x₁]·sin with cos/sin [B, hd].
@@ -249,6 +257,8 @@ static void ropeSplitWrite(const torch::Tensor& qkv0, const torch::Tensor& cos, 
 //   layers[l] = [inputNorm, Wqkv [(H+2Hkv)·hd, D], bqkv | null, Wo, postNorm, Wgateup [2F, D], Wdown]
 //   globals   = [embed [V, D], finalNorm, lmHead [V, D], cos [P, hd], sin [P, hd]]
 //   dims      = [H, Hkv, hd, eps]
+// Int8 rollouts: any projection (and lmHead) may be int8 (quantizeInt8); its scale [N] then follows the seven
+// entries of its layer as [.., sQkv, sO, sGateup, sDown] (null for f32 ones), lmHead's as globals[5].
 // Writes k/v into cache column `col`, marks keyValid[:, col] and advances positions [B, 1] by one.
 static Napi::Value decodeForward(const Napi::CallbackInfo& info) {
   at::NoGradGuard ng;
@@ -261,7 +271,10 @@ static Napi::Value decodeForward(const Napi::CallbackInfo& info) {
   torch::Tensor& positions = unwrap(info[6], "positions");
   const torch::Tensor& tokens = unwrap(info[7], "tokens");
   const int64_t col = toInt(info[8], "col");
-  if (globals.size() != 5) throw ArgError("decodeForward: globals must be [embed, finalNorm, lmHead, cos, sin]");
+  if (globals.size() != 5 && globals.size() != 6)
+    throw ArgError("decodeForward: globals must be [embed, finalNorm, lmHead, cos, sin, lmHeadScale?]");
+  c10::optional<torch::Tensor> headScale;
+  if (globals.size() == 6) headScale = globals[5];
   const int64_t H = toInt(dims.Get(0u), "H"), Hkv = toInt(dims.Get(1u), "Hkv"), hd = toInt(dims.Get(2u), "hd");
   const double eps = toDouble(dims.Get(3u), "eps");
   const int64_t L = layers.Length();
@@ -288,19 +301,21 @@ static Napi::Value decodeForward(const Napi::CallbackInfo& info) {
     const torch::Tensor& postNorm = unwrap(ly.Get(4u), "postNorm");
     const torch::Tensor& wgu = unwrap(ly.Get(5u), "Wgateup");
     const torch::Tensor& wdown = unwrap(ly.Get(6u), "Wdown");
+    auto sc = [&](uint32_t i) { return ly.Length() > i ? optTensor(ly.Get(i)) : c10::nullopt; };
+    const auto sQkv = sc(7u), sO = sc(8u), sGu = sc(9u), sDown = sc(10u);
     torch::Tensor h = rmsNormF(x, inNorm, eps);                        // [B, D]
-    torch::Tensor qkv = torch::linear(h, wqkv, bqkv);                  // [B, (H + 2Hkv)·hd]
+    torch::Tensor qkv = projLinear(h, wqkv, sQkv, bqkv);               // [B, (H + 2Hkv)·hd]
     torch::Tensor q = torch::empty({B, H, hd}, qkv.options());  // [B, H, hd]
     ropeSplitWrite(qkv, cos, sin, q, kcs[l], vcs[l], col);          // q roped; k roped and v into column col
     torch::Tensor a = decodeAttentionImpl(q, kcs[l], vcs[l], col + 1, keyValid);  // [B, H, hd]
-    x = x + torch::linear(a.view({B, H * hd}), wo);                                // [B, D]
+    x = x + projLinear(a.view({B, H * hd}), wo, sO);                               // [B, D]
     torch::Tensor h2 = rmsNormF(x, postNorm, eps);                                 // [B, D]
-    torch::Tensor gu = torch::linear(h2, wgu);                                     // [B, 2F]
+    torch::Tensor gu = projLinear(h2, wgu, sGu);                                   // [B, 2F]
     const int64_t F = gu.size(1) / 2;
-    x = x + torch::linear(torch::silu(gu.narrow(1, 0, F)) * gu.narrow(1, F, F), wdown);  // [B, D]
+    x = x + projLinear(torch::silu(gu.narrow(1, 0, F)) * gu.narrow(1, F, F), wdown, sDown);  // [B, D]
   }
   positions.add_(1);
-  return wrap(info.Env(), torch::linear(rmsNormF(x, globals[1], eps), globals[2]));  // [B, V]
+  return wrap(info.Env(), projLinear(rmsNormF(x, globals[1], eps), globals[2], headScale));  // [B, V]
 }
 
 // The one uniform draw in [0, 1) that sampleTokens makes per row, from the row's own CPU generator.

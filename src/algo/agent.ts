@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { CohortError } from "../errors.js";
 import {
+  advantageEstimators,
   compositeKeys,
   defineAdvantage,
   discountedStepReturns,
@@ -18,6 +19,7 @@ import {
   groupMembers,
   groupNormalize,
   groupNormParams,
+  runEstimator,
   type SequenceAdvantages,
 } from "./advantage.js";
 import type { RewardBatch } from "./types.js";
@@ -166,4 +168,106 @@ function hiAgentAdvantages(batch: AgentRewardBatch, opts: z.output<typeof hiAgen
       ? groupMembers(batch.groupIndex)
       : groupMembers(compositeKeys(batch.groupIndex, batch.observationKey, "observationKey"));
   return { kind: "sequence", values: groupNormalize(high, groups, norm) };
+}
+
+// ---- SALT: step advantages over the trajectory graph of a prompt ----------------------------------
+
+const saltParams = z.strictObject({
+  /** The per-row advantage averaged over each node: GRPO or RLOO of the episode reward (one value per
+   * trajectory), or GiGPO's episode + step advantage of each step row. */
+  base: z.enum(["grpo", "rloo", "gigpo"]).default("grpo"),
+  /** Options of the base estimator (its own schema checks them). */
+  baseOptions: z.record(z.string(), z.unknown()).default({}),
+  /** "prefix": a node is the path (observations and actions) up to and including the step — a tree of the
+   * group's trajectories; "state": a node is (state, action), merging revisits of one state wherever they occur. */
+  node: z.enum(["prefix", "state"]).default("prefix"),
+});
+export type SaltOptions = z.input<typeof saltParams>;
+
+/**
+ * The node of every step row: rows of one group whose trajectories share the same path of (observation,
+ * action) up to and including the step ("prefix"), or the same (observation, action) ("state"), share a node.
+ * Actions are `actionKey` (else the completion text, else the trajectory itself: no merging).
+ */
+export function saltNodes(batch: RewardBatch, node: "prefix" | "state" = "prefix"): number[] {
+  const n = batch.rewards.length;
+  const traj = batch.trajectoryIndex ?? Int32Array.from({ length: n }, (_, i) => i);
+  const act = (i: number) => batch.actionKey?.[i] ?? batch.texts?.[i] ?? `#${traj[i]}`;
+  const obs = (i: number) => batch.observationKey?.[i] ?? "";
+  const ids = new Map<string, number>();
+  const out = new Array<number>(n).fill(0);
+  for (const rows of groupMembers(traj)) {
+    const ordered = batch.stepIndex ? [...rows].sort((a, b) => batch.stepIndex![a]! - batch.stepIndex![b]!) : rows;
+    let path = "";
+    for (const i of ordered) {
+      const step = JSON.stringify([obs(i), act(i)]);
+      path = node === "prefix" ? `${path}\u0000${step}` : step;
+      const key = `${batch.groupIndex[i]}\u0001${path}`;
+      let id = ids.get(key);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(key, id);
+      }
+      out[i] = id;
+    }
+  }
+  return out;
+}
+
+/**
+ * SALT (ALGORITHMS.md §G.4, design choice): the trajectories of one prompt form a graph whose nodes merge
+ * identical steps (`saltNodes`); each step row gets the mean of the base advantages of the rows at its node.
+ * A step shared by successful and failed trajectories gets a near-neutral advantage, a decisive one keeps its
+ * trajectory's sign. Base GRPO/RLOO: the trajectory advantage of the episode reward R^E (outcome rewards only).
+ */
+// arXiv 2510.20022 [ABSTRACT]
+export const salt = defineAdvantage({
+  name: "salt",
+  paper: "2510.20022",
+  confidence: "ABSTRACT",
+  doc: "step advantage = mean base advantage over the trajectories through the step's node of the prompt's graph",
+  params: saltParams.superRefine((p, ctx) => {
+    const r = advantageEstimators.get(p.base).params.safeParse(p.baseOptions);
+    if (!r.success)
+      ctx.addIssue({ code: "custom", message: `baseOptions for ${p.base}: ${r.error.issues[0]?.message}` });
+  }),
+  needs: ["agentSteps"],
+  granularity: "sequence",
+  rows: "step",
+  estimate: (batch, p) => ({ kind: "sequence", values: saltAdvantages(batch, p) }),
+});
+
+export function saltAdvantages(batch: RewardBatch, opts: z.output<typeof saltParams>): Float64Array {
+  const n = batch.rewards.length;
+  const traj = batch.trajectoryIndex ?? Int32Array.from({ length: n }, (_, i) => i);
+  let base: Float64Array;
+  if (opts.base === "gigpo") {
+    const a = runEstimator(advantageEstimators.get("gigpo"), { ...batch, trajectoryIndex: traj }, opts.baseOptions);
+    base = a.values as Float64Array;
+  } else {
+    // one value per trajectory: its episode reward (else the sum of its step rewards)
+    const trajRows = groupMembers(traj);
+    const first = trajRows.map((rows) => rows[0] as number);
+    const values = Float64Array.from(trajRows, (rows) => {
+      const e = batch.episodeRewards?.[rows[0] as number];
+      return e ?? rows.reduce((s, i) => s + (batch.rewards[i] as number), 0);
+    });
+    const perTraj = runEstimator(
+      advantageEstimators.get(opts.base),
+      { rewards: values, groupIndex: Int32Array.from(first, (i) => batch.groupIndex[i] as number) },
+      opts.baseOptions,
+    ).values as Float64Array;
+    base = new Float64Array(n);
+    trajRows.forEach((rows, j) => {
+      for (const i of rows) base[i] = perTraj[j] as number;
+    });
+  }
+  const nodes = saltNodes(batch, opts.node);
+  const sum = new Map<number, number>();
+  const count = new Map<number, number>();
+  nodes.forEach((k, i) => {
+    sum.set(k, (sum.get(k) ?? 0) + (base[i] as number));
+    count.set(k, (count.get(k) ?? 0) + 1);
+  });
+  return Float64Array.from(nodes, (k) => (sum.get(k) as number) / (count.get(k) as number));
 }

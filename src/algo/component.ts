@@ -13,13 +13,13 @@
  * their state in checkpoints (src/algo/pipeline.ts).
  * @module
  */
-import type { z } from "zod";
+import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { Registry } from "./registry.js";
 import type { LossBatch } from "./types.js";
 
 /** Confidence tags of ALGORITHMS.md, and DESIGN for a formula that is Cohort's own design choice. */
-export type Confidence = "CODE" | "CODE-FW" | "PAPER-KNOWN" | "ABSTRACT" | "DESIGN";
+export type Confidence = "CODE" | "CODE-FW" | "PAPER" | "PAPER-KNOWN" | "ABSTRACT" | "DESIGN";
 
 /**
  * The inputs a component may need, with what each is and what supplies it. `cohort train` supplies every
@@ -54,6 +54,10 @@ export const NEEDS = {
   tokenScore: {
     what: "a per-token score [N, T] computed by your own code",
     from: "your own loop only: call the pipeline (src/algo/pipeline.ts) with inputs.tokenScore",
+  },
+  stepValues: {
+    what: "a learned critic's value V(s_t) of every step's state, with the bootstrap value after the last [N, T + 1]",
+    from: "cohort train with a control policy and a critic (`policy.critic`)",
   },
   rankRewards: {
     what: "the reward of every rank position of a ranked list ([N][K])",
@@ -166,7 +170,7 @@ export function parseParams<P extends z.ZodType>(def: ComponentDef<P>, options: 
   if (r.success) return r.data;
   const issue = r.error.issues[0] as z.core.$ZodIssue;
   if (issue.code === "unrecognized_keys") {
-    const known = Object.keys((def.params as unknown as { shape?: Record<string, unknown> }).shape ?? {});
+    const known = def.params instanceof z.ZodObject ? Object.keys(def.params.shape) : [];
     throw new ConfigError(
       `unknown option ${issue.keys.map((k) => `"${k}"`).join(", ")} for ${def.name}; known options: ${known.length ? known.join(", ") : "(none)"}`,
       [path, ...issue.path.map(String), ...(issue.keys.length === 1 ? issue.keys : [])].join("."),

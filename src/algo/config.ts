@@ -18,6 +18,7 @@ import { sampleFilters, tokenFilters } from "./filters.js";
 import { gates } from "./gates.js";
 import { policyLosses } from "./losses.js";
 import "./pair-mask.js"; // registers the sample filter dagrpo_pairs
+import "./preference.js"; // registers the pairwise losses p3o, dno, nash_mp
 import { RATIO_LEVELS } from "./ratio.js";
 import { regularizers } from "./regularizers.js";
 import { rewardCombiners, rewardShapers } from "./rewards.js";
@@ -147,9 +148,9 @@ function unknownName(ctx: z.core.$RefinementCtx, reg: Named, name: string, path:
 }
 
 /** `{name, options}` checked against `reg`: the name is registered, the options parse with its params. */
-function namedEntry<C extends ComponentDef>(
+function namedEntry<C extends ComponentDef, K extends "name" | "estimator" = "name">(
   reg: ComponentRegistry<C>,
-  key = "name",
+  key: K = "name" as K,
   alias: Readonly<Record<string, string>> = {},
 ) {
   return z
@@ -167,7 +168,8 @@ function namedEntry<C extends ComponentDef>(
         forwardIssues(ctx, def, r.error.issues, ["options"]);
         return z.NEVER;
       }
-      return { [key]: name, options: r.data as Record<string, unknown> };
+      const entry = { [key]: name, options: r.data as Record<string, unknown> };
+      return entry as { [P in K]: string } & { options: Record<string, unknown> };
     });
 }
 
@@ -231,7 +233,7 @@ export function algoConfigSchema(): z.ZodType<AlgoConfig> {
     regularizers: z.array(typedEntry(regularizers)).default([]),
     aggregate: aggregateSchema.default({ mode: "seq-mean-token-mean", countMaskedSequences: false }),
     rollout: z.record(z.string(), z.unknown()).default({}),
-  }) as unknown as z.ZodType<AlgoConfig>;
+  });
   cached = { version: ComponentRegistry.version, schema };
   return schema;
 }

@@ -12,7 +12,7 @@
 
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { type Device, maximum, minimum, type Tensor, tensor, tidy, where } from "../tensor/index.js";
+import { maximum, minimum, type Tensor, tensor, tidy, where } from "../tensor/index.js";
 import { type ComponentDef, ComponentRegistry, parseParams } from "./component.js";
 
 export interface GateInput {
@@ -206,7 +206,7 @@ export function tensorColumn(values: Float64Array, like: Tensor): Tensor {
   return tidy(() => {
     const t = tensor(values, { shape: [values.length, 1] });
     const d = like.device;
-    const moved = d === "cpu" ? t : t.to(d as Device);
+    const moved = d === "cpu" ? t : t.to(d);
     return moved.to(like.dtype);
   });
 }

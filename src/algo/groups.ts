@@ -59,4 +59,4 @@ export function validStats(
 }
 
 /** The device of `t`, for host data that must meet it. */
-export const devOf = (t: Tensor): Device => t.device as Device;
+export const devOf = (t: Tensor): Device => t.device;

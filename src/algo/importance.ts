@@ -17,7 +17,7 @@
  * sampled, e.g. DaGRPO anchors) keep w = 1.
  * @module
  */
-import { type Device, type Tensor, tensor, tidy } from "../tensor/index.js";
+import { type Tensor, tensor, tidy } from "../tensor/index.js";
 
 export type ImportanceSamplingMode = "token_truncate" | "token_mask" | "sequence_truncate" | "sequence_mask";
 
@@ -79,7 +79,7 @@ export function samplerImportanceWeights(
     const keepRows = exclude?.includes(1)
       ? tensor(
           Float64Array.from(exclude, (e) => (e ? 0 : 1)),
-          { shape: [N, 1], dtype: "f64", device: mask.device as Device },
+          { shape: [N, 1], dtype: "f64", device: mask.device },
         )
       : null;
     if (keepRows) valid = valid.mul(keepRows);

@@ -14,6 +14,7 @@ export * from "./losses.js";
 export * from "./pair-mask.js";
 export * from "./pipeline.js";
 export * from "./policy-loss.js";
+export * from "./preference.js";
 export * from "./ratio.js";
 export * from "./registry.js";
 export * from "./regularizers.js";

@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { type Device, type Tensor, tensor, tidy, where } from "../tensor/index.js";
+import { type Tensor, tensor, tidy, where } from "../tensor/index.js";
 import { type ComponentDef, ComponentRegistry, type StateDef } from "./component.js";
 import { validFraction } from "./gates.js";
 import { sequenceLogRatio } from "./ratio.js";
@@ -72,7 +72,7 @@ export function hostTensor(data: Float64Array, shape: number[], like: Tensor): T
   return tidy(() => {
     const t = tensor(data, { shape });
     const d = like.device;
-    return (d === "cpu" ? t : t.to(d as Device)).to(like.dtype);
+    return (d === "cpu" ? t : t.to(d)).to(like.dtype);
   });
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import { type Device, type Tensor, tidy, where, zeros } from "../tensor/index.js";
+import { type Tensor, tidy, where, zeros } from "../tensor/index.js";
 import { Registry } from "./registry.js";
 
 export const RATIO_LEVELS = ["token", "sequence", "sequence-token", "item", "hybrid", "on-policy"] as const;
@@ -130,7 +130,7 @@ export function itemRatio(input: RatioInput, opts: RatioOptions = {}): RatioResu
       const outside = ids.lt(0);
       const bin = where(outside, numItems, ids); // an extra bin collects the tokens outside items
       const [n] = lr.shape as [number, number];
-      const acc = zeros([n, numItems + 1], { dtype: lr.dtype, device: lr.device as Device });
+      const acc = zeros([n, numItems + 1], { dtype: lr.dtype, device: lr.device });
       const sums = acc.scatterAdd(1, bin, lr.mul(input.mask));
       const counts = acc.scatterAdd(1, bin, input.mask.detach().to(lr.dtype));
       const means = sums.div(counts.maskedFill(counts.gt(0).logicalNot(), 1));

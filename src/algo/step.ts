@@ -179,7 +179,7 @@ export function computeStepLoss(
   const n = base.groupIndex.length;
   const mask = tokens.mask;
   const C = mask.shape[1] as number;
-  const dev = mask.device as Device;
+  const dev = mask.device;
   const dtype = tokens.logprobs.dtype === "f64" ? "f64" : "f32";
   const rewardKl =
     pipeline.algo.rewardKl !== undefined && tokens.refLogprobs !== undefined

@@ -28,11 +28,15 @@ export interface RewardBatch {
   mask?: Tensor;
   /** Per-token rewards [N, T] (REINFORCE++ returns-to-go); absent: r_i sits on the last valid token. */
   tokenRewards?: Tensor;
+  /** Critic values V(s_t) [N, T + 1] (the last column: the bootstrap value after the last valid step, 0 at a terminal state). */
+  values?: Tensor;
   /** Weight w_k of each reward function (length K), for decoupled normalisation (GDPO). */
   rewardWeights?: Float64Array;
   /** Agent episodes (GiGPO): rows are steps; the trajectory of each row, and its anchor-state key. */
   trajectoryIndex?: Int32Array;
   observationKey?: string[];
+  /** The action of each step row (its text), for estimators that key nodes by the path of actions (SALT). */
+  actionKey?: string[];
   /** Episode reward R^E of each row's trajectory (GiGPO); absent: the sum of the trajectory's step rewards. */
   episodeRewards?: Float64Array;
   /** Rank-GRPO: reward of each rank position, one Float64Array of length K per completion ([N][K]). */

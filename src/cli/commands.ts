@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../errors.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 
 /** An argument as a POSIX shell would need it written. */
 function shellQuote(a: string): string {
@@ -578,7 +578,15 @@ export const presetsCommand: Command = {
     const { presetNames, getPreset } = await import("../presets/index.js");
     const rows = presetNames().map((n) => {
       const p = getPreset(n);
-      return { name: p.name, title: p.title, arxiv: p.arxiv, confidence: p.confidence, doc: p.doc, config: p.config };
+      return {
+        name: p.name,
+        title: p.title,
+        arxiv: p.arxiv,
+        confidence: p.confidence,
+        policies: p.policies ?? ["language"],
+        doc: p.doc,
+        config: p.config,
+      };
     });
     if (values.json) {
       console.log(JSON.stringify(rows, null, 2));

@@ -25,7 +25,7 @@ import { writeJsonAtomic } from "../io/atomic.js";
 import type { Summary } from "../report/aggregate.js";
 import type { CompareManifest, CompareRunRecord } from "../report/load.js";
 import type { TrainConfig } from "../train/config.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 
 /** Presets compared when --presets is not given. */
 export const DEFAULT_PRESETS = ["grpo", "dr_grpo", "dapo", "gspo", "sapo"];

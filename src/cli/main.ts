@@ -3,16 +3,14 @@
  * @module
  */
 import { CohortError } from "../errors.js";
+import { exportCommand } from "../io/export-command.js";
 import { serveCommand } from "../serve/command.js";
 import { tfgrpoCommand } from "../tfgrpo/command.js";
+import type { Command } from "./command.js";
 import { evalCommand, presetsCommand, pretrainCommand, trainCommand } from "./commands.js";
 import { compareCommand, reportCommand } from "./compare.js";
 
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[]): Promise<number> | number;
-}
+export type { Command } from "./command.js";
 
 const commands: Record<string, Command> = {
   train: trainCommand,
@@ -22,6 +20,7 @@ const commands: Record<string, Command> = {
   compare: compareCommand,
   report: reportCommand,
   serve: serveCommand,
+  export: exportCommand,
   tfgrpo: tfgrpoCommand,
   smoke: {
     summary: "train a tiny MLP and print its loss falling (checks the native core)",

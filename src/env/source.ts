@@ -219,7 +219,7 @@ export class EpisodeSource {
 
   /**
    * Advantages of episode rows (ALGORITHMS.md §C order: combine/shape → estimate → reweight → sample filters).
-   * Step-level estimators (`STEP_ESTIMATORS`) get one row per step and return one value per step, which goes
+   * Step-level estimators (`AdvantageDef.rows`) get one row per step and return one value per step, which goes
    * to that step's action tokens: the result is then [N, C] per token. Metrics: `env/…` of the episodes.
    */
   advantages(
@@ -315,6 +315,7 @@ function stepAdvantages(
   const trajectoryIndex: number[] = [];
   const stepIndex: number[] = [];
   const observationKey: string[] = [];
+  const actionKey: string[] = [];
   const agentId: number[] = [];
   const episodeRewards: number[] = [];
   const executed: number[] = [];
@@ -328,6 +329,7 @@ function stepAdvantages(
       trajectoryIndex.push(i);
       stepIndex.push(t);
       observationKey.push(s.stateKey);
+      actionKey.push(s.action);
       agentId.push(s.info.agent ?? 0);
       episodeRewards.push(rE);
       executed.push(s.info.executed === true ? 1 : 0);
@@ -341,6 +343,7 @@ function stepAdvantages(
     trajectoryIndex: Int32Array.from(trajectoryIndex),
     stepIndex: Int32Array.from(stepIndex),
     observationKey,
+    actionKey,
     agentId: Int32Array.from(agentId),
     episodeRewards: Float64Array.from(episodeRewards),
     executed: Uint8Array.from(executed),

@@ -64,6 +64,7 @@ const TO_COHORT: Readonly<Record<string, DType>> = {
   BF16: "bf16",
   I64: "i64",
   I32: "i32",
+  I8: "i8",
   U8: "u8",
   BOOL: "bool",
 };
@@ -74,6 +75,7 @@ const FROM_COHORT: Readonly<Record<DType, string>> = {
   bf16: "BF16",
   i64: "I64",
   i32: "I32",
+  i8: "I8",
   u8: "U8",
   bool: "BOOL",
 };
@@ -86,6 +88,7 @@ export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
   bf16: 2,
   i64: 8,
   i32: 4,
+  i8: 1,
   u8: 1,
   bool: 1,
 };

@@ -1,6 +1,6 @@
 /**
  * Llama-family causal LM (Llama, Qwen2, SmolLM): the model, its Hugging Face config, packed training
- * batches, the local KV-cache sampler and LoRA adapters.
+ * batches, the decoding loop, the local KV-cache sampler and LoRA adapters.
  * @module
  */
 export { type PackedBatch, type PackOptions, packBatch } from "./batch.js";
@@ -14,9 +14,21 @@ export {
   validateConfig,
 } from "./config.js";
 export {
+  cacheLength,
+  type DecodeOptions,
+  type DecodeRow,
+  decodeBatch,
+  decodeSteps,
+  type RowResult,
+  type TokenEvent,
+  type TopLogprob,
+} from "./decode.js";
+export {
+  type AttendOver,
   CausalLM,
   type DecodePlan,
   KVCache,
+  type LayerWeights,
   type LogprobOptions,
   type ModelOptions,
   type Policy,

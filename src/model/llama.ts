@@ -38,7 +38,7 @@ import {
   tidy,
   zeros,
 } from "../tensor/index.js";
-import { native } from "../tensor/native.js";
+import { native, type TensorHandle } from "../tensor/native.js";
 import type { PackedBatch } from "./batch.js";
 import { configFromHF, configToHF, type ModelConfig } from "./config.js";
 
@@ -76,10 +76,17 @@ export interface ProjectionAdapter {
  * concatenated, adapters folded in. Valid while the model's weights do not change; `dispose()` it after.
  */
 export interface DecodePlan {
-  /** @internal native handles, per layer: [inputNorm, Wqkv, bqkv|null, Wo, postNorm, Wgateup, Wdown] */
-  readonly layers: unknown[][];
-  /** @internal [embed, finalNorm, lmHead, cos, sin] */
-  readonly globals: unknown[];
+  /** `int8`: the projections and lm_head quantized per output channel (`RolloutPrecision`). */
+  readonly precision: RolloutPrecision;
+  /**
+   * @internal native handles, per layer: [inputNorm, Wqkv, bqkv|null, Wo, postNorm, Wgateup, Wdown], and with
+   * int8 the four scales [sQkv, sWo, sGateup, sDown] after them
+   */
+  readonly layers: (TensorHandle | null)[][];
+  /** @internal [embed, finalNorm, lmHead, cos, sin], and with int8 lmHead's scale */
+  readonly globals: TensorHandle[];
+  /** @internal int8: each projection's quantized weight by its name (views of the fused ones; `lm_head` too) */
+  readonly quant: ReadonlyMap<string, QuantizedWeight> | null;
   /** @internal [H, Hkv, hd, eps] */
   readonly dims: number[];
   dispose(): void;
@@ -105,8 +112,40 @@ export interface ModelOptions {
  */
 export type Precision = "fp32" | "bf16";
 
+/**
+ * Precision of the weights rollouts decode with. `fp32`: the model's own weights. `int8`: weight-only int8,
+ * per output channel (w ≈ q · scale[row], symmetric, q ∈ [-127, 127]) for every projection and lm_head, with
+ * fp32 activations, norms, RoPE, attention, KV cache and log-softmax (native `int8Linear`): a quarter of the
+ * weight bytes per decoded token. The embedding lookup stays fp32. Training never sees the int8 copy: its
+ * log-probs differ from the sampler's by the quantization error, which the mismatch metric reports and
+ * `sampler.importanceSampling` corrects.
+ */
+export type RolloutPrecision = "fp32" | "int8";
+
+/** An int8 weight [N, K] and its per-row scale [N] (`native.quantizeInt8`). */
+export interface QuantizedWeight {
+  q: Tensor;
+  scale: Tensor;
+}
+
+/** Per-output-channel symmetric int8 of a weight [N, K] (a new pair of tensors, owned by the caller's scope). */
+export function quantizeInt8(w: Tensor): QuantizedWeight {
+  const [q, scale] = native.quantizeInt8(w.h);
+  return { q: new Tensor(q), scale: new Tensor(scale) };
+}
+
+/** x [..., K] · (q · scale)ᵀ (+ b) with fp32 activations (native int8 kernel; CPU, no autograd). */
+export function int8Linear(
+  x: Tensor,
+  w: QuantizedWeight,
+  b: Tensor | null = null,
+  mode: "auto" | "kernel" | "torch" = "auto",
+): Tensor {
+  return new Tensor(native.int8Linear(x.h, w.q.h, w.scale.h, b === null ? null : b.h, mode));
+}
+
 /** One decoder layer's weights; `names` are the state-dict keys of the projections. */
-interface Layer {
+export interface LayerWeights {
   inputNorm: Tensor;
   q: Tensor;
   k: Tensor;
@@ -121,6 +160,15 @@ interface Layer {
   down: Tensor;
   names: { q: string; k: string; v: string; o: string; gate: string; up: string; down: string };
 }
+
+/**
+ * Which keys a layer's queries attend to. Called with the queries q [B, H, T, hd] and the T new positions'
+ * keys and values k, v [B, Hkv, T, hd] (after RoPE); returns the attention output [B, H, T, hd]. The full
+ * forward attends over k, v themselves under a causal mask (and writes them into the cache when it
+ * prefills); the decoding step writes them into the cache and attends over every cached column; the
+ * shared-prefix forward puts its group's prompt keys in front of them.
+ */
+export type AttendOver = (q: Tensor, k: Tensor, v: Tensor) => Tensor;
 
 /**
  * The key/value cache of incremental decoding: per layer, k and v of shape [B, Hkv, Smax, hd] (after RoPE),
@@ -164,7 +212,7 @@ export class KVCache {
   keepRows(rows: number[]): void {
     const idx = tensor(rows, { dtype: "i64", device: this.device });
     const pick = (t: Tensor): Tensor => {
-      const out = keep(t.indexSelect(0, idx).contiguous());
+      const out = keep(tidy(() => t.indexSelect(0, idx).contiguous())); // the gathered copy only
       t.dispose();
       return out;
     };
@@ -192,7 +240,7 @@ export class CausalLM implements Policy {
   adapterParameters: (() => Tensor[]) | null = null;
 
   readonly embedTokens: Tensor;
-  readonly layers: Layer[] = [];
+  readonly layers: LayerWeights[] = [];
   readonly finalNorm: Tensor;
   /** null when tied to `embedTokens`. */
   readonly lmHead: Tensor | null;
@@ -202,6 +250,8 @@ export class CausalLM implements Policy {
   readonly #named = new Map<string, Tensor>();
   #cos: Tensor | null = null;
   #sin: Tensor | null = null;
+  /** Set only while an int8 plan prefills: the projections then read these instead of the fp32 weights. */
+  #quant: ReadonlyMap<string, QuantizedWeight> | null = null;
 
   constructor(config: ModelConfig, opts: ModelOptions = {}) {
     this.config = config;
@@ -257,7 +307,7 @@ export class CausalLM implements Policy {
     }
     this.finalNorm = param("model.norm.weight", [D], "ones");
     this.lmHead = c.tieWordEmbeddings ? null : param("lm_head.weight", [c.vocabSize, D], "normal");
-    this.device = this.embedTokens.device as Device;
+    this.device = this.embedTokens.device;
   }
 
   /**
@@ -347,21 +397,22 @@ export class CausalLM implements Policy {
     return this.lmHead ?? this.embedTokens;
   }
 
-  // ---- building blocks ----------------------------------------------------------------------------
+  // ---- the transformer block, leaves first: rmsNorm → proj → rope → attention → mlp → block ---------
+
+  /** RMSNorm over the last dim, in fp32 (HF `LlamaRMSNorm`): x · rsqrt(mean(x²) + eps) · w. */
+  norm(x: Tensor, w: Tensor): Tensor {
+    return rmsNorm(x, w, this.config.rmsNormEps);
+  }
 
   /** x @ Wᵀ (+ b), plus the adapter's delta when one is attached. With bf16 precision: in bf16, back to fp32. */
   proj(name: string, x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+    const qw = this.#quant?.get(name);
+    if (qw !== undefined) return int8Linear(x, qw, b); // an int8 plan's prefill: adapters are folded in already
     const y =
       this.precision === "bf16"
         ? linear(x.to("bf16"), w.to("bf16"), b === null ? null : b.to("bf16")).to("f32")
         : linear(x, w, b);
     return this.adapter ? this.adapter.apply(name, x, y) : y;
-  }
-
-  /** Scaled dot-product attention (mask: true = attend); in bf16 with bf16 precision, the output fp32. */
-  attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
-    if (this.precision !== "bf16") return attention(q, k, v, mask, false);
-    return attention(q.to("bf16"), k.to("bf16"), v.to("bf16"), mask, false).to("f32");
   }
 
   /** cos/sin tables [n, hd] for positions 0..n-1, grown on demand (HF: emb = cat(freqs, freqs)). */
@@ -388,6 +439,18 @@ export class CausalLM implements Policy {
     return [this.#cos, this.#sin as Tensor];
   }
 
+  /**
+   * The rotary angles of position ids [B, T] (i64): cos, sin [B, 1, T, hd], ready to broadcast over heads.
+   * `n` bounds the positions (the tables grow to it).
+   */
+  ropeAt(positions: Tensor, n: number): [Tensor, Tensor] {
+    const [B, T] = positions.shape as [number, number];
+    const hd = this.config.headDim;
+    const [cosT, sinT] = this.ropeTables(n);
+    const flat = positions.reshape(B * T); // [B·T]
+    return [cosT.indexSelect(0, flat).reshape(B, 1, T, hd), sinT.indexSelect(0, flat).reshape(B, 1, T, hd)];
+  }
+
   /** RoPE with HF's rotate_half: x·cos + [−x₂, x₁]·sin. x [.., hd]; cos/sin broadcast to x. */
   static rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     const half = (x.shape[x.ndim - 1] as number) / 2;
@@ -395,6 +458,53 @@ export class CausalLM implements Policy {
     const x2 = x.narrow(-1, half, half); // [.., hd/2]
     const rotated = cat([x2.neg(), x1], -1); // [.., hd]
     return x.mul(cos).add(rotated.mul(sin));
+  }
+
+  /**
+   * Scaled dot-product attention of q [B, H, T, hd] over k, v [B, Hkv, S, hd] (grouped-query: each K/V head
+   * serves H/Hkv query heads, repeated as HF's repeat_kv does); mask [B, 1, T, S], true = attend. With bf16
+   * precision it runs in bf16, the output back in fp32. → [B, H, T, hd]
+   */
+  attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
+    const H = q.shape[1] as number;
+    const Hkv = k.shape[1] as number;
+    const kx = Hkv === H ? k : k.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
+    const vx = Hkv === H ? v : v.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
+    if (this.precision !== "bf16") return attention(q, kx, vx, mask, false);
+    return attention(q.to("bf16"), kx.to("bf16"), vx.to("bf16"), mask, false).to("f32");
+  }
+
+  /**
+   * A layer's self-attention over the normed stream h [B, T, D] at rotary angles cos/sin [B, 1, T, hd].
+   * `over` decides which keys the queries see (see `AttendOver`). → [B, T, D] (after o_proj)
+   */
+  selfAttention(L: LayerWeights, h: Tensor, cos: Tensor, sin: Tensor, over: AttendOver): Tensor {
+    const [B, T] = h.shape as [number, number];
+    const H = this.config.numAttentionHeads;
+    const Hkv = this.config.numKeyValueHeads;
+    const hd = this.config.headDim;
+    const q = this.proj(L.names.q, h, L.q, L.qBias).view(B, T, H, hd).transpose(1, 2); // [B, H, T, hd]
+    const k = this.proj(L.names.k, h, L.k, L.kBias).view(B, T, Hkv, hd).transpose(1, 2); // [B, Hkv, T, hd]
+    const v = this.proj(L.names.v, h, L.v, L.vBias).view(B, T, Hkv, hd).transpose(1, 2); // [B, Hkv, T, hd]
+    const a = over(CausalLM.rope(q, cos, sin), CausalLM.rope(k, cos, sin), v); // [B, H, T, hd]
+    return this.proj(L.names.o, a.transpose(1, 2).reshape(B, T, H * hd), L.o); // [B, T, D]
+  }
+
+  /** SwiGLU MLP of the normed stream h [B, T, D]: down(silu(gate(h)) · up(h)). → [B, T, D] */
+  mlp(L: LayerWeights, h: Tensor): Tensor {
+    const g = this.proj(L.names.gate, h, L.gate).silu(); // [B, T, F]
+    const u = this.proj(L.names.up, h, L.up); // [B, T, F]
+    return this.proj(L.names.down, g.mul(u), L.down); // [B, T, D]
+  }
+
+  /**
+   * One decoder layer, pre-norm: x + attention(norm(x)), then + mlp(norm(x)). x [B, T, D] → [B, T, D].
+   * The full forward, the prefill, the op-by-op decoding step and the shared-prefix forward all run it;
+   * they differ only in the rotary positions and in `over`.
+   */
+  block(L: LayerWeights, x: Tensor, cos: Tensor, sin: Tensor, over: AttendOver): Tensor {
+    x = x.add(this.selfAttention(L, this.norm(x, L.inputNorm), cos, sin, over)); // [B, T, D]
+    return x.add(this.mlp(L, this.norm(x, L.postNorm))); // [B, T, D]
   }
 
   /** Position ids from an attention mask [B, T]: cumsum − 1, clamped at 0 (HF's generate convention). */
@@ -409,7 +519,7 @@ export class CausalLM implements Policy {
    */
   static attentionMask(attentionMask: Tensor | null, B: number, T: number, device: Device = "cpu"): Tensor {
     return tidy(() => {
-      const idx = arange(0, T, 1, { device: (attentionMask?.device as Device | undefined) ?? device }); // [T]
+      const idx = arange(0, T, 1, { device: attentionMask?.device ?? device }); // [T]
       const causal = idx.unsqueeze(0).le(idx.unsqueeze(1)); // [T, T]: key ≤ query
       if (attentionMask === null) return causal.unsqueeze(0).unsqueeze(0).expand(B, 1, T, T);
       const keyValid = attentionMask.ne(0).reshape(B, 1, 1, T); // [B, 1, 1, T]
@@ -426,45 +536,24 @@ export class CausalLM implements Policy {
    * With `cache`, the k/v of these T positions are written into cache columns 0..T-1 (prefill).
    */
   hidden(inputIds: Tensor, attentionMask: Tensor | null = null, cache: KVCache | null = null): Tensor {
-    const c = this.config;
     const [B, T] = inputIds.shape as [number, number];
-    const H = c.numAttentionHeads;
-    const Hkv = c.numKeyValueHeads;
-    const hd = c.headDim;
     return tidy(() => {
       inputIds = this.onDevice(inputIds);
       if (attentionMask) attentionMask = this.onDevice(attentionMask);
       const positions = attentionMask
         ? CausalLM.positionIds(attentionMask)
         : arange(0, T, 1, { device: this.device }).unsqueeze(0).expand(B, T); // [B, T]
-      const [cosT, sinT] = this.ropeTables(T);
-      const flat = positions.reshape(B * T);
-      const cos = cosT.indexSelect(0, flat).reshape(B, 1, T, hd); // [B, 1, T, hd]
-      const sin = sinT.indexSelect(0, flat).reshape(B, 1, T, hd); // [B, 1, T, hd]
+      const [cos, sin] = this.ropeAt(positions, T); // [B, 1, T, hd]
       const mask = CausalLM.attentionMask(attentionMask, B, T, this.device); // [B, 1, T, T]
       let x = embed(this.embedTokens, inputIds); // [B, T, D]
       for (const [i, L] of this.layers.entries()) {
-        // attention
-        const h = rmsNorm(x, L.inputNorm, c.rmsNormEps); // [B, T, D]
-        const q = this.proj(L.names.q, h, L.q, L.qBias).view(B, T, H, hd).transpose(1, 2); // [B, H, T, hd]
-        const k = this.proj(L.names.k, h, L.k, L.kBias).view(B, T, Hkv, hd).transpose(1, 2); // [B, Hkv, T, hd]
-        const v = this.proj(L.names.v, h, L.v, L.vBias).view(B, T, Hkv, hd).transpose(1, 2); // [B, Hkv, T, hd]
-        const qr = CausalLM.rope(q, cos, sin); // [B, H, T, hd]
-        const kr = CausalLM.rope(k, cos, sin); // [B, Hkv, T, hd]
-        if (cache) {
-          (cache.k[i] as Tensor).sliceAssign_(2, 0, kr);
-          (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
-        }
-        const kx = Hkv === H ? kr : kr.repeatInterleave(H / Hkv, 1); // [B, H, T, hd]
-        const vx = Hkv === H ? v : v.repeatInterleave(H / Hkv, 1); // [B, H, T, hd]
-        const a = this.attend(qr, kx, vx, mask); // [B, H, T, hd]
-        const merged = a.transpose(1, 2).reshape(B, T, H * hd); // [B, T, H·hd]
-        x = x.add(this.proj(L.names.o, merged, L.o)); // [B, T, D]
-        // SwiGLU MLP
-        const h2 = rmsNorm(x, L.postNorm, c.rmsNormEps); // [B, T, D]
-        const g = this.proj(L.names.gate, h2, L.gate).silu(); // [B, T, F]
-        const u = this.proj(L.names.up, h2, L.up); // [B, T, F]
-        x = x.add(this.proj(L.names.down, g.mul(u), L.down)); // [B, T, D]
+        x = this.block(L, x, cos, sin, (q, k, v) => {
+          if (cache) {
+            (cache.k[i] as Tensor).sliceAssign_(2, 0, k);
+            (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
+          }
+          return this.attend(q, k, v, mask); // [B, H, T, hd]
+        });
       }
       if (cache) {
         cache.keyValid.sliceAssign_(
@@ -475,7 +564,7 @@ export class CausalLM implements Policy {
         cache.setPositions(positions.narrow(1, T - 1, 1).add(int64(1))); // [B, 1]
         cache.length = T;
       }
-      return rmsNorm(x, this.finalNorm, c.rmsNormEps); // [B, T, D]
+      return this.norm(x, this.finalNorm); // [B, T, D]
     });
   }
 
@@ -514,9 +603,9 @@ export class CausalLM implements Policy {
         .narrow(1, start, n)
         .to("i64")
         .reshape(N * n); // [N·n]
-      const r = (
-        native.linearTokenLogprobs!(h.h, this.outputWeight.h, targets.h, T, withEnt, chunkRows) as unknown[]
-      ).map((x) => new Tensor(x));
+      const r = native
+        .linearTokenLogprobs(h.h, this.outputWeight.h, targets.h, T, withEnt, chunkRows)
+        .map((x) => new Tensor(x));
       const lead = zeros([N, start], { device: this.device }); // [N, start]
       const lp = cat([lead, (r[0] as Tensor).reshape(N, n)], 1); // [N, L]
       return withEnt ? { lp, entropy: cat([lead, (r[1] as Tensor).reshape(N, n)], 1) } : { lp };
@@ -534,24 +623,48 @@ export class CausalLM implements Policy {
     return new KVCache(this.config, batch, maxLength, dtype, this.device);
   }
 
-  /** Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V]. */
-  prefill(cache: KVCache, inputIds: Tensor, attentionMask: Tensor): Tensor {
+  /**
+   * Runs the (left-padded) prompts [B, P] into an empty cache; returns the last position's logits [B, V].
+   * With an int8 `plan` the projections and lm_head run on its quantized weights, as its decoding steps do.
+   */
+  prefill(cache: KVCache, inputIds: Tensor, attentionMask: Tensor, plan: DecodePlan | null = null): Tensor {
     const [B, P] = inputIds.shape as [number, number];
     if (cache.length !== 0) throw new CohortError("prefill: the cache is not empty; use a new cache per batch");
     if (P > cache.maxLength)
       throw new CohortError(`prefill: ${P} prompt tokens exceed the cache length ${cache.maxLength}`);
+    const quant = plan?.quant ?? null;
     return tidy(() => {
-      const h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]  (moved to the model's device there)
-      return linear(h.narrow(1, P - 1, 1), this.outputWeight).reshape(B, this.config.vocabSize); // [B, V]
+      this.#quant = quant;
+      let h: Tensor;
+      try {
+        h = this.hidden(inputIds, attentionMask, cache); // [B, P, D]  (moved to the model's device there)
+      } finally {
+        this.#quant = null;
+      }
+      const last = h.narrow(1, P - 1, 1);
+      const head = quant?.get("lm_head");
+      const logits = head ? int8Linear(last, head) : linear(last, this.outputWeight);
+      return logits.reshape(B, this.config.vocabSize); // [B, V]
     });
   }
 
   /**
    * The fused decoding plan for positions below `maxPositions`, or null when the fused step does not apply
-   * (only f32 CPU weights are supported; other dtypes and devices decode op by op).
+   * (only f32 CPU weights are supported; other dtypes and devices decode op by op). `precision: "int8"`
+   * quantizes the projections and lm_head (adapters folded in first; see `RolloutPrecision`) and throws
+   * where the fused step does not apply, since int8 has no op-by-op path.
    */
-  decodePlan(maxPositions: number): DecodePlan | null {
-    if (this.embedTokens.dtype !== "f32" || this.device !== "cpu" || this.precision !== "fp32") return null;
+  decodePlan(maxPositions: number, opts: { precision?: RolloutPrecision } = {}): DecodePlan | null {
+    const precision = opts.precision ?? "fp32";
+    if (precision !== "fp32" && precision !== "int8")
+      throw new CohortError(`decodePlan: precision must be "fp32" or "int8", got ${JSON.stringify(precision)}`);
+    if (this.embedTokens.dtype !== "f32" || this.device !== "cpu" || this.precision !== "fp32") {
+      if (precision === "int8")
+        throw new CohortError(
+          `int8 rollouts run on the CPU from fp32 weights; this model is on ${this.device} with ${this.precision} precision. Use sampling precision fp32 there`,
+        );
+      return null;
+    }
     const c = this.config;
     const [cos, sin] = this.ropeTables(maxPositions);
     const owned: Tensor[] = [];
@@ -563,22 +676,67 @@ export class CausalLM implements Policy {
       const folded = this.adapter?.effectiveWeight(name, w) ?? null;
       return folded === null ? w : own(folded);
     };
+    const int8 = precision === "int8";
+    const quant = new Map<string, QuantizedWeight>();
+    // int8: the fused weight quantized (per row, so the pieces of a concatenation are the pieces' own
+    // quantization) and its f32 temporary freed by the scope; each piece named for the prefill's projections
+    const qz = (w: Tensor, pieces: [string, number][]): [Tensor, Tensor] => {
+      const { q, scale } = quantizeInt8(w);
+      own(q);
+      own(scale);
+      let at = 0;
+      for (const [name, rows] of pieces) {
+        quant.set(name, { q: own(q.narrow(0, at, rows)), scale: own(scale.narrow(0, at, rows)) });
+        at += rows;
+      }
+      return [q, scale];
+    };
     const layers = noGrad(() =>
       tidy(() =>
         this.layers.map((L) => {
-          const wqkv = own(cat([eff(L.names.q, L.q), eff(L.names.k, L.k), eff(L.names.v, L.v)], 0).detach()); // [(H+2Hkv)·hd, D]
+          const n = L.names;
+          const qkvParts = [eff(n.q, L.q), eff(n.k, L.k), eff(n.v, L.v)];
           const bqkv = L.qBias && L.kBias && L.vBias ? own(cat([L.qBias, L.kBias, L.vBias], 0).detach()) : null;
-          const wgu = own(cat([eff(L.names.gate, L.gate), eff(L.names.up, L.up)], 0).detach()); // [2F, D]
-          return [L.inputNorm, wqkv, bqkv, eff(L.names.o, L.o), L.postNorm, wgu, eff(L.names.down, L.down)].map((t) =>
+          if (!int8) {
+            const wqkv = own(cat(qkvParts, 0).detach()); // [(H+2Hkv)·hd, D]
+            const wgu = own(cat([eff(n.gate, L.gate), eff(n.up, L.up)], 0).detach()); // [2F, D]
+            return [L.inputNorm, wqkv, bqkv, eff(n.o, L.o), L.postNorm, wgu, eff(n.down, L.down)].map((t) =>
+              t === null ? null : t.h,
+            );
+          }
+          const rows = (t: Tensor) => t.shape[0] as number;
+          const [qkv, sQkv] = qz(
+            cat(qkvParts, 0).detach(),
+            qkvParts.map((t, i) => [[n.q, n.k, n.v][i] as string, rows(t)]),
+          );
+          const [wo, sO] = qz(eff(n.o, L.o).detach(), [[n.o, rows(L.o)]]);
+          const [gu, sGu] = qz(cat([eff(n.gate, L.gate), eff(n.up, L.up)], 0).detach(), [
+            [n.gate, rows(L.gate)],
+            [n.up, rows(L.up)],
+          ]);
+          const [down, sDown] = qz(eff(n.down, L.down).detach(), [[n.down, rows(L.down)]]);
+          return [L.inputNorm, qkv, bqkv, wo, L.postNorm, gu, down, sQkv, sO, sGu, sDown].map((t) =>
             t === null ? null : t.h,
           );
         }),
       ),
     );
+    const head = int8
+      ? noGrad(() => tidy(() => qz(this.outputWeight.detach(), [["lm_head", this.config.vocabSize]])))
+      : null;
     return {
+      precision,
       layers,
-      globals: [this.embedTokens, this.finalNorm, this.outputWeight, cos, sin].map((t) => t.h),
+      globals: [
+        this.embedTokens,
+        this.finalNorm,
+        head?.[0] ?? this.outputWeight,
+        cos,
+        sin,
+        ...(head ? [head[1]] : []),
+      ].map((t) => t.h),
       dims: [c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.rmsNormEps],
+      quant: int8 ? quant : null,
       dispose: () => {
         for (const t of owned) t.dispose();
       },
@@ -595,7 +753,7 @@ export class CausalLM implements Policy {
       const col = cache.length;
       if (col >= cache.maxLength) throw new CohortError(`decodeStep: the cache is full (${cache.maxLength} columns)`);
       const logits = new Tensor(
-        native.decodeForward!(
+        native.decodeForward(
           plan.layers,
           plan.globals,
           plan.dims,
@@ -613,46 +771,28 @@ export class CausalLM implements Policy {
     const c = this.config;
     const B = cache.batch;
     const H = c.numAttentionHeads;
-    const Hkv = c.numKeyValueHeads;
     const hd = c.headDim;
     const col = cache.length;
     if (col >= cache.maxLength) throw new CohortError(`decodeStep: the cache is full (${cache.maxLength} columns)`);
+    // f32 CPU: single-query attention straight over the cache (native), instead of narrowing and masking it
     const fused = this.embedTokens.dtype === "f32" && this.device === "cpu" && this.precision === "fp32";
     const out = tidy(() => {
       cache.keyValid.sliceAssign_(1, col, ones([B, 1], { dtype: "bool", device: this.device }));
-      const [cosT, sinT] = this.ropeTables(col + 1);
-      const pos = cache.positions.reshape(B); // [B]
-      const cos = cosT.indexSelect(0, pos).reshape(B, 1, hd); // [B, 1, hd]
-      const sin = sinT.indexSelect(0, pos).reshape(B, 1, hd); // [B, 1, hd]
-      const valid = cache.keyValid.narrow(1, 0, col + 1); // [B, S]
-      const maskS = fused ? null : valid.reshape(B, 1, 1, col + 1); // [B, 1, 1, S]
+      const [cos, sin] = this.ropeAt(cache.positions, col + 1); // [B, 1, 1, hd]
+      const S = col + 1; // keys: cache columns 0..col
+      const mask = fused ? null : cache.keyValid.narrow(1, 0, S).reshape(B, 1, 1, S); // [B, 1, 1, S]
       let x = embed(this.embedTokens, tokens); // [B, 1, D]
       for (const [i, L] of this.layers.entries()) {
-        const h = rmsNorm(x, L.inputNorm, c.rmsNormEps); // [B, 1, D]
-        const q = CausalLM.rope(this.proj(L.names.q, h, L.q, L.qBias).view(B, H, hd), cos, sin); // [B, H, hd]
-        const k = CausalLM.rope(this.proj(L.names.k, h, L.k, L.kBias).view(B, Hkv, hd), cos, sin); // [B, Hkv, hd]
-        const v = this.proj(L.names.v, h, L.v, L.vBias).view(B, Hkv, hd); // [B, Hkv, hd]
-        const kc = cache.k[i] as Tensor; // [B, Hkv, Smax, hd]
-        const vc = cache.v[i] as Tensor; // [B, Hkv, Smax, hd]
-        kc.sliceAssign_(2, col, k.unsqueeze(2));
-        vc.sliceAssign_(2, col, v.unsqueeze(2));
-        let a: Tensor; // [B, H, hd]
-        if (fused) {
-          a = decodeAttention(q, kc, vc, col + 1, cache.keyValid);
-        } else {
-          const ks = kc.narrow(2, 0, col + 1); // [B, Hkv, S, hd]
-          const vs = vc.narrow(2, 0, col + 1); // [B, Hkv, S, hd]
-          const kx = Hkv === H ? ks : ks.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
-          const vx = Hkv === H ? vs : vs.repeatInterleave(H / Hkv, 1); // [B, H, S, hd]
-          a = this.attend(q.unsqueeze(2), kx, vx, maskS).reshape(B, H, hd);
-        }
-        x = x.add(this.proj(L.names.o, a.reshape(B, 1, H * hd), L.o)); // [B, 1, D]
-        const h2 = rmsNorm(x, L.postNorm, c.rmsNormEps); // [B, 1, D]
-        const g = this.proj(L.names.gate, h2, L.gate).silu(); // [B, 1, F]
-        const u = this.proj(L.names.up, h2, L.up); // [B, 1, F]
-        x = x.add(this.proj(L.names.down, g.mul(u), L.down)); // [B, 1, D]
+        x = this.block(L, x, cos, sin, (q, k, v) => {
+          const kc = cache.k[i] as Tensor; // [B, Hkv, Smax, hd]
+          const vc = cache.v[i] as Tensor; // [B, Hkv, Smax, hd]
+          kc.sliceAssign_(2, col, k);
+          vc.sliceAssign_(2, col, v);
+          if (fused) return decodeAttention(q.reshape(B, H, hd), kc, vc, S, cache.keyValid).reshape(B, H, 1, hd);
+          return this.attend(q, kc.narrow(2, 0, S), vc.narrow(2, 0, S), mask); // [B, H, 1, hd]
+        });
       }
-      const logits = linear(rmsNorm(x, this.finalNorm, c.rmsNormEps), this.outputWeight).reshape(B, c.vocabSize); // [B, V]
+      const logits = linear(this.norm(x, this.finalNorm), this.outputWeight).reshape(B, c.vocabSize); // [B, V]
       cache.setPositions(cache.positions.add(int64(1)));
       return logits;
     });
@@ -663,7 +803,7 @@ export class CausalLM implements Policy {
 
 /** Fused single-query attention over a KV cache (native; f32 CPU). q [B,H,hd] → [B,H,hd]. */
 function decodeAttention(q: Tensor, kCache: Tensor, vCache: Tensor, length: number, keyValid: Tensor): Tensor {
-  return new Tensor(native.decodeAttention!(q.h, kCache.h, vCache.h, length, keyValid.h));
+  return new Tensor(native.decodeAttention(q.h, kCache.h, vCache.h, length, keyValid.h));
 }
 
 const int64 = (v: number): Tensor => scalar(v, { dtype: "i64" });

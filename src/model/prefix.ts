@@ -15,7 +15,7 @@
  */
 // Prefix Grouper (shared-prefix forward) — [ABSTRACT + README]
 import { CohortError } from "../errors.js";
-import { arange, cat, embedding as embed, rmsNorm, Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+import { arange, cat, embedding as embed, Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 import { native } from "../tensor/native.js";
 import { CausalLM, type LogprobOptions } from "./llama.js";
 
@@ -53,9 +53,6 @@ export function logprobsSharedPrefix(
       throw new CohortError(`logprobsSharedPrefix: group ${i} has no completions; drop it or give it at least one`);
   });
   const c = model.config;
-  const H = c.numAttentionHeads;
-  const Hkv = c.numKeyValueHeads;
-  const hd = c.headDim;
   const D = c.hiddenSize;
   const V = c.vocabSize;
   const K = groups.length;
@@ -102,42 +99,31 @@ export function logprobsSharedPrefix(
   const maxPos = Math.max(P, ...cPos) + 1;
 
   return tidy(() => {
-    const [cosT, sinT] = model.ropeTables(maxPos);
     const device = model.device;
     const gIdx = tensor(rowGroup, { dtype: "i64", device }); // [N]
 
-    // ---- prefix: K groups × P columns, exactly CausalLM.hidden's layer, keeping per-layer K/V
+    // ---- prefix: K groups × P columns, the full forward's layers, keeping each layer's K/V
     const promptIds = tensor(pIds, { shape: [K, P], dtype: "i64", device });
     const promptMask = tensor(pMask, { shape: [K, P], dtype: "i64", device });
-    const pPos = CausalLM.positionIds(promptMask).reshape(K * P);
-    const pCos = cosT.indexSelect(0, pPos).reshape(K, 1, P, hd); // [K, 1, P, hd]
-    const pSin = sinT.indexSelect(0, pPos).reshape(K, 1, P, hd); // [K, 1, P, hd]
+    const [pCos, pSin] = model.ropeAt(CausalLM.positionIds(promptMask), maxPos); // [K, 1, P, hd]
     const pAttn = CausalLM.attentionMask(promptMask, K, P); // [K, 1, P, P]
-    const prefixK: Tensor[] = [];
+    const prefixK: Tensor[] = []; // per layer [K, Hkv, P, hd]
     const prefixV: Tensor[] = [];
     let x = embed(model.embedTokens, promptIds); // [K, P, D]
     for (const L of model.layers) {
-      const h = rmsNorm(x, L.inputNorm, c.rmsNormEps);
-      const q = model.proj(L.names.q, h, L.q, L.qBias).view(K, P, H, hd).transpose(1, 2); // [K, H, P, hd]
-      const k = model.proj(L.names.k, h, L.k, L.kBias).view(K, P, Hkv, hd).transpose(1, 2); // [K, Hkv, P, hd]
-      const v = model.proj(L.names.v, h, L.v, L.vBias).view(K, P, Hkv, hd).transpose(1, 2); // [K, Hkv, P, hd]
-      const qr = CausalLM.rope(q, pCos, pSin);
-      const kr = CausalLM.rope(k, pCos, pSin);
-      prefixK.push(kr);
-      prefixV.push(v);
-      const a = model.attend(qr, expandHeads(kr, H, Hkv), expandHeads(v, H, Hkv), pAttn); // [K, H, P, hd]
-      x = x.add(model.proj(L.names.o, a.transpose(1, 2).reshape(K, P, H * hd), L.o));
-      x = x.add(mlp(model, L, x));
+      x = model.block(L, x, pCos, pSin, (q, k, v) => {
+        prefixK.push(k);
+        prefixV.push(v);
+        return model.attend(q, k, v, pAttn); // [K, H, P, hd]
+      });
     }
     // the last prompt position (column P−1 for every left-padded prompt) predicts completion token 0
-    const prefixLast = rmsNorm(x.narrow(1, P - 1, 1), model.finalNorm, c.rmsNormEps); // [K, 1, D]
+    const prefixLast = model.norm(x.narrow(1, P - 1, 1), model.finalNorm); // [K, 1, D]
 
     // ---- suffix: N rows × C columns attending to [prefix of their group ; own causal keys]
     const compIds = tensor(cIds, { shape: [N, C], dtype: "i64", device });
     const compValid = tensor(cMask, { shape: [N, C], dtype: "i64", device }).ne(0); // [N, C]
-    const cPosT = tensor(cPos, { dtype: "i64", device });
-    const cCos = cosT.indexSelect(0, cPosT).reshape(N, 1, C, hd); // [N, 1, C, hd]
-    const cSin = sinT.indexSelect(0, cPosT).reshape(N, 1, C, hd); // [N, 1, C, hd]
+    const [cCos, cSin] = model.ropeAt(tensor(cPos, { shape: [N, C], dtype: "i64", device }), maxPos); // [N, 1, C, hd]
     const idx = arange(0, C, 1, { device });
     const causal = idx.unsqueeze(0).le(idx.unsqueeze(1)); // [C, C]: key ≤ query
     const diag = idx.unsqueeze(0).eq(idx.unsqueeze(1)); // [C, C]
@@ -146,33 +132,27 @@ export function logprobsSharedPrefix(
     const mask = cat([prefMask, ownMask], 3); // [N, 1, C, P + C]
     let y = embed(model.embedTokens, compIds); // [N, C, D]
     for (const [i, L] of model.layers.entries()) {
-      const h = rmsNorm(y, L.inputNorm, c.rmsNormEps);
-      const q = model.proj(L.names.q, h, L.q, L.qBias).view(N, C, H, hd).transpose(1, 2); // [N, H, C, hd]
-      const k = model.proj(L.names.k, h, L.k, L.kBias).view(N, C, Hkv, hd).transpose(1, 2); // [N, Hkv, C, hd]
-      const v = model.proj(L.names.v, h, L.v, L.vBias).view(N, C, Hkv, hd).transpose(1, 2); // [N, Hkv, C, hd]
-      const qr = CausalLM.rope(q, cCos, cSin);
-      const kr = CausalLM.rope(k, cCos, cSin);
-      const keys = cat([(prefixK[i] as Tensor).indexSelect(0, gIdx), kr], 2); // [N, Hkv, P + C, hd]
-      const vals = cat([(prefixV[i] as Tensor).indexSelect(0, gIdx), v], 2); // [N, Hkv, P + C, hd]
-      const a = model.attend(qr, expandHeads(keys, H, Hkv), expandHeads(vals, H, Hkv), mask); // [N, H, C, hd]
-      y = y.add(model.proj(L.names.o, a.transpose(1, 2).reshape(N, C, H * hd), L.o));
-      y = y.add(mlp(model, L, y));
+      y = model.block(L, y, cCos, cSin, (q, k, v) => {
+        const keys = cat([(prefixK[i] as Tensor).indexSelect(0, gIdx), k], 2); // [N, Hkv, P + C, hd]
+        const vals = cat([(prefixV[i] as Tensor).indexSelect(0, gIdx), v], 2); // [N, Hkv, P + C, hd]
+        return model.attend(q, keys, vals, mask); // [N, H, C, hd]
+      });
     }
-    const compHidden = rmsNorm(y, model.finalNorm, c.rmsNormEps); // [N, C, D]
+    const compHidden = model.norm(y, model.finalNorm); // [N, C, D]
     const predictors =
       C > 1
         ? cat([prefixLast.indexSelect(0, gIdx), compHidden.narrow(1, 0, C - 1)], 1)
         : prefixLast.indexSelect(0, gIdx); // [N, C, D]
-    const r = (
-      native.linearTokenLogprobs!(
+    const r = native
+      .linearTokenLogprobs(
         predictors.reshape(N * C, D).h,
         model.outputWeight.h,
         compIds.reshape(N * C).h,
         temp,
         withEnt,
         chunkRows,
-      ) as unknown[]
-    ).map((t) => new Tensor(t));
+      )
+      .map((t) => new Tensor(t));
     const lp = (r[0] as Tensor).reshape(N, C);
     return withEnt ? { lp, entropy: (r[1] as Tensor).reshape(N, C) } : { lp };
   });
@@ -216,19 +196,4 @@ export function logprobsSharedPrefixRows(
     const lp = r.lp.indexSelect(0, back);
     return r.entropy ? { lp, entropy: r.entropy.indexSelect(0, back) } : { lp };
   });
-}
-
-type Layer = CausalLM["layers"][number];
-
-/** SwiGLU block of one layer (pre-norm), as in `CausalLM.hidden`. */
-function mlp(model: CausalLM, L: Layer, x: Tensor): Tensor {
-  const h2 = rmsNorm(x, L.postNorm, model.config.rmsNormEps);
-  const g = model.proj(L.names.gate, h2, L.gate).silu();
-  const u = model.proj(L.names.up, h2, L.up);
-  return model.proj(L.names.down, g.mul(u), L.down);
-}
-
-/** GQA: each K/V head serves H/Hkv query heads. */
-function expandHeads(t: Tensor, H: number, Hkv: number): Tensor {
-  return Hkv === H ? t : t.repeatInterleave(H / Hkv, 1);
 }

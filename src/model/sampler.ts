@@ -2,8 +2,9 @@
  * The local sampler: batched incremental decoding with a KV cache (DESIGN.md §4 `Sampler`).
  *
  * Prompts of different lengths are left-padded into one batch, prefilled once, then decoded one token per
- * step for all rows together. Each request draws from its own seeded generator, so a request's completion
- * depends only on its seed, prompt and the weights.
+ * step for all rows together: the loop of src/model/decode.ts, which the serving engine runs too. Each
+ * request draws from its own seeded generator, so a request's completion depends only on its seed, prompt
+ * and the weights.
  *
  * Log-probs: every completion reports, for each sampled token, log softmax(logits / temperature)[token]
  * over the FULL vocabulary, i.e. BEFORE top-k / top-p / min-p truncation. That is the quantity the
@@ -13,10 +14,11 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import { dispose, Generator, noGrad, Tensor, tensor, tidy } from "../tensor/index.js";
-import { native } from "../tensor/native.js";
 import { eosIds } from "./config.js";
-import type { CausalLM, DecodePlan, KVCache } from "./llama.js";
+import { decodeBatch, type FinishReason } from "./decode.js";
+import type { CausalLM, DecodePlan, RolloutPrecision } from "./llama.js";
+
+export type { FinishReason } from "./decode.js";
 
 export type TokenIds = number[];
 
@@ -38,8 +40,6 @@ export interface SamplingParams {
   /** Seed per request, or one base seed (request i uses base + i). Default: the sampler's own counter. */
   seed?: number | number[];
 }
-
-export type FinishReason = "stop" | "length";
 
 export interface Completion {
   /** Sampled token ids (a stop token, when one ended the completion, is the last one). */
@@ -68,6 +68,12 @@ export interface LocalSamplerOptions {
    * decodes op by op through the same code path as training (slower; for checking).
    */
   fusedDecode?: boolean;
+  /**
+   * Weights the rollouts decode with: `fp32` (default) or `int8` (weight-only, per output channel; see
+   * `RolloutPrecision`). int8 needs the fused step on an fp32 CPU model; it is quantized anew from the current
+   * weights (adapters folded in) at every `generate` call, so it always follows training.
+   */
+  precision?: RolloutPrecision;
 }
 
 /** Samples from a `CausalLM` in-process. */
@@ -94,8 +100,13 @@ export class LocalSampler implements Sampler {
     const seeds = this.#seeds(prompts.length, p.seed);
     const maxBatch = this.#opts.maxBatch ?? 64;
     const out: Completion[] = [];
-    const maxPositions = Math.max(...prompts.map((x) => x.length)) + p.maxTokens;
-    const plan = this.#opts.fusedDecode === false ? null : this.model.decodePlan(maxPositions);
+    const maxPositions = Math.max(...prompts.map((x) => x.length)) + p.maxTokens; // every batch's cacheLength at most
+    const precision = this.#opts.precision ?? "fp32";
+    if (precision === "int8" && this.#opts.fusedDecode === false)
+      throw new CohortError(
+        "LocalSampler: precision int8 runs only through the fused decoding step; drop fusedDecode: false",
+      );
+    const plan = this.#opts.fusedDecode === false ? null : this.model.decodePlan(maxPositions, { precision });
     try {
       for (let i = 0; i < prompts.length; i += maxBatch) {
         out.push(...this.#batch(prompts.slice(i, i + maxBatch), seeds.slice(i, i + maxBatch), p, plan));
@@ -120,82 +131,27 @@ export class LocalSampler implements Sampler {
   }
 
   #batch(prompts: TokenIds[], seeds: number[], p: SamplingParams, plan: DecodePlan | null): Completion[] {
-    const model = this.model;
-    const B = prompts.length;
-    const P = Math.max(...prompts.map((x) => x.length));
-    const pad = this.#opts.padId ?? model.config.padTokenId ?? 0;
-    const ids = new Array<number>(B * P).fill(pad);
-    const mask = new Array<number>(B * P).fill(0);
-    prompts.forEach((pr, b) => {
-      for (let i = 0; i < pr.length; i++) {
-        ids[b * P + P - pr.length + i] = pr[i] as number;
-        mask[b * P + P - pr.length + i] = 1;
-      }
-    });
-    const gens = seeds.map((s) => new Generator(s));
-    const temperature = p.temperature ?? 1;
-    const topK = p.topK ?? 0;
-    const topP = p.topP ?? 1;
-    const minP = p.minP ?? 0;
-    const stopIds = new Set(p.stopTokenIds ?? eosIds(model.config));
-    const stops = p.stop ?? [];
-    const decode = this.#opts.decode;
-    const done: (FinishReason | null)[] = new Array(B).fill(null);
-    const tokens: number[][] = prompts.map(() => []);
-    const lps: number[][] = prompts.map(() => []);
-    // rows[i] = the request held in cache row i. Finished rows are dropped from the cache once they are a
-    // quarter of it, so long tails of a few unfinished sequences decode at small batch cost.
-    let rows = prompts.map((_, b) => b);
-    let genHandles = gens.map((g) => g.h);
-    let cache: KVCache | null = null;
-    return noGrad(() =>
-      tidy(() => {
-        try {
-          cache = model.newCache(B, P + p.maxTokens);
-          const c = cache;
-          let logits: Tensor = tidy(() => {
-            const idsT = tensor(ids, { shape: [B, P], dtype: "i64" });
-            const maskT = tensor(mask, { shape: [B, P], dtype: "i64" });
-            return model.prefill(c, idsT, maskT); // [B, V]
-          });
-          for (let step = 0; step < p.maxTokens; step++) {
-            // logits on a device are filtered and drawn from there (each request's own CPU generator gives
-            // the uniform); only the B tokens and log-probs come back
-            const [tokT, lpT] = (
-              native.sampleTokens!(logits.h, genHandles, temperature, topK, topP, minP) as unknown[]
-            ).map((x) => new Tensor(x)) as [Tensor, Tensor];
-            logits.dispose();
-            const drawn = tokT.data() as BigInt64Array;
-            const drawnLp = lpT.data() as Float32Array;
-            dispose([tokT, lpT]);
-            let live = 0;
-            for (const [i, b] of rows.entries()) {
-              if (done[b] !== null) continue;
-              const t = Number(drawn[i]);
-              const seq = tokens[b] as number[];
-              seq.push(t);
-              (lps[b] as number[]).push(drawnLp[i] as number);
-              if (stopIds.has(t)) done[b] = "stop";
-              else if (stops.length > 0 && decode && stops.some((s) => decode(seq).includes(s))) done[b] = "stop";
-              else if (seq.length >= p.maxTokens) done[b] = "length";
-              if (done[b] === null) live++;
-            }
-            if (live === 0) break;
-            if (live <= (rows.length * 3) / 4) {
-              const keepIdx = rows.flatMap((b, i) => (done[b] === null ? [i] : []));
-              c.keepRows(keepIdx);
-              genHandles = keepIdx.map((i) => genHandles[i]);
-              rows = keepIdx.map((i) => rows[i] as number);
-            }
-            const next = rows.map((b) => (tokens[b] as number[]).at(-1) as number);
-            logits = tidy(() => model.decodeStep(c, tensor(next, { shape: [rows.length, 1], dtype: "i64" }), plan)); // [rows, V]
-          }
-        } finally {
-          (cache as KVCache | null)?.dispose();
-        }
-        return tokens.map((t, b) => ({ tokens: t, logprobs: lps[b] as number[], finishReason: done[b] ?? "length" }));
-      }),
-    );
+    const stopIds = new Set(p.stopTokenIds ?? eosIds(this.model.config));
+    const rows = prompts.map((prompt, b) => ({
+      prompt,
+      seed: seeds[b] as number,
+      maxTokens: p.maxTokens,
+      stopIds,
+      stop: p.stop ?? [],
+    }));
+    return decodeBatch(this.model, rows, {
+      temperature: p.temperature ?? 1,
+      topK: p.topK ?? 0,
+      topP: p.topP ?? 1,
+      minP: p.minP ?? 0,
+      padId: this.#opts.padId ?? this.model.config.padTokenId ?? 0,
+      plan,
+      ...(this.#opts.decode ? { decode: this.#opts.decode } : {}),
+    }).map((r) => ({
+      tokens: r.tokens,
+      logprobs: r.logprobs,
+      finishReason: r.finishReason === "stop" ? "stop" : "length",
+    }));
   }
 }
 

@@ -13,7 +13,7 @@ import { Registry } from "../algo/registry.js";
 import { ConfigError } from "../errors.js";
 
 /** Confidence tags of ALGORITHMS.md: read in the authors' code, in a framework, standard, or abstract only. */
-export type Confidence = "CODE" | "CODE-FW" | "PAPER-KNOWN" | "ABSTRACT";
+export type Confidence = "CODE" | "CODE-FW" | "PAPER" | "PAPER-KNOWN" | "ABSTRACT";
 
 export interface Preset {
   name: string;
@@ -24,6 +24,11 @@ export interface Preset {
   /** arXiv id of the paper the preset follows. */
   arxiv: string;
   confidence: Confidence;
+  /**
+   * The policies it applies to: `language` (a causal LM, `model:`) and/or `control` (src/control, `policy:`).
+   * Absent: language models (its inputs may still be available to control runs; config checks say).
+   */
+  policies?: readonly ("language" | "control")[];
   /** One paragraph: what the method changes, its defaults and their source, and any design choice. */
   doc: string;
   config: AlgoConfigInput;
@@ -1078,6 +1083,140 @@ export function deepMerge<T>(base: T, override: unknown): T {
 function withoutNulls(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 }
+
+// ---- preferences instead of rewards (ALGORITHMS.md §G.1–G.3): pairs of completions within a group -----------
+// With `preference:` in the train config, each completion's reward is its win rate against its group.
+
+// arXiv 2310.00212 [ABSTRACT]
+define({
+  name: "p3o",
+  summary: "pairwise clipped policy gradient on reward differences within a group; shift-invariant",
+  title: "P3O (Pairwise Proximal Policy Optimization)",
+  arxiv: "2310.00212",
+  confidence: "ABSTRACT",
+  doc:
+    "Pairwise PPO: for every unordered pair of completions of a prompt, the trajectory-wise policy gradient " +
+    '(r1 − r2)·∇(log π(y1) − log π(y2))/2 with PPO clipping of each sequence ratio (V1 "separate", ε = 0.2; ' +
+    'V2 "joint" clips ρ1/ρ2), no value network and no advantage normalisation. The sequence-level KL enters the ' +
+    "reward, r̃ = r − β·log(π/π_ref) with β = 0.1, without gradient. Adding any prompt-dependent constant to the " +
+    "rewards leaves every loss and gradient unchanged. Design choices (no code found; reconstruction from the " +
+    "blog summary): all G(G−1)/2 pairs, y1 = the lower index, mean over a group's pairs, mean over the step's groups.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
+    loss: { type: "p3o", variant: "separate", clip: 0.2, beta: 0.1 },
+    regularizers: [],
+  },
+});
+
+// arXiv 2404.03715 [PAPER]
+define({
+  name: "dno",
+  summary: "regression of η·log(π/π_t) differences onto win-rate targets of every pair; π_t = the rollout policy",
+  title: "DNO (Direct Nash Optimization)",
+  arxiv: "2404.03715",
+  confidence: "PAPER",
+  doc:
+    "Direct Nash Optimization (Alg. 1): the reward of a completion is its expected win rate against the current " +
+    "policy (estimated by the win rate against its group, `preference:`); the internal reward η·log(π/π_t) of " +
+    "every pair is regressed onto it with the soft target σ(r1 − r2), loss −[t·log σ(Δ) + (1 − t)·log σ(−Δ)], " +
+    "η = 0.1. π_t is the previous iterate, here the rollout policy of each step (design choice: one DNO iteration " +
+    "per step, on-policy). `target: hard` is DNO-Prct's −log σ(Δ) on the winner of pairs whose rewards differ by " +
+    "at least `margin`.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
+    loss: { type: "dno", eta: 0.1, target: "soft", anchor: "old" },
+    regularizers: [],
+  },
+});
+
+// arXiv 2505.19731 [ABSTRACT]
+define({
+  name: "nash_mp",
+  summary: "mirror-prox step toward the β-regularised Nash equilibrium: REINFORCE on win rates, KL to π_ref and π_k",
+  title: "Nash-MP (Nash Mirror Prox)",
+  arxiv: "2505.19731",
+  confidence: "ABSTRACT",
+  doc:
+    "Nash Mirror Prox for learning from human feedback, in the policy-gradient approximation of its proximal " +
+    "steps (design choice, ALGORITHMS.md §G.3): each step maximises E[P(y ≻ π_k)] − β·KL(π‖π_ref) − (1/η)·KL(π‖π_k) " +
+    "with the win rate against the group's samples of π_k as the reward, the group mean as baseline (dr_grpo) and " +
+    "both KLs as token-level k3 losses, β = 0.1, η = 2. The exact two-query mirror-prox step over a finite set of " +
+    "responses is src/algo/nash.ts (its last iterate converges to π*_β on a 3-action intransitive game); the " +
+    "second query against the half step is not taken in the LLM loop.",
+  config: {
+    advantage: { estimator: "dr_grpo" },
+    gate: { type: "none" },
+    loss: { type: "nash_mp", beta: 0.1, eta: 2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2510.20022 [ABSTRACT]
+define({
+  name: "salt",
+  summary: "step advantages from outcome rewards over the trajectory graph of a prompt (plug-in on GRPO/GiGPO)",
+  title: "SALT (step-level advantages from a trajectory graph)",
+  arxiv: "2510.20022",
+  confidence: "ABSTRACT",
+  doc:
+    "The episodes of one prompt are merged into a graph whose nodes are identical steps (the same path of " +
+    "observations and actions up to the step); every step gets the mean trajectory advantage (GRPO of the " +
+    "outcome reward) over the trajectories through its node, so steps shared by successful and failed episodes " +
+    "get a near-neutral advantage and decisive ones keep their sign. `base: gigpo` averages GiGPO's step " +
+    "advantages instead; `node: state` merges (state, action) pairs wherever they occur. Clip ε = 0.2, " +
+    "token-mean, no KL. Design choice (no code found): node keys and the mean over a node.",
+  config: {
+    advantage: { estimator: "salt", options: { base: "grpo" } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2005.09814 [CODE] (GRPO-family form: design choice, ALGORITHMS.md E.1)
+define({
+  name: "mdpo",
+  summary: "no clip; per-token proximity KL(π_θ‖π_old)/t_k, t_k = max(1 − k/K, 0.1); μ = 4 inner steps; token-mean",
+  title: "MDPO",
+  arxiv: "2005.09814",
+  confidence: "CODE",
+  policies: ["language", "control"],
+  doc:
+    "On-policy Mirror Descent Policy Optimization: several gradient steps (μ = train.innerIterations, 4 by default " +
+    "here; the paper's code uses 10) on the linearised objective ρ·A plus the proximity KL(π_θ‖π_old)/t_k, with no " +
+    "clipping: per token L = −ρA + κ/t_k, κ = ρ(ℓ − ℓ_old) − ρ + 1 (an unbiased estimate of KL(π_θ‖π_old) under " +
+    "π_old), t_k = max(1 − k/K, 0.1) over the run's K generation steps. Group-normalised advantages (GRPO) from " +
+    "rewards or episode returns; token-mean aggregation; no KL to a reference.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
+    regularizers: [{ type: "mdpo" }],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 1707.06347 [PAPER-KNOWN]
+define({
+  name: "ppo",
+  summary: "learned critic, GAE(0.99, 0.95) standardised, PPO clip 0.2, token-mean (control policies)",
+  title: "PPO",
+  arxiv: "1707.06347",
+  confidence: "PAPER-KNOWN",
+  policies: ["control"],
+  doc:
+    "Proximal Policy Optimization with a learned critic as the baseline the control papers compare with: per-step " +
+    "advantages by GAE (γ = 0.99, λ = 0.95, standardised over the batch's steps) from a state-value network " +
+    "trained beside the policy (policy.critic, loss coef·mean (V − target)² with GAE targets), the ratio clipped at " +
+    "0.2, the loss averaged over the step's time steps. Needs a control policy with `policy.critic`.",
+  config: {
+    advantage: { estimator: "gae" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "token-mean" },
+  },
+});
 
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {

@@ -85,7 +85,7 @@ export function componentReference(): string {
     "this file and the code disagree. Every option below is checked when the config is read. **Needs** are the",
     "inputs a component reads beyond rewards and its options; a run that cannot supply one is refused at",
     "config time (src/algo/component.ts `NEEDS`). Confidence: CODE (the authors' code), CODE-FW (TRL / verl),",
-    "PAPER-KNOWN (standard), ABSTRACT (the formula is a documented design choice).",
+    "PAPER (the paper read), PAPER-KNOWN (standard), ABSTRACT (the formula is a documented design choice).",
     "",
     `Ratio levels (\`algo.ratio.level\`): ${RATIO_LEVELS.map((l) => `\`${l}\``).join(", ")}.`,
     `Aggregation modes (\`algo.aggregate.mode\`): ${AGGREGATE_MODES.map((l) => `\`${l}\``).join(", ")}.`,

@@ -9,7 +9,7 @@ import { CohortError } from "../errors.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
-import { type Device, dispose, keep, noGrad, type Tensor, tidy } from "../tensor/index.js";
+import { dispose, keep, noGrad, type Tensor, tidy } from "../tensor/index.js";
 
 /** The safetensors metadata key that marks an adapter snapshot and holds its scale α/r. */
 export const ADAPTER_SCALE_KEY = "cohort.lora_scale";
@@ -79,7 +79,7 @@ export function foldAdapters(
           w0 = keep(w.detach().clone());
           base.set(name, w0);
         }
-        const dev = w.device as Device;
+        const dev = w.device;
         w.copy_(w0.add(b.to(dev).to(w.dtype).matmul(a.to(dev).to(w.dtype)).mul(scale)));
       }
     }),

@@ -10,14 +10,13 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import type { Command } from "../cli/main.js";
+import type { Command } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
-import type { Device } from "../tensor/index.js";
 
 const usage =
   "cohort serve <model-dir | run-dir | checkpoint> [--host 127.0.0.1] [--port 8000] [--max-concurrency 16] " +
   "[--max-queue 64] [--max-batch 128] [--model-name NAME] [--threads N] [--seed N] [--drain-timeout-ms 30000] " +
-  "[--max-body-bytes 1048576] [--batch-wait-ms 20] [--device cpu|cuda|cuda:N] [--precision fp32|bf16] " +
+  "[--max-body-bytes 1048576] [--batch-wait-ms 20] [--device cpu|cuda|cuda:N] [--precision fp32|bf16|int8] " +
   "[--api-key KEY] [--admin-key KEY] [--insecure-no-auth] [--weights-dir DIR] [--max-push-mb N]";
 
 function intOption(values: Record<string, unknown>, name: string, min: number): number | undefined {
@@ -87,17 +86,23 @@ export const serveCommand: Command = {
     const weightsDir = values["weights-dir"] as string | undefined;
     const device = (values.device as string | undefined) ?? "cpu";
     const t = await import("../tensor/index.js");
-    if (!t.DEVICE_NAME.test(device))
+    if (!t.isDevice(device))
       throw new ConfigError(`--device: expected cpu, cuda or cuda:N, got ${JSON.stringify(device)}`);
-    const precision = (values.precision as string | undefined) ?? "fp32";
-    if (precision !== "fp32" && precision !== "bf16")
-      throw new ConfigError(`--precision: expected fp32 or bf16, got ${JSON.stringify(precision)}`);
+    const asked = (values.precision as string | undefined) ?? "fp32";
+    if (asked !== "fp32" && asked !== "bf16" && asked !== "int8")
+      throw new ConfigError(`--precision: expected fp32, bf16 or int8, got ${JSON.stringify(asked)}`);
+    // int8: fp32 weights in memory, decoded through their int8 quantization (CPU only)
+    if (asked === "int8" && device !== "cpu")
+      throw new ConfigError(
+        `--precision int8 decodes on the CPU only; use --device cpu, or --precision bf16 on ${device}`,
+      );
+    const precision = asked === "int8" ? "fp32" : asked;
     const unavailable = t.deviceUnavailable(device);
     if (unavailable !== null) throw new ConfigError(`--device ${device}: ${unavailable}, or serve on the CPU`);
     t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
     const { loadServedModel } = await import("./load.js");
     const { startServer } = await import("./server.js");
-    const served = loadServedModel(target, { device: device as Device, precision });
+    const served = loadServedModel(target, { device, precision });
     const opt = <T>(v: T | undefined, k: string) => (v === undefined ? {} : { [k]: v });
     const server = await startServer(served, {
       host,
@@ -112,6 +117,7 @@ export const serveCommand: Command = {
       ...opt(intOption(values, "max-batch", 1), "maxBatchRows"),
       ...opt(values["model-name"] as string | undefined, "modelName"),
       ...opt(intOption(values, "seed", 0), "seed"),
+      ...opt(asked === "int8" ? ("int8" as const) : undefined, "decodePrecision"),
       ...opt(intOption(values, "drain-timeout-ms", 0), "drainTimeoutMs"),
       ...opt(intOption(values, "max-body-bytes", 1), "maxBodyBytes"),
       ...opt(intOption(values, "batch-wait-ms", 0), "batchWaitMs"),

@@ -10,10 +10,11 @@
  *   starts, the engine waits up to `batchWaitMs` while fewer jobs are queued than shared a recent batch, so
  *   closed-loop clients regroup instead of alternating in two half-full batches. Jobs do not join a batch
  *   that is already decoding (no continuous batching: the KV cache advances all rows together).
- * - Decoding is the one of `LocalSampler` (same prefill, fused decode step, native sampler, per-row seeded
- *   generators): row r of a job with seed s draws from generator s + r, so a request with a seed gives the
- *   same completions as `LocalSampler.generate` with the same seeds, and its log-probs are
+ * - Decoding is `LocalSampler`'s: both run the loop of src/model/decode.ts (`decodeSteps`), the engine
+ *   yielding between its steps. Row r of a job with seed s draws from generator s + r, so a request with a
+ *   seed gives the same completions as `LocalSampler.generate` with the same seeds, and its log-probs are
  *   log softmax(logits / T)[token] over the full vocabulary (T = 1 when greedy), what training recomputes.
+ *   Streaming is the loop's `onToken`/`onFinish` hooks; cancellation its `cancelled` check.
  * - Weight reloads are barriers in the queue: jobs submitted before a reload decode with the old weights,
  *   jobs after it with the new ones; a batch never sees two versions.
  * - A cancelled job (client gone) drops out of its batch at the next step.
@@ -21,12 +22,21 @@
  */
 import { CohortError } from "../errors.js";
 import { eosIds } from "../model/config.js";
-import type { CausalLM, DecodePlan, KVCache } from "../model/llama.js";
-import type { FinishReason } from "../model/sampler.js";
-import { dispose, Generator, keep, noGrad, Tensor, tensor, tidy } from "../tensor/index.js";
-import { native } from "../tensor/native.js";
+import {
+  cacheLength,
+  type DecodeRow,
+  decodeSteps,
+  type FinishReason,
+  type RowResult,
+  type TokenEvent,
+  type TopLogprob,
+} from "../model/decode.js";
+import type { CausalLM, DecodePlan, RolloutPrecision } from "../model/llama.js";
+import { dispose, type Tensor } from "../tensor/index.js";
 import { clearAdapterBase, foldAdapters } from "./adapters.js";
 import { ApiError } from "./protocol.js";
+
+export type { TokenEvent, TopLogprob } from "../model/decode.js";
 
 export interface EngineOptions {
   /** Rows (completions) decoded together at most. Default 128. */
@@ -43,6 +53,11 @@ export interface EngineOptions {
   seed?: number;
   /** Fused native decode step (f32 CPU). Default true. */
   fusedDecode?: boolean;
+  /**
+   * `int8`: decode with weight-only int8 projections and lm_head (`RolloutPrecision`; fp32 CPU models, fused
+   * step). Quantized once, at the first batch, and again after every reload. Default `fp32`.
+   */
+  precision?: RolloutPrecision;
   /**
    * Before a batch starts, wait up to this long while fewer jobs are queued than shared one of the last four
    * batches (clients that send their next request when the last one returns arrive some ms apart). Default 20 ms.
@@ -72,17 +87,6 @@ export interface JobSpec {
   onToken?: (index: number, ev: TokenEvent) => void;
   /** Called once when choice `index` ends. */
   onFinish?: (index: number, finish: FinishReason) => void;
-}
-
-export interface TopLogprob {
-  token: number;
-  logprob: number;
-}
-
-export interface TokenEvent {
-  token: number;
-  logprob: number;
-  top: TopLogprob[] | null;
 }
 
 export interface ChoiceResult {
@@ -147,18 +151,6 @@ export class Job {
   }
 }
 
-interface Row {
-  job: Job;
-  index: number;
-  prompt: number[];
-  tokens: number[];
-  lps: number[];
-  top: TopLogprob[][] | null;
-  done: FinishReason | "abort" | null;
-  gen: Generator;
-  stopIds: Set<number>;
-}
-
 type QueueItem =
   | { kind: "job"; job: Job }
   | {
@@ -191,6 +183,8 @@ export class Engine {
   weightsVersion = 0;
   /** Base weights of the projections adapter reloads have adapted (src/serve/adapters.ts). */
   readonly #adapterBase = new Map<string, Tensor>();
+  /** The int8 plan of the current weights (precision int8), built at the first batch after a load. */
+  #int8Plan: DecodePlan | null = null;
 
   constructor(
     readonly model: CausalLM,
@@ -204,6 +198,7 @@ export class Engine {
       padId: opts.padId ?? model.config.padTokenId ?? 0,
       seed: opts.seed ?? 0,
       fusedDecode: opts.fusedDecode ?? true,
+      precision: opts.precision ?? "fp32",
       batchWaitMs: opts.batchWaitMs ?? 20,
     };
     this.#nextSeed = this.#opts.seed;
@@ -351,6 +346,8 @@ export class Engine {
   }
 
   #applyReload(item: Extract<QueueItem, { kind: "reload" }>): void {
+    this.#int8Plan?.dispose(); // quantized from the old weights
+    this.#int8Plan = null;
     try {
       if (item.adapterScale !== null)
         foldAdapters(this.model, this.#adapterBase, item.tensors, item.adapterScale, item.path);
@@ -395,7 +392,9 @@ export class Engine {
     const model = this.model;
     this.#stats.batches++;
     this.#stats.maxJobsPerBatch = Math.max(this.#stats.maxJobsPerBatch, batch.length);
-    const rows: Row[] = [];
+    // one decoding row per completion: row r of a job with seed s draws from generator s + r
+    const owners: { job: Job; index: number }[] = [];
+    const rows: DecodeRow[] = [];
     for (const job of batch) {
       const s = job.spec;
       const base = s.seed ?? this.#nextSeed;
@@ -404,133 +403,56 @@ export class Engine {
       s.prompts.forEach((prompt, p) => {
         for (let c = 0; c < s.n; c++) {
           const index = p * s.n + c;
+          owners.push({ job, index });
           rows.push({
-            job,
-            index,
             prompt,
-            tokens: [],
-            lps: [],
-            top: s.topLogprobs > 0 ? [] : null,
-            done: null,
-            gen: new Generator(base + index),
+            seed: base + index,
+            maxTokens: s.maxTokens,
             stopIds,
+            stop: s.stop,
+            topLogprobs: s.topLogprobs,
           });
         }
       });
     }
-    const spec0 = (batch[0] as Job).spec;
-    const { temperature, topK, topP, minP } = spec0;
-    const topN = Math.max(...batch.map((j) => j.spec.topLogprobs));
-    const B = rows.length;
-    const P = Math.max(...rows.map((r) => r.prompt.length));
-    const maxNew = Math.max(...batch.map((j) => j.spec.maxTokens));
-    const ids = new Array<number>(B * P).fill(this.#opts.padId);
-    const mask = new Array<number>(B * P).fill(0);
-    rows.forEach((r, b) => {
-      r.prompt.forEach((t, i) => {
-        ids[b * P + P - r.prompt.length + i] = t;
-        mask[b * P + P - r.prompt.length + i] = 1;
-      });
-    });
-    const decode = this.#opts.decode;
-    const plan: DecodePlan | null = this.#opts.fusedDecode ? model.decodePlan(P + maxNew) : null;
-    let cache: KVCache | null = null;
-    let logits: Tensor | null = null;
-    // order[i] = the row held in cache row i; finished rows leave the cache once they are a quarter of it
-    let order = rows.map((_, i) => i);
-    let genHandles = rows.map((r) => r.gen.h);
-    const finish = (r: Row, why: FinishReason) => {
-      r.done = why;
-      r.job.spec.onFinish?.(r.index, why);
-    };
+    const { temperature, topK, topP, minP } = (batch[0] as Job).spec;
+    let plan: DecodePlan | null = null;
+    if (this.#opts.precision === "int8") {
+      this.#int8Plan ??= model.decodePlan(model.config.maxPositionEmbeddings, { precision: "int8" });
+      plan = this.#int8Plan;
+    } else if (this.#opts.fusedDecode) plan = model.decodePlan(cacheLength(rows));
+    const owner = (r: number) => owners[r] as { job: Job; index: number };
+    let results: RowResult[];
     try {
-      cache = model.newCache(B, P + maxNew);
-      const c = cache;
-      logits = noGrad(() =>
-        keep(
-          tidy(() =>
-            model.prefill(
-              c,
-              tensor(ids, { shape: [B, P], dtype: "i64" }),
-              tensor(mask, { shape: [B, P], dtype: "i64" }),
-            ),
-          ),
-        ),
-      ); // [B, V]
-      for (;;) {
-        for (const r of rows) if (r.done === null && r.job.cancelled) r.done = "abort";
-        if (!rows.some((r) => r.done === null)) break;
-        const lg = logits as Tensor;
-        const { drawn, drawnLp, topV, topI } = noGrad(() =>
-          tidy(() => {
-            const [tokT, lpT] = (
-              native.sampleTokens!(lg.h, genHandles, temperature, topK, topP, minP) as unknown[]
-            ).map((x) => new Tensor(x)) as [Tensor, Tensor];
-            let tv: Float64Array | null = null;
-            let ti: BigInt64Array | null = null;
-            if (topN > 0) {
-              const k = Math.min(topN, model.config.vocabSize);
-              const [v, i] = lg
-                .to("f64")
-                .div(temperature > 0 ? temperature : 1)
-                .logSoftmax(-1)
-                .topk(k);
-              tv = v.data() as Float64Array;
-              ti = i.data() as BigInt64Array;
-            }
-            return {
-              drawn: tokT.data() as BigInt64Array,
-              drawnLp: lpT.data() as Float32Array,
-              topV: tv,
-              topI: ti,
-            };
-          }),
-        );
-        lg.dispose();
-        logits = null;
-        const k = topN > 0 ? Math.min(topN, model.config.vocabSize) : 0;
-        let live = 0;
-        for (const [i, ri] of order.entries()) {
-          const r = rows[ri] as Row;
-          if (r.done !== null) continue;
-          const t = Number(drawn[i]);
-          const lp = drawnLp[i] as number;
-          r.tokens.push(t);
-          r.lps.push(lp);
-          let top: TopLogprob[] | null = null;
-          if (r.top !== null && topV !== null && topI !== null) {
-            const want = r.job.spec.topLogprobs;
-            top = Array.from({ length: Math.min(want, k) }, (_, j) => ({
-              token: Number(topI[i * k + j]),
-              logprob: topV[i * k + j] as number,
-            }));
-            r.top.push(top);
-          }
+      const steps = decodeSteps(model, rows, {
+        temperature,
+        topK,
+        topP,
+        minP,
+        padId: this.#opts.padId,
+        plan,
+        decode: this.#opts.decode,
+        onToken: (r, ev) => {
           this.#stats.generatedTokens++;
-          r.job.spec.onToken?.(r.index, { token: t, logprob: lp, top });
-          const stops = r.job.spec.stop;
-          if (r.stopIds.has(t)) finish(r, "stop");
-          else if (stops.length > 0 && stops.some((s) => decode(r.tokens).includes(s))) finish(r, "stop");
-          else if (r.tokens.length >= r.job.spec.maxTokens) finish(r, "length");
-          if (r.done === null) live++;
+          const { job, index } = owner(r);
+          job.spec.onToken?.(index, ev);
+        },
+        onFinish: (r, why) => {
+          const { job, index } = owner(r);
+          job.spec.onFinish?.(index, why);
+        },
+        cancelled: (r) => owner(r).job.cancelled,
+      });
+      // the event loop runs between decoding steps (HTTP I/O, streaming, disconnects, signals)
+      for (let s = steps.next(); ; s = steps.next()) {
+        if (s.done) {
+          results = s.value;
+          break;
         }
-        if (live === 0) break;
-        if (live <= (order.length * 3) / 4) {
-          const keepIdx = order.flatMap((ri, i) => ((rows[ri] as Row).done === null ? [i] : []));
-          c.keepRows(keepIdx);
-          genHandles = keepIdx.map((i) => genHandles[i]);
-          order = keepIdx.map((i) => order[i] as number);
-        }
-        const next = order.map((ri) => (rows[ri] as Row).tokens.at(-1) ?? this.#opts.padId);
-        logits = noGrad(() =>
-          keep(tidy(() => model.decodeStep(c, tensor(next, { shape: [order.length, 1], dtype: "i64" }), plan))),
-        );
         await nextTick();
       }
     } finally {
-      logits?.dispose();
-      (cache as KVCache | null)?.dispose();
-      plan?.dispose();
+      if (plan !== this.#int8Plan) plan?.dispose();
     }
     for (const job of batch) {
       if (job.cancelled) {
@@ -538,17 +460,20 @@ export class Engine {
         job.settle({ cancelled: true, choices: [], weightsVersion: this.weightsVersion });
         continue;
       }
-      const mine = rows.filter((r) => r.job === job).sort((a, b) => a.index - b.index);
+      const mine = results
+        .map((r, i) => ({ r, index: owner(i).index, job: owner(i).job }))
+        .filter((x) => x.job === job)
+        .sort((a, b) => a.index - b.index);
       this.#stats.completed++;
       job.settle({
         cancelled: false,
         weightsVersion: this.weightsVersion,
-        choices: mine.map((r) => ({
-          index: r.index,
+        choices: mine.map(({ r, index }) => ({
+          index,
           tokens: r.tokens,
-          logprobs: r.lps,
+          logprobs: r.logprobs,
           top: r.top,
-          finishReason: r.done === "stop" ? "stop" : "length",
+          finishReason: r.finishReason === "stop" ? "stop" : "length",
         })),
       });
     }

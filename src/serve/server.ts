@@ -24,6 +24,7 @@ import type { AddressInfo } from "node:net";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
+import type { RolloutPrecision } from "../model/llama.js";
 import type { FinishReason } from "../model/sampler.js";
 import type { ChatMessage } from "../tokenizer/types.js";
 import { Auth, checkBind } from "./auth.js";
@@ -75,6 +76,8 @@ export interface ServeOptions {
   maxStop?: number;
   /** How long an idle engine waits for as many requests as shared its last batch. Default 20 ms. */
   batchWaitMs?: number;
+  /** `int8`: decode with weight-only int8 projections and lm_head (engine.ts `EngineOptions.precision`). */
+  decodePrecision?: RolloutPrecision;
   /** Every route but /health needs `Authorization: Bearer <apiKey>` (auth.ts). Default: none (open). */
   apiKey?: string;
   /** The only key that may load weights (/v1/reload) when set; without it the API key guards reloads. */
@@ -204,6 +207,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     maxQueue: opts.maxQueue ?? 64,
     seed: opts.seed ?? 0,
     ...(opts.batchWaitMs !== undefined ? { batchWaitMs: opts.batchWaitMs } : {}),
+    ...(opts.decodePrecision !== undefined ? { precision: opts.decodePrecision } : {}),
   });
   const h = new Handler(engine, tok, modelName, opts);
   const maxBody = opts.maxBodyBytes ?? 1 << 20;

@@ -5,16 +5,16 @@
  * @module
  */
 import { CohortError } from "../errors.js";
-import { native } from "./native.js";
+import { native, type TensorHandle } from "./native.js";
 import { track } from "./scope.js";
 
-export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "u8" | "bool";
+export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "i8" | "u8" | "bool";
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 export type Operand = Tensor | number | boolean;
 export type Shape = readonly number[];
 
 type NestedNumbers = number | boolean | NestedNumbers[];
-type Handle = unknown;
+type Handle = TensorHandle;
 
 const h = (x: Operand): Handle | number | boolean => (x instanceof Tensor ? x.h : x);
 
@@ -47,7 +47,7 @@ export class Tensor {
   get dtype(): DType {
     return native.dtype(this.h);
   }
-  get device(): string {
+  get device(): Device {
     return native.device(this.h);
   }
   get disposed(): boolean {
@@ -62,7 +62,7 @@ export class Tensor {
     return typeof v === "boolean" ? Number(v) : v;
   }
   /** A copy of the data as the typed array of the dtype (f16/bf16: raw bits in a Uint16Array). */
-  data(): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array {
+  data(): Float32Array | Float64Array | Int32Array | BigInt64Array | Int8Array | Uint8Array | Uint16Array {
     const buf: ArrayBuffer = native.toBuffer(this.h);
     switch (this.dtype) {
       case "f32":
@@ -73,6 +73,8 @@ export class Tensor {
         return new Int32Array(buf);
       case "i64":
         return new BigInt64Array(buf);
+      case "i8":
+        return new Int8Array(buf);
       case "f16":
       case "bf16":
         return new Uint16Array(buf);
@@ -291,9 +293,7 @@ export class Tensor {
     return new Tensor(native.maskedFill(this.h, mask.h, value));
   }
   to(target: DType | Device): Tensor {
-    return DTYPES.has(target as DType)
-      ? new Tensor(native.cast(this.h, target))
-      : new Tensor(native.toDev(this.h, target));
+    return isDType(target) ? new Tensor(native.cast(this.h, target)) : new Tensor(native.toDev(this.h, target));
   }
 
   // ---- linear algebra ----------------------------------------------------------------------------
@@ -479,7 +479,8 @@ export class Tensor {
   }
 }
 
-const DTYPES = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"]);
+const DTYPES: ReadonlySet<string> = new Set<DType>(["f32", "f64", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"]);
+const isDType = (s: string): s is DType => DTYPES.has(s);
 
 // ---- creation ------------------------------------------------------------------------------------
 
@@ -514,6 +515,8 @@ function typedFor(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
       return Int32Array.from(values);
     case "i64":
       return BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
+    case "i8":
+      return Int8Array.from(values);
     case "u8":
     case "bool":
       return Uint8Array.from(values, (v) => (dtype === "bool" ? (v ? 1 : 0) : v));
@@ -542,9 +545,11 @@ export function tensor(
             ? "i32"
             : data instanceof BigInt64Array
               ? "i64"
-              : view instanceof Uint8Array
-                ? "u8"
-                : undefined;
+              : view instanceof Int8Array
+                ? "i8"
+                : view instanceof Uint8Array
+                  ? "u8"
+                  : undefined;
     const shape = opts.shape ?? [(data as ArrayLike<unknown>).length];
     if (inferred !== undefined && (dtype === undefined || dtype === inferred)) {
       return new Tensor(native.fromBuffer(data, shape, inferred, opts.device));
@@ -593,10 +598,10 @@ export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
   return full(shape, 1, opts);
 }
 export function zerosLike(t: Tensor): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, device: t.device as Device });
+  return full(t.shape, 0, { dtype: t.dtype, device: t.device });
 }
 export function onesLike(t: Tensor): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, device: t.device as Device });
+  return full(t.shape, 1, { dtype: t.dtype, device: t.device });
 }
 /** [start, end) with `step`; default dtype i64 when all arguments are integers, else f32. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
@@ -744,6 +749,10 @@ export function cudaAvailable(): boolean {
 }
 /** The device names a config key or a flag accepts. */
 export const DEVICE_NAME = /^(cpu|cuda(:\d+)?)$/;
+/** Whether `s` names a device (`cpu`, `cuda`, `cuda:N`). */
+export function isDevice(s: string): s is Device {
+  return DEVICE_NAME.test(s);
+}
 /** Why this build cannot place tensors on `device`, or null when it can. */
 export function deviceUnavailable(device: string): string | null {
   if (device === "cpu" || cudaAvailable()) return null;

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import type { Command } from "../cli/main.js";
+import type { Command } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
 const usage =

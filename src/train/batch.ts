@@ -18,7 +18,7 @@ import { packBatch } from "../model/batch.js";
 import type { CausalLM } from "../model/llama.js";
 import type { LoraAdapter } from "../model/lora.js";
 import type { Completion } from "../model/sampler.js";
-import { cat, type Device, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
+import { cat, keep, noGrad, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 import type { ForwardBackend } from "./parts.js";
 
 /** What the batch builders read of the run. */
@@ -123,7 +123,7 @@ export interface WholeBatch {
 function padColumns(t: Tensor, C: number): Tensor {
   const [n, c] = t.shape as [number, number];
   if (c >= C) return t.narrow(1, 0, C);
-  return cat([t, zeros([n, C - c], { dtype: t.dtype, device: t.device as Device })], 1);
+  return cat([t, zeros([n, C - c], { dtype: t.dtype, device: t.device })], 1);
 }
 
 /** Rows in chunks of the micro-batch size, packed one chunk at a time; `fn` returns [n, c] tensors to stack. */
@@ -254,7 +254,7 @@ export function buildMicro(
     keep(
       tidy(() =>
         t
-          .indexSelect(0, tensor(rows, { dtype: "i64" }).to(t.device as Device))
+          .indexSelect(0, tensor(rows, { dtype: "i64" }).to(t.device))
           .narrow(1, 0, p.C)
           .to(dev),
       ),

@@ -13,11 +13,13 @@ import { advantageEstimators } from "../algo/advantage.js";
 import { TRAIN_SOURCES } from "../algo/component.js";
 import { type AlgoConfig, checkNeeds, configNeeds, parseAlgoConfig } from "../algo/config.js";
 import { gates } from "../algo/gates.js";
+import { regularizers } from "../algo/regularizers.js";
 import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
 import { getPreset, resolvePreset } from "../presets/index.js";
 import { rewardName } from "../reward/load.js";
+import { preferenceEntrySchema } from "../reward/preference.js";
 import { jsonlOptions } from "../task/jsonl.js";
 import { parseOptions } from "../task/options.js";
 import { createTask } from "../task/registry.js";
@@ -36,6 +38,7 @@ const rewardEntry = z.union([
   }),
 ]);
 
+import { CONTROL_SOURCES, checkControlConfig, policyConfigSchema } from "../control/config.js";
 import { samplerSchema } from "./sampler-config.js";
 
 export const trainConfigSchema = z.strictObject({
@@ -49,28 +52,36 @@ export const trainConfigSchema = z.strictObject({
   seed: z.number().int().min(0).default(0),
   /** CPU threads for libtorch (default: all cores). */
   threads: z.number().int().positive().optional(),
-  model: z.strictObject({
-    /** A Hugging Face model directory (config.json, model.safetensors, tokenizer files). Relative to the config file. */
-    path: z.string().min(1),
-    /**
-     * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
-     * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
-     */
-    device: z.string().regex(DEVICE_NAME, 'use "cpu", "cuda" or "cuda:N"').default("cpu"),
-    /**
-     * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
-     * lm_head, log-probs and losses (src/model/llama.ts `Precision`).
-     */
-    precision: z.enum(["fp32", "bf16"]).default("fp32"),
-    /** LoRA adapters instead of full fine-tuning; the reference policy is then the model with adapters off. */
-    lora: z
-      .strictObject({
-        rank: z.number().int().positive().default(8),
-        alpha: z.number().positive().default(16),
-        targets: z.array(z.enum(["q", "k", "v", "o", "gate", "up", "down"])).default(["q", "v"]),
-      })
-      .optional(),
-  }),
+  /** The language model (absent with `policy`). */
+  model: z
+    .strictObject({
+      /** A Hugging Face model directory (config.json, model.safetensors, tokenizer files). Relative to the config file. */
+      path: z.string().min(1),
+      /**
+       * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
+       * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
+       */
+      device: z.string().regex(DEVICE_NAME, 'use "cpu", "cuda" or "cuda:N"').default("cpu"),
+      /**
+       * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
+       * lm_head, log-probs and losses (src/model/llama.ts `Precision`).
+       */
+      precision: z.enum(["fp32", "bf16"]).default("fp32"),
+      /** LoRA adapters instead of full fine-tuning; the reference policy is then the model with adapters off. */
+      lora: z
+        .strictObject({
+          rank: z.number().int().positive().default(8),
+          alpha: z.number().positive().default(16),
+          targets: z.array(z.enum(["q", "k", "v", "o", "gate", "up", "down"])).default(["q", "v"]),
+        })
+        .optional(),
+    })
+    .optional(),
+  /**
+   * A policy that is not a language model (src/control): `{kind: tabular | categorical_mlp | gaussian_mlp, …}`,
+   * trained on a control environment (`env: {name: garnet | pendulum | cartpole}`) instead of `model`.
+   */
+  policy: policyConfigSchema.optional(),
   /** A built-in task (arithmetic, countdown) with its options… */
   task: z.strictObject({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}) }).optional(),
   /** …or a JSONL dataset (prompt/answer fields; other fields are passed to reward functions). */
@@ -100,6 +111,12 @@ export const trainConfigSchema = z.strictObject({
   env: envConfigSchema.optional(),
   /** Reward functions: built-in names or `./module.ts#export`. */
   rewards: z.array(rewardEntry).min(1).default(["correctness", "format"]),
+  /**
+   * Preferences instead of rewards: a built-in ("verifier", "rps_style") or `./module.ts#export` returning
+   * P(a ≻ b). Each group's completions are compared pairwise and each one's reward is its win rate against the
+   * rest of its group (src/reward/preference.ts); `rewards` must then be left out.
+   */
+  preference: preferenceEntrySchema.optional(),
   rewardTimeoutMs: z.number().int().positive().default(10_000),
   rewardConcurrency: z.number().int().positive().default(8),
   /** The method: a preset name (`cohort presets` lists them). */
@@ -167,8 +184,15 @@ export const trainConfigSchema = z.strictObject({
       /** Max completion tokens; also L_max of Dr. GRPO's normaliser and the overlong penalty. */
       maxNewTokens: z.number().int().positive().default(32),
       stop: z.array(z.string().min(1)).default([]),
+      /**
+       * Weights the local rollouts decode with: `fp32` (the policy's own) or `int8` (weight-only, per output
+       * channel, quantized from the current weights at every rollout; src/model/llama.ts `RolloutPrecision`).
+       * Training and held-out evaluation stay at `model.precision`. int8 needs the local sampler and an fp32
+       * CPU model; pair it with `sampler.importanceSampling` to correct the sampler/trainer mismatch.
+       */
+      precision: z.enum(["fp32", "int8"]).default("fp32"),
     })
-    .default({ temperature: 1, topK: 0, topP: 1, minP: 0, maxNewTokens: 32, stop: [] }),
+    .default({ temperature: 1, topK: 0, topP: 1, minP: 0, maxNewTokens: 32, stop: [], precision: "fp32" }),
   /** Rollout sampler: `{kind: local}` (default) or `{kind: openai, baseUrl, model, …}`. */
   sampler: samplerSchema.default({ kind: "local" }),
   eval: z
@@ -257,6 +281,13 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   const c = r.data;
+  if (c.policy === undefined && c.model === undefined)
+    throw new ConfigError(
+      "no policy: set `model: {path: …}` (a language model) or `policy: {kind: …}` (src/control)",
+      "model",
+    );
+  if (c.policy !== undefined && c.model !== undefined)
+    throw new ConfigError("`model` and `policy` are both set; a run trains one policy, keep one", "policy");
   const sources = [c.task && "task", c.dataset && "dataset", c.env && "env"].filter((x) => x !== undefined);
   if (sources.length !== 1) {
     throw new ConfigError(
@@ -284,7 +315,8 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       );
   }
   // with `env`, the one reward is the episode return
-  const rewardFunctions = c.env !== undefined ? 1 : c.rewards.length;
+  if (c.preference !== undefined) checkPreferenceConfig(c, raw);
+  const rewardFunctions = c.env !== undefined || c.preference !== undefined ? 1 : c.rewards.length;
   const algoOverrides = structuredClone(c.algo) as Record<string, unknown>;
   // Dr. GRPO's constant normaliser L_max defaults to the generation limit.
   const aggregate = (algoOverrides.aggregate ?? {}) as Record<string, unknown>;
@@ -301,7 +333,13 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   const reward = (algoOverrides.reward ?? {}) as Record<string, unknown>;
   if (reward.weights === undefined && weights.some((w) => w !== 1)) algoOverrides.reward = { ...reward, weights };
   const resolvedAlgo = resolvePreset(c.preset, algoOverrides, { rewardFunctions, root: "algo" });
-  if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
+  // schedules over the run (MDPO's t_k): the option a regularizer names as its run length defaults to train.steps
+  for (const r of resolvedAlgo.regularizers as unknown as Record<string, unknown>[]) {
+    const key = regularizers.get(r.type as string).runLength;
+    if (key !== undefined && r[key] === undefined) r[key] = c.train.steps;
+  }
+  if (c.policy !== undefined) checkControlConfig(c, raw, resolvedAlgo);
+  else if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
   const weightsLen = resolvedAlgo.reward.weights?.length;
   if (weightsLen !== undefined && weightsLen !== rewardFunctions) {
     throw new ConfigError(
@@ -334,7 +372,22 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         "sampler.overlap",
       );
   }
-  if (c.sampler.kind === "openai" && c.sampler.importanceSampling) {
+  if (c.sampling.precision === "int8") {
+    if (c.sampler.kind !== "local")
+      throw new ConfigError(
+        "sampling.precision int8 applies to local rollouts; remote workers decode at their own precision (cohort serve --precision int8). Remove sampling.precision or use sampler.kind local",
+        "sampling.precision",
+      );
+    if (c.model === undefined)
+      throw new ConfigError("sampling.precision int8 applies to language models; remove it", "sampling.precision");
+    const mc = c.model;
+    if (mc.precision !== "fp32" || (mc.device !== undefined && mc.device !== "cpu"))
+      throw new ConfigError(
+        `sampling.precision int8 decodes on the CPU from fp32 weights; this run has model.device ${mc.device ?? "cpu"} and model.precision ${mc.precision}. Use sampling.precision fp32 there`,
+        "sampling.precision",
+      );
+  }
+  if (c.sampler.importanceSampling) {
     const linear = resolvedAlgo.loss.type === "surrogate" && gates.get(resolvedAlgo.gate.type).linearInAdvantage;
     if (!linear) {
       const what =
@@ -352,7 +405,8 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     }
   }
   // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
-  checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
+  if (c.policy !== undefined) checkNeeds(resolvedAlgo, CONTROL_SOURCES(c.policy), "cohort train with a control policy");
+  else checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
   const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;
   if (c.train.groupSize < minGroup && estimator.groupRelative !== false && minGroup > 2) {
@@ -369,6 +423,19 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   return configFile === undefined ? { ...c, resolvedAlgo } : { ...c, resolvedAlgo, configFile };
+}
+
+/** `preference:` replaces the reward functions by the win rate against the group, on a task or dataset. */
+function checkPreferenceConfig(c: { env?: unknown }, raw: unknown): void {
+  if (c.env !== undefined) {
+    throw new ConfigError("with `env`, the reward is the episode return; remove `preference`", "preference");
+  }
+  if ((raw as { rewards?: unknown }).rewards !== undefined) {
+    throw new ConfigError(
+      "with `preference`, each completion's reward is its win rate against its group; remove `rewards`",
+      "rewards",
+    );
+  }
 }
 
 /** `env:` checks: the environment and its options exist, rewards come from it, and the algorithm fits episodes. */

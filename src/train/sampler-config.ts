@@ -10,6 +10,16 @@ import { z } from "zod";
  * (`openai`: `cohort serve`, vLLM, SGLang, …) that returns token ids and log-probs (src/serve/remote-sampler.ts).
  * Held-out evaluation during training always decodes locally, with the weights being trained.
  */
+/**
+ * Importance-sampling correction of the train/sampler mismatch, TRL's `vllm_importance_sampling_*`
+ * (modes token/sequence × truncate/mask, cap C; TRL defaults: sequence_mask, 3.0). Absent = off. Remote
+ * rollouts differ from training by another engine's numerics, local ones by `sampling.precision: int8`.
+ */
+const importanceSamplingSchema = z.strictObject({
+  mode: z.enum(["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]).default("sequence_mask"),
+  cap: z.number().gt(0).default(3),
+});
+
 export const samplerSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("local"),
@@ -20,6 +30,8 @@ export const samplerSchema = z.discriminatedUnion("kind", [
           "overlap generates the next steps' rollouts on remote workers while this process updates; local rollouts run in this process. Use sampler.kind openai with cohort serve (or SGLang/vLLM) workers, or remove overlap",
       })
       .optional(),
+    /** The mismatch correction of local rollouts (useful with `sampling.precision: int8`). */
+    importanceSampling: importanceSamplingSchema.optional(),
   }),
   z.strictObject({
     kind: z.literal("openai"),
@@ -75,15 +87,6 @@ export const samplerSchema = z.discriminatedUnion("kind", [
     maxStaleness: z.number().int().min(0).optional(),
     /** Pool: how often down workers are probed (GET /health, else /v1/models). */
     healthIntervalMs: z.number().int().positive().default(1_000),
-    /**
-     * Importance-sampling correction of the train/sampler mismatch, TRL's `vllm_importance_sampling_*`
-     * (modes token/sequence × truncate/mask, cap C; TRL defaults: sequence_mask, 3.0). Absent = off.
-     */
-    importanceSampling: z
-      .strictObject({
-        mode: z.enum(["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]).default("sequence_mask"),
-        cap: z.number().gt(0).default(3),
-      })
-      .optional(),
+    importanceSampling: importanceSamplingSchema.optional(),
   }),
 ]);

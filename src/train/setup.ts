@@ -16,6 +16,7 @@ import { applyLora, type LoraAdapter } from "../model/lora.js";
 import { LocalSampler } from "../model/sampler.js";
 import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../parallel/index.js";
 import { resolveRewards } from "../reward/load.js";
+import { resolvePreference } from "../reward/preference.js";
 import { RolloutPlan } from "../rollout/index.js";
 import { remoteRollouts } from "../serve/remote-sampler.js";
 import { jsonlTask, loadJsonl } from "../task/jsonl.js";
@@ -23,14 +24,14 @@ import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import { templatedDataset } from "../task/template.js";
 import type { Problem, Task } from "../task/types.js";
-import { AdamW, type Device, deviceUnavailable, manualSeed, setNumThreads } from "../tensor/index.js";
+import { AdamW, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { TrainConfig } from "./config.js";
-import type { PolicyParts, Run } from "./context.js";
+import { type LoopRun, type PolicyParts, type Run, trainableState } from "./context.js";
 import { Diagnostics } from "./diagnostics.js";
 import { describeMetric, type EvalMetric, type EvalResult, evaluateProblems, verifierWarning } from "./evaluate.js";
 import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
-import { checkDatasetRows } from "./preflight.js";
+import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines } from "./rundir.js";
 import {
   episodeGenerate,
@@ -38,11 +39,13 @@ import {
   feedSource,
   offPolicyRollout,
   planSource,
+  preferenceScore,
   requestSeed,
   rewardScore,
   textGenerate,
   withEpisodeStage,
 } from "./sources.js";
+import { update } from "./update.js";
 
 export function resolvePath(cfg: TrainConfig, p: string): string {
   if (isAbsolute(p)) return p;
@@ -75,12 +78,12 @@ function loadPolicy(
   pipeline: Pipeline,
   group?: ProcessGroup,
 ): PolicyParts & { dir: ReturnType<typeof readModelDir> } {
-  const modelDir = resolvePath(cfg, cfg.model.path);
+  const mc = modelSection(cfg);
+  const modelDir = resolvePath(cfg, mc.path);
   // data parallel on GPUs: `cuda` means this rank's own GPU, cuda:LOCAL_RANK (as torchrun's convention)
-  const device = (
-    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device
-  ) as Device;
-  const place = { device, precision: cfg.model.precision };
+  const name = mc.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : mc.device;
+  if (!isDevice(name)) throw new CohortError(`model.device "${name}" is not a device name (cpu, cuda or cuda:N)`);
+  const place = { device: name, precision: mc.precision };
   const unavailable = deviceUnavailable(place.device);
   if (unavailable !== null)
     throw new CohortError(`model.device is "${place.device}" but ${unavailable}, or set model.device: cpu`);
@@ -91,8 +94,8 @@ function loadPolicy(
   const model = CausalLM.fromHF(dir.config, dir.tensors, place);
   let ref: CausalLM | null = null;
   let lora: LoraAdapter | null = null;
-  if (cfg.model.lora) {
-    lora = applyLora(model, { ...cfg.model.lora, seed: cfg.seed });
+  if (mc.lora) {
+    lora = applyLora(model, { ...mc.lora, seed: cfg.seed });
   } else if (pipeline.has("refLogprobs")) {
     ref = CausalLM.fromHF(dir.config, dir.tensors, place);
     for (const p of ref.parameters()) p.requireGrad(false);
@@ -101,7 +104,24 @@ function loadPolicy(
   return { model, lora, ref, params: model.parameters(), dir };
 }
 
-/** A run's parts, ready for its first step (with `group`: this process is one rank of it). */
+/**
+ * The run of a config: a control-policy run (src/control/run.ts) when the config has `policy`, else a
+ * language-model run.
+ */
+export async function setupLoop(
+  cfg: TrainConfig,
+  log: (l: string) => void,
+  group?: ProcessGroup,
+  // biome-ignore lint/suspicious/noExplicitAny: each kind of run trains on its own batches
+): Promise<LoopRun<any>> {
+  if (cfg.policy !== undefined) {
+    const { setupControlRun } = await import("../control/run.js");
+    return setupControlRun(cfg, log, group);
+  }
+  return setupRun(cfg, log, group);
+}
+
+/** A language-model run's parts, ready for its first step (with `group`: this process is one rank of it). */
 export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group?: ProcessGroup): Promise<Run> {
   if (group) DataParallel.checkPrompts(cfg.train.promptsPerStep, group.worldSize);
   setNumThreads(cfg.threads ?? (group ? threadsPerRank() : availableParallelism()));
@@ -143,9 +163,14 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
       );
     answerFormat = rows.options.answerFormat;
   }
+  const fileOpts = cfg.configFile ? { configFile: cfg.configFile } : {};
+  // with `preference`, the one reward is the win rate against the group (scored by preferenceScore below)
+  const preference = cfg.preference ? await resolvePreference(cfg.preference, { task, ...fileOpts }) : null;
   const rewards = env
     ? env.rewards
-    : await resolveRewards(cfg.rewards, { task, ...(cfg.configFile ? { configFile: cfg.configFile } : {}) });
+    : preference
+      ? [{ name: "win_rate", fn: () => null }]
+      : await resolveRewards(cfg.rewards, { task, ...fileOpts });
   const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
   const evalProblems = heldOut ?? Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
   const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
@@ -164,7 +189,28 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   const diagnostics = new Diagnostics(group && group.rank > 0 ? () => {} : log);
   const remote = cfg.sampler.kind === "openai" ? remoteRollouts(cfg.sampler, runDir, log) : null;
   const { temperature, topK, topP, minP } = cfg.sampling;
-  const rolloutSampler = remote?.sampler ?? sampler;
+  // int8 rollouts (sampling.precision): a sampler of their own; evaluation keeps decoding at model precision
+  const localRollouts =
+    cfg.sampling.precision === "int8"
+      ? new LocalSampler(model, {
+          decode: (ids) => tok.decode(ids),
+          padId: tok.padId,
+          maxBatch: 128,
+          precision: "int8",
+        })
+      : sampler;
+  const rolloutSampler = remote?.sampler ?? localRollouts;
+  const scoreOpts = { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency };
+  const onRewardFailures = (
+    step: number,
+    fs: { reward: string; kind: string; message: string; sample: unknown }[],
+  ): void => {
+    appendLines(
+      join(runDir, "reward_failures.jsonl"),
+      fs.map((f) => JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample })),
+    );
+    diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
+  };
   const plain = planSource({
     plan,
     algo,
@@ -189,15 +235,9 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
         }),
     score: env
       ? episodeScore(env)
-      : rewardScore(rewards, { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency }, (step, fs) => {
-          appendLines(
-            join(runDir, "reward_failures.jsonl"),
-            fs.map((f) =>
-              JSON.stringify({ step, reward: f.reward, kind: f.kind, message: f.message, sample: f.sample }),
-            ),
-          );
-          diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
-        }),
+      : preference
+        ? preferenceScore(preference, scoreOpts, onRewardFailures)
+        : rewardScore(rewards, scoreOpts, onRewardFailures),
     offPolicy: (ps, texts, promptTexts) => offPolicyRollout(model, tok, temperature, ps, texts, promptTexts),
     promptsPerStep: cfg.train.promptsPerStep,
     groupSize: cfg.train.groupSize,
@@ -217,8 +257,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     const seed = evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
     if (env) {
       const params = { temperature: cfg.eval.temperature, stopTokenIds: stopIds };
-      const { metrics: _episodes, ...r } = env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
-      return r;
+      return env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
     }
     const params = {
       maxTokens: cfg.sampling.maxNewTokens,
@@ -243,7 +282,8 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     if (warning !== null) diagnostics.verifierNeverMatches(step, warning);
     return r;
   };
-  return {
+  let lastRollouts: () => Record<string, unknown>[] = () => [];
+  const run: Run = {
     cfg,
     algo,
     runDir,
@@ -261,11 +301,33 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     evalProblems,
     stopIds,
     diagnostics,
-    importanceSampling: remote?.importanceSampling ?? null,
+    importanceSampling:
+      remote?.importanceSampling ?? (cfg.sampler.kind === "local" ? (cfg.sampler.importanceSampling ?? null) : null),
     isSuccess: (byFn, i) => plan.isSuccess(byFn, i),
     metric,
     evaluate,
+    trainable: () => Object.entries(trainableState(policy)),
+    check() {
+      const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
+      if (cfg.task) checkTaskPrompts(task, evalProblems, limits, cfg.seed); // dataset rows: checked above
+      checkFiniteWeights(model.namedParameters(), `the model ${resolvePath(cfg, modelSection(cfg).path)}`);
+    },
+    update(step, col, t0) {
+      const u = update(run, step, col, t0);
+      lastRollouts = u.rollouts;
+      return u.metrics;
+    },
+    rollouts: () => lastRollouts(),
+    exportTo: (dir) => exportModel(run, dir),
+    dispose: () => disposeRun(run),
   };
+  return run;
+}
+
+/** The `model` section of a language-model run (absent only with `policy`, which config.ts checks). */
+function modelSection(cfg: TrainConfig): NonNullable<TrainConfig["model"]> {
+  if (cfg.model === undefined) throw new CohortError("a language-model run needs `model: {path: …}`");
+  return cfg.model;
 }
 
 /** Saves the trained policy as a Hugging Face model directory (LoRA merged into the weights). */

@@ -22,6 +22,7 @@ import type { CausalLM } from "../model/llama.js";
 import type { Completion, Sampler, SamplingParams } from "../model/sampler.js";
 import type { DataParallel } from "../parallel/index.js";
 import { toRewardSample } from "../reward/builtin.js";
+import { type NamedPreference, scorePreferences } from "../reward/preference.js";
 import { scoreAll } from "../reward/score.js";
 import type { NamedReward, RewardSample } from "../reward/types.js";
 import {
@@ -59,9 +60,9 @@ export interface Collected {
   metrics: Record<string, number>;
 }
 
-export interface RolloutSource {
+export interface RolloutSource<C = Collected> {
   /** The scored rollouts of optimizer step `step` (1-based). */
-  collect(step: number): Promise<Collected>;
+  collect(step: number): Promise<C>;
   /** Called once before the first step with the last step this run trains. */
   begin?(lastStep: number): void;
   /** The source's resumable state (data RNG, rollout plan), for checkpoints. */
@@ -73,7 +74,7 @@ export interface RolloutSource {
    * The advantage stage of its rows when they are not plain completions (episodes: step rows, hole masks);
    * absent: the pipeline's stage over the completions.
    */
-  stage?(pl: Pipeline, col: Collected, inputs: StageInputs): RewardStage;
+  stage?(pl: Pipeline, col: C, inputs: StageInputs): RewardStage;
   /** Finishes work under way (batches generated ahead) and releases connections. */
   close?(): Promise<void>;
 }
@@ -210,6 +211,27 @@ export function rewardScore(
     const scored = await scoreAll(rewards, samples, opts);
     if (scored.failures.length > 0) onFailures(step, scored.failures);
     return { byFn: toRewardMatrix(scored.rewards), failures: scored.failures.length };
+  };
+}
+
+/**
+ * Preferences instead of rewards: every group's completions are compared pairwise and each row's one reward is
+ * its win rate against the rest of its group (src/reward/preference.ts). Failed calls count as ties and are
+ * reported to `onFailures`.
+ */
+export function preferenceScore(
+  pref: NamedPreference,
+  opts: { timeoutMs: number; concurrency: number },
+  onFailures: (step: number, failures: { reward: string; kind: string; message: string; sample: unknown }[]) => void,
+): Score {
+  return async (step, ro) => {
+    const s = await scorePreferences(pref.fn, ro.problems, ro.texts, ro.groupIndex, opts);
+    if (s.failures.length > 0)
+      onFailures(
+        step,
+        s.failures.map((f) => ({ reward: pref.name, ...f })),
+      );
+    return { byFn: [s.winRates], failures: s.failures.length };
   };
 }
 

@@ -21,7 +21,7 @@ import { addGlobals, broadcastAdvantages, groupPassRate } from "../algo/policy-l
 import { microBatchRows, rowsPerPart, stepCounts } from "../algo/step.js";
 import type { GlobalCounts, LossBatch } from "../algo/types.js";
 import { oneStepEpisodes } from "../env/source.js";
-import { clipGradNorm, type Device, keep, learningRate, noGrad, type Tensor, tensor, tidy } from "../tensor/index.js";
+import { clipGradNorm, keep, learningRate, noGrad, type Tensor, tensor, tidy } from "../tensor/index.js";
 import {
   type BatchSource,
   buildMicro,
@@ -344,7 +344,7 @@ function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?
     ? tokens.mul(
         tensor(
           Float32Array.from(m.offPolicy, (o) => 1 - o),
-          { shape: [m.rows.length, 1], device: tokens.device as Device },
+          { shape: [m.rows.length, 1], device: tokens.device },
         ),
       )
     : tokens;

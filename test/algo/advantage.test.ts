@@ -489,6 +489,7 @@ describe("registry", () => {
       "gdpo",
       "gigpo",
       "grpo",
+      "passk",
       "rank_grpo",
       "reinforce_plus_plus",
       "reinforce_plus_plus_baseline",

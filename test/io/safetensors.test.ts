@@ -27,7 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), "cohort-st-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Deterministic sample values per dtype, all exactly representable in that dtype. */
-const SAMPLES: Record<DType, number[]> = {
+const SAMPLES: Record<Exclude<DType, "i8">, number[]> = {
   f32: [0, -1.5, 3.25, 2 ** -20, 65504, -0.125],
   f64: [0.1, -2.5, 1e300, -1e-300, 3, 7],
   f16: [0, -1.5, 3.25, 0.0078125, 65504, -2],
@@ -37,7 +37,7 @@ const SAMPLES: Record<DType, number[]> = {
   u8: [0, 1, 127, 128, 255, 3],
   bool: [1, 0, 1, 1, 0, 0],
 };
-const DTYPES = Object.keys(SAMPLES) as DType[];
+const DTYPES = Object.keys(SAMPLES) as Exclude<DType, "i8">[];
 
 function sampleTensors(): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};

@@ -170,6 +170,20 @@ describe("LocalSampler", () => {
     m.dispose();
   });
 
+  test("rows that stop early are dropped from the cache without leaking a tensor", async () => {
+    const m = randomModel(smallConfig({ eosTokenId: null }), 11);
+    const s = new LocalSampler(m, { maxBatch: 64 });
+    const prompts = Array.from({ length: 32 }, (_, i) => [1 + (i % 50), 2 + (i % 40)]);
+    const p = { maxTokens: 24, stopTokenIds: Array.from({ length: 12 }, (_, i) => i * 5) };
+    await s.generate(prompts, p); // warm-up: RoPE tables
+    const live = liveTensors();
+    const out = await s.generate(prompts, p);
+    const lengths = new Set(out.map((o) => o.tokens.length));
+    assert.ok(lengths.size >= 3, `rows stop at different steps (lengths ${[...lengths]})`); // keepRows ran
+    assert.equal(liveTensors(), live);
+    m.dispose();
+  });
+
   test("sampling 1,000 sequences keeps live tensors and RSS flat", async (t) => {
     const m = randomModel(smallConfig({ eosTokenId: null }), 10);
     const s = new LocalSampler(m, { maxBatch: 50 });

@@ -216,11 +216,11 @@ describe("data access", () => {
       assert.deepEqual(Array.from(tensor([1], { dtype: "i32" }).bytes()), [1, 0, 0, 0]);
       assert.deepEqual(Array.from(tensor([258], { dtype: "i64" }).bytes()), [2, 1, 0, 0, 0, 0, 0, 0]);
       const values = [0, 1, -2, 3.5, 100, -0.25];
-      for (const dtype of ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"] as DType[]) {
+      for (const dtype of ["f32", "f64", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"] as DType[]) {
         const vals = dtype === "u8" ? values.map((v) => Math.abs(Math.trunc(v))) : values;
         const t = tensor(vals, { dtype, shape: [2, 3] });
         const b = t.bytes();
-        const elem = { f32: 4, f64: 8, f16: 2, bf16: 2, i64: 8, i32: 4, u8: 1, bool: 1 }[dtype];
+        const elem = { f32: 4, f64: 8, f16: 2, bf16: 2, i64: 8, i32: 4, i8: 1, u8: 1, bool: 1 }[dtype];
         assert.equal(b.length, 6 * elem, `${dtype} byte length`);
         const back = fromBytes(b, [2, 3], dtype);
         assert.equal(back.dtype, dtype);
