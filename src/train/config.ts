@@ -306,6 +306,12 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       "with `env`, eval_accuracy is the environment's success rate; remove eval.metric",
       "eval.metric",
     );
+  if (metric !== undefined && c.preference !== undefined)
+    throw new ConfigError(
+      "with `preference`, the reward is a win rate against the group, which a held-out completion alone does not " +
+        "have; eval_accuracy is the task's verifier. Remove eval.metric",
+      "eval.metric",
+    );
   if (metric?.reward !== undefined) {
     const names = c.rewards.map((e) => (typeof e === "string" ? rewardName(e) : (e.name ?? rewardName(e.fn))));
     if (!names.includes(metric.reward))

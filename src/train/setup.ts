@@ -250,7 +250,8 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
   });
   // what eval_accuracy counts (the verifier, or a reward function at a pass mark), said once at the start
-  const metric: EvalMetric = env ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
+  // (a win rate against the group has no held-out value: preference runs evaluate by the task's verifier)
+  const metric: EvalMetric = env || preference ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
   if (metric.kind === "reward")
     log(`eval_accuracy: the share of held-out completions with ${describeMetric(metric)} (eval.metric)`);
   const evaluate = async (step: number): Promise<EvalResult> => {
@@ -269,7 +270,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     const r = await evaluateProblems(sampler, tok, task, evalProblems, params, {
       logSamples: cfg.eval.logSamples,
       step,
-      rewards,
+      rewards: preference ? [] : rewards,
       metric,
       score: { timeoutMs: cfg.rewardTimeoutMs, concurrency: cfg.rewardConcurrency },
     });

@@ -75,6 +75,18 @@ test("an unknown key names its full path and lists the keys allowed there", () =
     "eval.metric.reward",
     /no reward function named "score"; the configured rewards are named: r#score/,
   );
+  configError(
+    () =>
+      parseTrainConfig({
+        ...base,
+        task: { name: "arithmetic" },
+        preset: "dno",
+        preference: "verifier",
+        eval: { metric: { pass: 1 } },
+      }),
+    "eval.metric",
+    /with `preference`, the reward is a win rate against the group/,
+  );
 });
 
 test("a separate eval file: every training line trains, the held-out lines are that file's", async () => {
