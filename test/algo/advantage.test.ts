@@ -14,6 +14,7 @@ import {
   discountedStepReturns,
   drGrpo,
   drMas,
+  gae,
   gdpo,
   gigpo,
   grpo,
@@ -479,6 +480,66 @@ describe("PyTorch reference on random groups (ids shuffled)", () => {
   });
 });
 
+describe("GAE (1506.02438)", () => {
+  // the sum form Â_j = Σ_{k≥j} (γλ)^{k−j} δ_k, δ_k = r_k + γV_{k+1} − V_k over each row's valid steps,
+  // bootstrapped from V at the first step after them — written independently of the recursion in src
+  const n = 3;
+  const t = 5;
+  const lens = [5, 3, 1];
+  const maskV = Array.from({ length: n * t }, (_, k) => (k % t < (lens[Math.floor(k / t)] as number) ? 1 : 0));
+  const V = Array.from({ length: n * (t + 1) }, (_, k) => Math.sin(1.3 * k + 0.2));
+  const R = Array.from({ length: n * t }, (_, k) => (maskV[k] ? Math.cos(0.7 * k) : 0));
+  function reference(rewards: number[], gamma: number, lambda: number): number[] {
+    const out = new Array<number>(n * t).fill(0);
+    for (let i = 0; i < n; i++) {
+      const len = lens[i] as number;
+      const delta = (k: number) =>
+        (rewards[i * t + k] as number) + gamma * (V[i * (t + 1) + k + 1] as number) - (V[i * (t + 1) + k] as number);
+      for (let j = 0; j < len; j++) {
+        let a = 0;
+        for (let k = j; k < len; k++) a += (gamma * lambda) ** (k - j) * delta(k);
+        out[i * t + j] = a;
+      }
+    }
+    return out;
+  }
+  const batch = (tokenRewards: boolean, rewards = [0, 0, 0]): RewardBatch => ({
+    ...batchOf(rewards, [0, 1, 2]),
+    mask: tensor(maskV, { shape: [n, t], dtype: "f64" }),
+    values: tensor(V, { shape: [n, t + 1], dtype: "f64" }),
+    ...(tokenRewards ? { tokenRewards: tensor(R, { shape: [n, t], dtype: "f64" }) } : {}),
+  });
+  const tokenValues = (a: Advantages) => {
+    assert.equal(a.kind, "token");
+    return (a.values as ReturnType<typeof tensor>).data() as Float64Array;
+  };
+  test("per-step rewards, without normalisation, for (γ, λ) = (0.99, 0.95) and (0.9, 0.5)", () => {
+    for (const [gamma, lambda] of [
+      [0.99, 0.95],
+      [0.9, 0.5],
+    ] as const) {
+      const got = tokenValues(gae(batch(true), { gamma, lambda, normalize: false }));
+      close(got, reference(R, gamma, lambda), 1e-12, `γ ${gamma} λ ${lambda}`);
+    }
+  });
+  test("normalised over the valid steps (mean 0, unbiased std 1); padding stays 0", () => {
+    const raw = reference(R, 0.99, 0.95);
+    const valid = raw.filter((_, k) => maskV[k]);
+    const mean = valid.reduce((a, b) => a + b, 0) / valid.length;
+    const std = Math.sqrt(valid.reduce((a, b) => a + (b - mean) ** 2, 0) / (valid.length - 1));
+    const want = raw.map((x, k) => (maskV[k] ? (x - mean) / (std + 1e-8) : 0));
+    close(tokenValues(gae(batch(true), {})), want, 1e-12);
+  });
+  test("without per-step rewards the row reward sits on its last valid step", () => {
+    const rows = [1, -0.5, 2];
+    const onLast = new Array<number>(n * t).fill(0);
+    rows.forEach((r, i) => {
+      onLast[i * t + (lens[i] as number) - 1] = r;
+    });
+    close(tokenValues(gae(batch(false, rows), { normalize: false })), reference(onLast, 0.99, 0.95), 1e-12);
+  });
+});
+
 describe("registry", () => {
   test("every estimator is registered; an unknown name lists the known ones", () => {
     assert.deepEqual(advantageEstimators.names(), [
@@ -486,6 +547,7 @@ describe("registry", () => {
       "dgpo",
       "dr_grpo",
       "dr_mas",
+      "gae",
       "gdpo",
       "gigpo",
       "grpo",
