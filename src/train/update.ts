@@ -34,6 +34,7 @@ import {
 } from "./batch.js";
 import type { Run } from "./context.js";
 import type { MetricRecord } from "./metrics.js";
+import { addMismatchRows, emptyMismatchBuckets, mismatchRowSums } from "./mismatch.js";
 import type { Collected, Rollout } from "./sources.js";
 import { isOffPolicy, meanLogprobsOf } from "./sources.js";
 import { stepMetrics, type TrainingTotals } from "./step-metrics.js";
@@ -210,6 +211,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
     klSum: 0,
     mismatchSum: 0,
     mismatchTok: 0,
+    mismatchBuckets: emptyMismatchBuckets(),
     isStats: emptyIsStats(),
     skipped: 0,
     optSteps: 0,
@@ -276,7 +278,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
             totals.lossMetrics[k] ??= [];
             totals.lossMetrics[k].push(v);
           }
-          if (it === 0) observeFirstPass(totals, m, f);
+          if (it === 0) observeFirstPass(totals, m, f, ro);
         });
       }
       finiteLoss = run.sync.reduceGradients(params, finiteLoss);
@@ -311,7 +313,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Metr
 }
 
 /** Entropy, KL to the reference (or drift from π_old) and sampler mismatch of the first pass. */
-function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?: Tensor }): void {
+function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout): void {
   const tokens = m.mask.gt(0).to("f32");
   const nTok = tokens.sum().item();
   if (f.entropy) {
@@ -331,6 +333,10 @@ function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?
   const nSampled = onPolicyTokens.sum().item();
   t.mismatchSum += maskedMean(before.sub(m.samplerLp).abs(), onPolicyTokens) * nSampled;
   t.mismatchTok += nSampled;
+  // by completion length, in float64 so that the sums do not depend on the micro-batch split
+  const rows = mismatchRowSums(before, m.samplerLp, onPolicyTokens);
+  const lengths = m.rows.map((r) => ro.completions[r]?.tokens.length ?? 0);
+  addMismatchRows(t.mismatchBuckets, lengths, rows.sums, rows.tokens);
   const refOrOld = m.refLp ?? m.oldLp;
   if (refOrOld) {
     const d = refOrOld.sub(f.lp.detach()).clamp(-20, 20);
