@@ -43,7 +43,7 @@ export interface StepFacts {
   /** Tokens behind `entropy`/`kl` and behind `sampler/logprob_abs_diff_mean`. */
   entropyTokens: number;
   mismatchTokens: number;
-  /** The mismatch sums by completion length (step-metrics.ts `MISMATCH_LENGTH_BUCKETS`). */
+  /** The mismatch sums by completion length (train/mismatch.ts `MISMATCH_LENGTH_BUCKETS`). */
   mismatchBuckets?: MismatchBuckets;
   /** The importance-sampling sums, when the rank weighted any token or sequence. */
   isStats?: ImportanceSamplingStats;

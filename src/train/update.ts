@@ -333,7 +333,7 @@ function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?
   const nSampled = onPolicyTokens.sum().item();
   t.mismatchSum += maskedMean(before.sub(m.samplerLp).abs(), onPolicyTokens) * nSampled;
   t.mismatchTok += nSampled;
-  // by completion length, in float64 so that the sums do not depend on the micro-batch split
+  // by completion length, summed in float64 (the split into micro-batches changes only the rounding)
   const rows = mismatchRowSums(before, m.samplerLp, onPolicyTokens);
   const lengths = m.rows.map((r) => ro.completions[r]?.tokens.length ?? 0);
   addMismatchRows(t.mismatchBuckets, lengths, rows.sums, rows.tokens);
