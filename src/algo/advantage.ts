@@ -890,3 +890,100 @@ export const rankGrpo = defineAdvantage({
     return { kind: "token", values };
   },
 });
+
+// ---- GAE with a learned critic (control policies) --------------------------------------------------
+
+/**
+ * Generalized advantage estimation over the steps of each episode (row):
+ * δ_t = r_t + γ V(s_{t+1}) − V(s_t), Â_t = Σ_l (γλ)^l δ_{t+l}, with V after the last valid step taken from
+ * `values[:, len]` (the bootstrap, 0 at a terminal state). Returns Â [N, T] and the value targets Â + V.
+ */
+export function gaeReturns(
+  rewards: Float64Array,
+  values: Float64Array,
+  mask: Float64Array,
+  n: number,
+  t: number,
+  gamma: number,
+  lambda: number,
+): { adv: Float64Array; targets: Float64Array } {
+  const adv = new Float64Array(n * t);
+  const targets = new Float64Array(n * t);
+  for (let i = 0; i < n; i++) {
+    let len = 0;
+    while (len < t && (mask[i * t + len] as number) > 0) len++;
+    let running = 0;
+    for (let j = len - 1; j >= 0; j--) {
+      const v = values[i * (t + 1) + j] as number;
+      const next = values[i * (t + 1) + j + 1] as number;
+      const delta = (rewards[i * t + j] as number) + gamma * next - v;
+      running = delta + gamma * lambda * running;
+      adv[i * t + j] = running;
+      targets[i * t + j] = running + v;
+    }
+  }
+  return { adv, targets };
+}
+
+// arXiv 1506.02438 [PAPER-KNOWN]
+export const gae = defineAdvantage({
+  name: "gae",
+  paper: "1506.02438",
+  confidence: "PAPER-KNOWN",
+  doc: "GAE(γ, λ) over each episode's steps with a learned critic V(s), standardised over the batch's steps (PPO)",
+  params: z.strictObject({
+    gamma: z.number().min(0).max(1).default(0.99),
+    lambda: z.number().min(0).max(1).default(0.95),
+    /** Standardise Â over the batch's valid steps (mean/std), as PPO and MDPO do. */
+    normalize: z.boolean().default(true),
+    eps: z.number().positive().default(1e-8),
+  }),
+  needs: ["tokenMask", "stepValues"],
+  granularity: "token",
+  tokenRewards: true,
+  groupRelative: false,
+  estimate(batch, p): TokenAdvantages {
+    const mask = requireMask(batch, "gae");
+    const { values, tokenRewards } = batch;
+    const [n, t] = mask.shape as [number, number];
+    if (values === undefined || values.shape[0] !== n || values.shape[1] !== t + 1)
+      throw new CohortError(
+        `estimator "gae" needs RewardBatch.values [${n}, ${t + 1}] (a critic's V(s_t) and the bootstrap)`,
+      );
+    const m = tidy(() => mask.to("f64").data() as Float64Array);
+    // per-step rewards; absent: the row's reward r_i on its last valid step (the pipeline's convention)
+    let r: Float64Array;
+    if (tokenRewards !== undefined) r = tidy(() => tokenRewards.to("f64").data() as Float64Array);
+    else {
+      r = new Float64Array(n * t);
+      for (let i = 0; i < n; i++) {
+        const ri = batch.rewards[i] as number;
+        if (Number.isNaN(ri)) continue;
+        for (let j = t - 1; j >= 0; j--) {
+          if ((m[i * t + j] as number) > 0) {
+            r[i * t + j] = ri;
+            break;
+          }
+        }
+      }
+    }
+    const v = tidy(() => values.to("f64").data() as Float64Array);
+    const { adv } = gaeReturns(r, v, m, n, t, p.gamma, p.lambda);
+    if (p.normalize) {
+      let s = 0;
+      let c = 0;
+      for (let k = 0; k < n * t; k++) {
+        if ((m[k] as number) > 0) {
+          s += adv[k] as number;
+          c++;
+        }
+      }
+      const mean = c > 0 ? s / c : 0;
+      let ss = 0;
+      for (let k = 0; k < n * t; k++) if ((m[k] as number) > 0) ss += ((adv[k] as number) - mean) ** 2;
+      const std = c > 1 ? Math.sqrt(ss / (c - 1)) : 0;
+      for (let k = 0; k < n * t; k++) adv[k] = (m[k] as number) > 0 ? ((adv[k] as number) - mean) / (std + p.eps) : 0;
+    }
+    return { kind: "token", values: tensor(adv, { shape: [n, t], device: devOf(mask) }) };
+  },
+});

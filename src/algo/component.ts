@@ -55,6 +55,10 @@ export const NEEDS = {
     what: "a per-token score [N, T] computed by your own code",
     from: "your own loop only: call the pipeline (src/algo/pipeline.ts) with inputs.tokenScore",
   },
+  stepValues: {
+    what: "a learned critic's value V(s_t) of every step's state, with the bootstrap value after the last [N, T + 1]",
+    from: "cohort train with a control policy and a critic (`policy.critic`)",
+  },
   rankRewards: {
     what: "the reward of every rank position of a ranked list ([N][K])",
     from: "your own loop only: call the pipeline with RewardBatch.rankRewards (no built-in task ranks items)",

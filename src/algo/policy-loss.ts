@@ -145,6 +145,16 @@ export class PolicyLoss {
 
   /** ρ at the configured level (no gate), the token log-ratio, the mask and the broadcast advantages. */
   #common(batch: LossBatch): { m: Tensor; adv: Tensor; lr: Tensor; ratio: Tensor } {
+    const { m, adv, lr, ratioOpts } = this.#inputs(batch);
+    const ratio =
+      this.config.loss.type === "surrogate"
+        ? importanceRatio(this.config.ratio.level, { ...batch, mask: m }, ratioOpts).ratio
+        : lr.exp();
+    return { m, adv, lr, ratio };
+  }
+
+  /** The float mask [N, T], the advantages broadcast to [N, T], the token log-ratio and the ratio options. */
+  #inputs(batch: LossBatch) {
     const c = this.config;
     const { logprobs, mask } = batch;
     if (logprobs.ndim !== 2 || mask.shape.join() !== logprobs.shape.join()) {
@@ -158,9 +168,7 @@ export class PolicyLoss {
       hybridMix: c.ratio.hybrid?.mix ?? "average",
     };
     const lr = tokenLogRatio({ ...batch, mask: m }, ratioOpts);
-    const ratio =
-      c.loss.type === "surrogate" ? importanceRatio(c.ratio.level, { ...batch, mask: m }, ratioOpts).ratio : lr.exp();
-    return { m, adv, lr, ratio };
+    return { m, adv, lr, ratioOpts };
   }
 
   compute(batch: LossBatch, counts: GlobalCounts, ctx: StepContext = {}): PolicyLossResult {
@@ -172,18 +180,7 @@ export class PolicyLoss {
       fullCounts.maxLength = c.aggregate.maxLength;
     }
     const loss = tidy(() => {
-      const { logprobs, mask } = batch;
-      if (logprobs.ndim !== 2 || mask.shape.join() !== logprobs.shape.join()) {
-        throw new CohortError(`logprobs and mask must both be [N, T] (got [${logprobs.shape}] and [${mask.shape}])`);
-      }
-      const m = mask.to(logprobs.dtype);
-      const adv = broadcastAdvantages(batch.advantages, logprobs);
-      const ratioOpts = {
-        logRatioClamp: c.ratio.logRatioClamp,
-        seqLogRatioClamp: c.ratio.seqLogRatioClamp,
-        hybridMix: c.ratio.hybrid?.mix ?? "average",
-      };
-      const lr = tokenLogRatio({ ...batch, mask: m }, ratioOpts);
+      const { m, adv, lr, ratioOpts } = this.#inputs(batch);
       const scalars: Tensor[] = [];
       let tokenLoss: Tensor;
       let ratio: Tensor;
@@ -229,7 +226,7 @@ export class PolicyLoss {
           this.loss.state,
         );
         Object.assign(metrics, out.metrics);
-        tokenLoss = out.tokenLoss ?? logprobs.mul(0);
+        tokenLoss = out.tokenLoss ?? batch.logprobs.mul(0);
         if (out.loss !== undefined) scalars.push(out.loss);
       }
 

@@ -52,6 +52,8 @@ export interface RegularizerDef<
   compute(ctx: RegularizerContext, params: z.output<P>, state: S): RegularizerOutput;
   /** A KL penalty to π_ref (refused together with KL in the reward: one placement). */
   klToReference?: boolean;
+  /** The option that holds the run's number of generation steps (filled from train.steps when unset). */
+  runLength?: string;
 }
 // biome-ignore lint/suspicious/noExplicitAny: each definition keeps its own params type
 export const regularizers = new ComponentRegistry<RegularizerDef<any, any>>("regularizer");
@@ -466,4 +468,48 @@ defineRegularizer({
   doc: "λ·max(0, ℓ_old − ℓ) on A ≥ 0 tokens of actions (or responses) that lost likelihood",
   params: lldsParams,
   compute: (ctx, p) => lldsRegularizer(p).compute(ctx),
+});
+
+// ---- MDPO proximity (E.1) --------------------------------------------------------------------------
+
+const mdpoParams = z.strictObject({
+  /** K: generation steps of the run for the schedule t_k = max(1 − k/K, floor); `cohort train` sets train.steps. */
+  totalSteps: z.number().int().positive().optional(),
+  /** The schedule's floor (design choice, 0.1). */
+  floor: z.number().gt(0).max(1).default(0.1),
+  /** A constant step size t instead of the schedule. */
+  t: z.number().positive().optional(),
+});
+
+/** MDPO's step size t_k = max(1 − k/K, floor), k = step − 1 (0-based generation step); a constant `t` if set. */
+export function mdpoStepSize(p: z.output<typeof mdpoParams>, step: number): number {
+  if (p.t !== undefined) return p.t;
+  if (p.totalSteps === undefined) return 1;
+  return Math.max(1 - (step - 1) / p.totalSteps, p.floor);
+}
+
+/**
+ * Mirror Descent Policy Optimization's proximity term KL(π_θ ‖ π_old)/t_k, per token as
+ * κ = ρ·(ℓ − ℓ_old) − ρ + 1 (≥ 0, E_{π_old}[κ] = KL(π_θ‖π_old)), so that with gate `none` the per-token loss is
+ * −ρA + κ/t_k and dL/dℓ = −ρA + (ρ/t_k)(ℓ − ℓ_old). With one inner step ρ = 1 and the term has no gradient.
+ * arXiv 2005.09814 [CODE] (token form and schedule floor: design choices of ALGORITHMS.md E.1).
+ */
+// MDPO proximity KL(π_θ‖π_old)/t_k.  arXiv 2005.09814 [CODE] (token form: design choice)
+defineRegularizer({
+  name: "mdpo",
+  paper: "2005.09814",
+  confidence: "CODE",
+  doc: "MDPO proximity (1/t_k)·κ, κ = ρ(ℓ − ℓ_old) − ρ + 1 (unbiased KL(π_θ‖π_old)), t_k = max(1 − k/K, 0.1)",
+  params: mdpoParams,
+  runLength: "totalSteps",
+  needs: ["oldLogprobs"],
+  compute(ctx, p) {
+    const t = mdpoStepSize(p, ctx.step);
+    return tidy(() => {
+      const lr = ctx.tokenLogRatio;
+      const rho = lr.exp();
+      const kappa = rho.mul(lr).sub(rho).add(1);
+      return { tokenLoss: kappa.div(t), metrics: { "mdpo/kl": maskedMean(kappa, ctx.batch.mask), "mdpo/t": t } };
+    });
+  },
 });

@@ -28,6 +28,8 @@ export interface RewardBatch {
   mask?: Tensor;
   /** Per-token rewards [N, T] (REINFORCE++ returns-to-go); absent: r_i sits on the last valid token. */
   tokenRewards?: Tensor;
+  /** Critic values V(s_t) [N, T + 1] (the last column: the bootstrap value after the last valid step, 0 at a terminal state). */
+  values?: Tensor;
   /** Weight w_k of each reward function (length K), for decoupled normalisation (GDPO). */
   rewardWeights?: Float64Array;
   /** Agent episodes (GiGPO): rows are steps; the trajectory of each row, and its anchor-state key. */

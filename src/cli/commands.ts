@@ -2,23 +2,12 @@
  * The training-side subcommands: train, eval, pretrain, presets.
  * @module
  */
-import { parseArgs } from "node:util";
 import { ConfigError } from "../errors.js";
-import type { Command } from "./command.js";
+import { type Command, parseCommandArgs } from "./command.js";
 
 /** An argument as a POSIX shell would need it written. */
 function shellQuote(a: string): string {
   return /^[A-Za-z0-9_./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
-type OptionSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
-
-function parse(args: string[], options: OptionSpec, usage: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
-  }
 }
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -64,7 +53,7 @@ export const trainCommand: Command = {
     "[--dist-backend gloo|nccl]",
   async run(args) {
     const distFlags = { type: "string" } as const; // data parallel (src/parallel/cli.ts)
-    const { values, positionals } = parse(
+    const { values, positionals } = parseCommandArgs(
       args,
       {
         set: { type: "string", multiple: true },
@@ -164,7 +153,7 @@ export const evalCommand: Command = {
     "       cohort eval --base-url <url> --model <id> --task <name> [--experiences <experiences.json>] " +
     "[--api-key-env VAR] [--temperature T] [--options JSON] [--problems N] [--seed N] [--max-new-tokens N]",
   async run(args) {
-    const { values, positionals } = parse(
+    const { values, positionals } = parseCommandArgs(
       args,
       {
         task: { type: "string" },
@@ -235,7 +224,7 @@ export const pretrainCommand: Command = {
     "[--think] [--thought-dropout P]\n" +
     "       cohort pretrain --env <name> --out <dir> [--options JSON] [--noise P] [--max-positions N] [same options]",
   async run(args) {
-    const { values } = parse(
+    const { values } = parseCommandArgs(
       args,
       {
         task: { type: "string" },
@@ -350,11 +339,19 @@ export const presetsCommand: Command = {
   summary: "list the method presets (name, arXiv id, confidence, what it changes); --json for JSON",
   usage: "cohort presets [--json]",
   async run(args) {
-    const { values } = parse(args, { json: { type: "boolean" } }, this.usage);
+    const { values } = parseCommandArgs(args, { json: { type: "boolean" } }, this.usage);
     const { presetNames, getPreset } = await import("../presets/index.js");
     const rows = presetNames().map((n) => {
       const p = getPreset(n);
-      return { name: p.name, title: p.title, arxiv: p.arxiv, confidence: p.confidence, doc: p.doc, config: p.config };
+      return {
+        name: p.name,
+        title: p.title,
+        arxiv: p.arxiv,
+        confidence: p.confidence,
+        policies: p.policies ?? ["language"],
+        doc: p.doc,
+        config: p.config,
+      };
     });
     if (values.json) {
       console.log(JSON.stringify(rows, null, 2));

@@ -19,13 +19,12 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rm
 import { availableParallelism } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { CohortError, ConfigError } from "../errors.js";
 import { writeJsonAtomic } from "../io/atomic.js";
 import type { Summary } from "../report/aggregate.js";
 import type { CompareManifest, CompareRunRecord } from "../report/load.js";
 import type { TrainConfig } from "../train/config.js";
-import type { Command } from "./command.js";
+import { type Command, parseCommandArgs } from "./command.js";
 
 /** Presets compared when --presets is not given. */
 export const DEFAULT_PRESETS = ["grpo", "dr_grpo", "dapo", "gspo", "sapo"];
@@ -465,16 +464,6 @@ export function summaryTable(s: Summary): string {
   return [line(head), ...rows.map(line)].join("\n");
 }
 
-type OptionSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
-
-function parse(args: string[], options: OptionSpec, usage: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
-  }
-}
-
 function positiveInt(v: unknown, flag: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${flag} ${String(v)}: expected a positive integer`);
@@ -499,7 +488,7 @@ export const compareCommand: Command = {
     "Writes <out>/compare.json, <out>/summary.json and <out>/report.html.",
   ].join("\n"),
   async run(args) {
-    const { values, positionals } = parse(
+    const { values, positionals } = parseCommandArgs(
       args,
       {
         presets: { type: "string" },
@@ -568,7 +557,7 @@ export const reportCommand: Command = {
     "  --interval-s  how often --watch looks for changes (default 2)",
   ].join("\n"),
   async run(args) {
-    const { values, positionals } = parse(
+    const { values, positionals } = parseCommandArgs(
       args,
       { out: { type: "string" }, watch: { type: "boolean" }, "interval-s": { type: "string" } },
       this.usage,

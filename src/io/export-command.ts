@@ -5,8 +5,7 @@
  * @module
  */
 import { statSync } from "node:fs";
-import { parseArgs } from "node:util";
-import type { Command } from "../cli/main.js";
+import { type Command, parseCommandArgs } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
 const usage = "cohort export <model-dir | run-dir | checkpoint> --gguf out.gguf [--quant q8_0|f16|f32]";
@@ -15,17 +14,7 @@ export const exportCommand: Command = {
   summary: "write a model or a run's trained weights as GGUF (llama.cpp, Ollama), tokenizer and chat template included",
   usage,
   async run(args) {
-    let parsed: ReturnType<typeof parseArgs>;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        strict: true,
-        options: { gguf: { type: "string" }, quant: { type: "string" } },
-      });
-    } catch (e) {
-      throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
-    }
+    const parsed = parseCommandArgs(args, { gguf: { type: "string" }, quant: { type: "string" } }, usage);
     const [target, ...rest] = parsed.positionals;
     const out = parsed.values.gguf as string | undefined;
     if (target === undefined || rest.length > 0 || out === undefined)

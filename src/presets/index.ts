@@ -24,6 +24,11 @@ export interface Preset {
   /** arXiv id of the paper the preset follows. */
   arxiv: string;
   confidence: Confidence;
+  /**
+   * The policies it applies to: `language` (a causal LM, `model:`) and/or `control` (src/control, `policy:`).
+   * Absent: language models (its inputs may still be available to control runs; config checks say).
+   */
+  policies?: readonly ("language" | "control")[];
   /** One paragraph: what the method changes, its defaults and their source, and any design choice. */
   doc: string;
   config: AlgoConfigInput;
@@ -1167,6 +1172,48 @@ define({
     advantage: { estimator: "salt", options: { base: "grpo" } },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2005.09814 [CODE] (GRPO-family form: design choice, ALGORITHMS.md E.1)
+define({
+  name: "mdpo",
+  summary: "no clip; per-token proximity KL(π_θ‖π_old)/t_k, t_k = max(1 − k/K, 0.1); μ = 4 inner steps; token-mean",
+  title: "MDPO",
+  arxiv: "2005.09814",
+  confidence: "CODE",
+  policies: ["language", "control"],
+  doc:
+    "On-policy Mirror Descent Policy Optimization: several gradient steps (μ = train.innerIterations, 4 by default " +
+    "here; the paper's code uses 10) on the linearised objective ρ·A plus the proximity KL(π_θ‖π_old)/t_k, with no " +
+    "clipping: per token L = −ρA + κ/t_k, κ = ρ(ℓ − ℓ_old) − ρ + 1 (an unbiased estimate of KL(π_θ‖π_old) under " +
+    "π_old), t_k = max(1 − k/K, 0.1) over the run's K generation steps. Group-normalised advantages (GRPO) from " +
+    "rewards or episode returns; token-mean aggregation; no KL to a reference.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
+    regularizers: [{ type: "mdpo" }],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 1707.06347 [PAPER-KNOWN]
+define({
+  name: "ppo",
+  summary: "learned critic, GAE(0.99, 0.95) standardised, PPO clip 0.2, token-mean (control policies)",
+  title: "PPO",
+  arxiv: "1707.06347",
+  confidence: "PAPER-KNOWN",
+  policies: ["control"],
+  doc:
+    "Proximal Policy Optimization with a learned critic as the baseline the control papers compare with: per-step " +
+    "advantages by GAE (γ = 0.99, λ = 0.95, standardised over the batch's steps) from a state-value network " +
+    "trained beside the policy (policy.critic, loss coef·mean (V − target)² with GAE targets), the ratio clipped at " +
+    "0.2, the loss averaged over the step's time steps. Needs a control policy with `policy.critic`.",
+  config: {
+    advantage: { estimator: "gae" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
     aggregate: { mode: "token-mean" },
   },
 });

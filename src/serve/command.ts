@@ -8,8 +8,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { parseArgs } from "node:util";
-import type { Command } from "../cli/command.js";
+import { type Command, parseCommandArgs } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
 const usage =
@@ -31,39 +30,33 @@ export const serveCommand: Command = {
   summary: "serve a model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models)",
   usage,
   async run(args) {
-    let parsed: ReturnType<typeof parseArgs>;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        strict: true,
-        options: Object.fromEntries<{ type: "string" | "boolean" }>(
-          [
-            "host",
-            "port",
-            "max-concurrency",
-            "max-queue",
-            "max-batch",
-            "model-name",
-            "threads",
-            "seed",
-            "drain-timeout-ms",
-            "max-body-bytes",
-            "batch-wait-ms",
-            "device",
-            "precision",
-            "api-key",
-            "admin-key",
-            "weights-dir",
-            "max-push-mb",
-          ]
-            .map((k): [string, { type: "string" | "boolean" }] => [k, { type: "string" }])
-            .concat([["insecure-no-auth", { type: "boolean" }]]),
-        ),
-      });
-    } catch (e) {
-      throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
-    }
+    const parsed = parseCommandArgs(
+      args,
+      Object.fromEntries<{ type: "string" | "boolean" }>(
+        [
+          "host",
+          "port",
+          "max-concurrency",
+          "max-queue",
+          "max-batch",
+          "model-name",
+          "threads",
+          "seed",
+          "drain-timeout-ms",
+          "max-body-bytes",
+          "batch-wait-ms",
+          "device",
+          "precision",
+          "api-key",
+          "admin-key",
+          "weights-dir",
+          "max-push-mb",
+        ]
+          .map((k): [string, { type: "string" | "boolean" }] => [k, { type: "string" }])
+          .concat([["insecure-no-auth", { type: "boolean" }]]),
+      ),
+      usage,
+    );
     const { values, positionals } = parsed;
     const target = positionals[0];
     if (target === undefined) throw new ConfigError(`missing the model to serve\nusage: ${usage}`);

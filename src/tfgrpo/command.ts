@@ -5,8 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import type { Command } from "../cli/command.js";
+import { type Command, parseCommandArgs } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
 const usage =
@@ -17,23 +16,17 @@ export const tfgrpoCommand: Command = {
   summary: "Training-Free GRPO: learn an experience library against an OpenAI-compatible endpoint (no weight updates)",
   usage,
   async run(args) {
-    let parsed: ReturnType<typeof parseArgs>;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        strict: true,
-        options: {
-          eval: { type: "boolean" },
-          experiences: { type: "string" },
-          problems: { type: "string" },
-          quiet: { type: "boolean" },
-          resume: { type: "boolean" },
-        },
-      });
-    } catch (e) {
-      throw new ConfigError(`${(e as Error).message}\nusage: ${usage}`);
-    }
+    const parsed = parseCommandArgs(
+      args,
+      {
+        eval: { type: "boolean" },
+        experiences: { type: "string" },
+        problems: { type: "string" },
+        quiet: { type: "boolean" },
+        resume: { type: "boolean" },
+      },
+      usage,
+    );
     const { values, positionals } = parsed;
     const file = positionals[0];
     if (file === undefined) throw new ConfigError(`missing the config file\nusage: ${usage}`);

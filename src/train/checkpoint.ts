@@ -13,7 +13,7 @@ import { CohortError } from "../errors.js";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
 import { getRngState, type StateDict, setRngState, type Tensor, tidy } from "../tensor/index.js";
-import { type Run, trainableState } from "./context.js";
+import type { LoopRun } from "./context.js";
 
 export interface CheckpointContents {
   step: number;
@@ -152,7 +152,7 @@ export const fromBase64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(
  * return ""). The rollout source's state is the one from before any batch generated ahead (resume regenerates
  * those batches); `runId` lets --resume refuse a checkpoint of another run (rundir.ts).
  */
-export function saveRun(run: Run, step: number, runId?: string): string {
+export function saveRun<C>(run: LoopRun<C>, step: number, runId?: string): string {
   const local: Record<string, unknown> = {
     ...(run.source.state?.() ?? {}),
     torchRng: toBase64(getRngState()),
@@ -164,16 +164,15 @@ export function saveRun(run: Run, step: number, runId?: string): string {
   if (runId !== undefined) state.runId = runId;
   return saveCheckpoint(
     run.runDir,
-    { step, weights: trainableState(run.policy), optimizer: run.opt.state(), state },
+    { step, weights: Object.fromEntries(run.trainable()), optimizer: run.opt.state(), state },
     run.cfg.checkpoint.keep,
   );
 }
 
 /** Restores a run from a checkpoint folder: weights, optimizer, RNGs, data position and component state. */
-export function restoreRun(run: Run, dir: string): number {
+export function restoreRun<C>(run: LoopRun<C>, dir: string): number {
   const ck = loadCheckpoint(dir);
-  const { model, lora } = run.policy;
-  const named = new Map(lora ? lora.namedParameters() : model.namedParameters());
+  const named = new Map(run.trainable());
   const s = run.sync.rankState(ck.state, dir) as {
     torchRng: string;
     components?: Record<string, unknown>;

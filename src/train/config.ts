@@ -13,6 +13,7 @@ import { advantageEstimators } from "../algo/advantage.js";
 import { TRAIN_SOURCES } from "../algo/component.js";
 import { type AlgoConfig, checkNeeds, configNeeds, parseAlgoConfig } from "../algo/config.js";
 import { gates } from "../algo/gates.js";
+import { regularizers } from "../algo/regularizers.js";
 import { configErrorFromIssues } from "../config-issue.js";
 import { createEnv, envConfigSchema } from "../env/registry.js";
 import { ConfigError } from "../errors.js";
@@ -33,6 +34,7 @@ const rewardEntry = z.union([
   }),
 ]);
 
+import { CONTROL_SOURCES, checkControlConfig, policyConfigSchema } from "../control/config.js";
 import { samplerSchema } from "./sampler-config.js";
 
 export const trainConfigSchema = z.strictObject({
@@ -46,28 +48,36 @@ export const trainConfigSchema = z.strictObject({
   seed: z.number().int().min(0).default(0),
   /** CPU threads for libtorch (default: all cores, or OMP_NUM_THREADS when set). */
   threads: z.number().int().positive().optional(),
-  model: z.strictObject({
-    /** A Hugging Face model directory (config.json, model.safetensors, tokenizer files). Relative to the config file. */
-    path: z.string().min(1),
-    /**
-     * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
-     * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
-     */
-    device: z.string().regex(DEVICE_NAME, 'use "cpu", "cuda" or "cuda:N"').default("cpu"),
-    /**
-     * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
-     * lm_head, log-probs and losses (src/model/llama.ts `Precision`).
-     */
-    precision: z.enum(["fp32", "bf16"]).default("fp32"),
-    /** LoRA adapters instead of full fine-tuning; the reference policy is then the model with adapters off. */
-    lora: z
-      .strictObject({
-        rank: z.number().int().positive().default(8),
-        alpha: z.number().positive().default(16),
-        targets: z.array(z.enum(["q", "k", "v", "o", "gate", "up", "down"])).default(["q", "v"]),
-      })
-      .optional(),
-  }),
+  /** The language model (absent with `policy`). */
+  model: z
+    .strictObject({
+      /** A Hugging Face model directory (config.json, model.safetensors, tokenizer files). Relative to the config file. */
+      path: z.string().min(1),
+      /**
+       * Where the policy (and the reference model) live and train: `cpu`, `cuda` or `cuda:N` (a CUDA build of
+       * the addon; docs/GPU.md). Tokens are filtered and drawn on the device.
+       */
+      device: z.string().regex(DEVICE_NAME, 'use "cpu", "cuda" or "cuda:N"').default("cpu"),
+      /**
+       * `fp32`, or `bf16`: projections and attention in bf16 with fp32 master weights, residual stream, norms,
+       * lm_head, log-probs and losses (src/model/llama.ts `Precision`).
+       */
+      precision: z.enum(["fp32", "bf16"]).default("fp32"),
+      /** LoRA adapters instead of full fine-tuning; the reference policy is then the model with adapters off. */
+      lora: z
+        .strictObject({
+          rank: z.number().int().positive().default(8),
+          alpha: z.number().positive().default(16),
+          targets: z.array(z.enum(["q", "k", "v", "o", "gate", "up", "down"])).default(["q", "v"]),
+        })
+        .optional(),
+    })
+    .optional(),
+  /**
+   * A policy that is not a language model (src/control): `{kind: tabular | categorical_mlp | gaussian_mlp, …}`,
+   * trained on a control environment (`env: {name: garnet | pendulum | cartpole}`) instead of `model`.
+   */
+  policy: policyConfigSchema.optional(),
   /** A built-in task (arithmetic, countdown) with its options… */
   task: z.strictObject({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}) }).optional(),
   /** …or a JSONL dataset (prompt/answer fields; other fields are passed to reward functions). */
@@ -240,6 +250,13 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     throw configErrorFromIssues(r.error.issues, raw, "check the spelling (see the config reference in the README)");
   }
   const c = r.data;
+  if (c.policy === undefined && c.model === undefined)
+    throw new ConfigError(
+      "no policy: set `model: {path: …}` (a language model) or `policy: {kind: …}` (src/control)",
+      "model",
+    );
+  if (c.policy !== undefined && c.model !== undefined)
+    throw new ConfigError("`model` and `policy` are both set; a run trains one policy, keep one", "policy");
   const sources = [c.task && "task", c.dataset && "dataset", c.env && "env"].filter((x) => x !== undefined);
   if (sources.length !== 1) {
     throw new ConfigError(
@@ -268,7 +285,13 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   const reward = (algoOverrides.reward ?? {}) as Record<string, unknown>;
   if (reward.weights === undefined && weights.some((w) => w !== 1)) algoOverrides.reward = { ...reward, weights };
   const resolvedAlgo = resolvePreset(c.preset, algoOverrides, { rewardFunctions, root: "algo" });
-  if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
+  // schedules over the run (MDPO's t_k): the option a regularizer names as its run length defaults to train.steps
+  for (const r of resolvedAlgo.regularizers as unknown as Record<string, unknown>[]) {
+    const key = regularizers.get(r.type as string).runLength;
+    if (key !== undefined && r[key] === undefined) r[key] = c.train.steps;
+  }
+  if (c.policy !== undefined) checkControlConfig(c, raw, resolvedAlgo);
+  else if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
   const weightsLen = resolvedAlgo.reward.weights?.length;
   if (weightsLen !== undefined && weightsLen !== rewardFunctions) {
     throw new ConfigError(
@@ -307,9 +330,12 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
         "sampling.precision int8 applies to local rollouts; remote workers decode at their own precision (cohort serve --precision int8). Remove sampling.precision or use sampler.kind local",
         "sampling.precision",
       );
-    if (c.model.precision !== "fp32" || (c.model.device !== undefined && c.model.device !== "cpu"))
+    if (c.model === undefined)
+      throw new ConfigError("sampling.precision int8 applies to language models; remove it", "sampling.precision");
+    const mc = c.model;
+    if (mc.precision !== "fp32" || (mc.device !== undefined && mc.device !== "cpu"))
       throw new ConfigError(
-        `sampling.precision int8 decodes on the CPU from fp32 weights; this run has model.device ${c.model.device ?? "cpu"} and model.precision ${c.model.precision}. Use sampling.precision fp32 there`,
+        `sampling.precision int8 decodes on the CPU from fp32 weights; this run has model.device ${mc.device ?? "cpu"} and model.precision ${mc.precision}. Use sampling.precision fp32 there`,
         "sampling.precision",
       );
   }
@@ -331,7 +357,8 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     }
   }
   // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
-  checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
+  if (c.policy !== undefined) checkNeeds(resolvedAlgo, CONTROL_SOURCES(c.policy), "cohort train with a control policy");
+  else checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
   const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;
   if (c.train.groupSize < minGroup && estimator.groupRelative !== false && minGroup > 2) {

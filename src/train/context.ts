@@ -16,8 +16,9 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import type { TrainConfig } from "./config.js";
 import type { Diagnostics } from "./diagnostics.js";
 import type { EvalResult } from "./evaluate.js";
+import type { MetricRecord } from "./metrics.js";
 import type { ForwardBackend, GradSync } from "./parts.js";
-import type { RolloutSource } from "./sources.js";
+import type { Collected, RolloutSource } from "./sources.js";
 
 /** The trained model: the policy, its reference (a frozen copy, or LoRA adapters off) and what is trained. */
 export interface PolicyParts {
@@ -30,29 +31,59 @@ export interface PolicyParts {
   params: Tensor[];
 }
 
-export interface Run {
+/** A held-out evaluation: the trainer logs `accuracy` (success rate), `format` and any further `metrics`. */
+export interface RunEval {
+  accuracy: number;
+  format: number;
+  samples: Record<string, unknown>[];
+  /** More eval metrics, logged under their own keys (e.g. `eval_return`). */
+  metrics?: Record<string, number>;
+}
+
+/**
+ * What the loop (trainer.ts) and checkpoints see of a run, whatever its policy is: the rollout source whose
+ * batches (`C`) the run's `update` trains on, the pipeline, optimizer, gradient sync and diagnostics, the
+ * trainable tensors, the held-out evaluation and the run's own start-up checks and export. A language-model
+ * run (`Run`, setup.ts) and a control-policy run (src/control/run.ts) are both one.
+ */
+export interface LoopRun<C = Collected> {
   cfg: TrainConfig;
-  algo: AlgoConfig;
   runDir: string;
   log: (line: string) => void;
-  policy: PolicyParts;
+  /** Advantages, token filters, the policy loss and the state of stateful components (src/algo/pipeline.ts). */
+  pipeline: Pipeline;
   opt: AdamW;
+  /** Where each step's scored rollouts come from (sources.ts). */
+  source: RolloutSource<C>;
+  /** What a step shares with other processes (parts.ts). */
+  sync: GradSync;
+  diagnostics: Diagnostics;
+  /** The named tensors a checkpoint holds (and resume restores). */
+  trainable(): [string, Tensor][];
+  /** Checks that need the built parts (prompts against the context, finite weights), before the run directory. */
+  check(): void;
+  /** Trains on one step's batch; returns the step's metrics (`t0`: when the step began). */
+  update(step: number, col: C, t0: number): MetricRecord;
+  /** Held-out evaluation at a step. */
+  evaluate(step: number): RunEval;
+  /** Writes the trained policy to `dir` at the end of the run. */
+  exportTo(dir: string): void;
+  /** Releases the run's parts (native memory, connections). */
+  dispose(): Promise<void>;
+}
+
+export interface Run extends LoopRun<Collected> {
+  algo: AlgoConfig;
+  policy: PolicyParts;
   tok: Tokenizer;
   task: Task;
   rewards: NamedReward[];
-  /** Advantages, token filters, the policy loss and the state of stateful components (src/algo/pipeline.ts). */
-  pipeline: Pipeline;
-  /** Where each step's scored rollouts come from (sources.ts). */
-  source: RolloutSource;
   /** How micro-batch log-probs are computed (parts.ts). */
   backend: ForwardBackend;
-  /** What a step shares with other processes (parts.ts). */
-  sync: GradSync;
   /** The local sampler (held-out evaluation; rollouts unless they come from workers). */
   sampler: LocalSampler;
   evalProblems: Problem[];
   stopIds: number[];
-  diagnostics: Diagnostics;
   /** The train/sampler mismatch correction of remote or int8 local rollouts (`sampler.importanceSampling`), or null. */
   importanceSampling: { mode: string; cap: number } | null;
   /** Whether row `i` passed the task (its success reward), for the likelihood-of-correct diagnostic. */

@@ -25,11 +25,11 @@ import type { Task } from "../task/types.js";
 import { AdamW, defaultNumThreads, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { TrainConfig } from "./config.js";
-import type { PolicyParts, Run } from "./context.js";
+import { type LoopRun, type PolicyParts, type Run, trainableState } from "./context.js";
 import { Diagnostics } from "./diagnostics.js";
 import { type EvalResult, evaluateProblems } from "./evaluate.js";
 import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
-import { checkDatasetRows } from "./preflight.js";
+import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines } from "./rundir.js";
 import {
   episodeGenerate,
@@ -43,6 +43,7 @@ import {
   textGenerate,
   withEpisodeStage,
 } from "./sources.js";
+import { update } from "./update.js";
 
 export function resolvePath(cfg: TrainConfig, p: string): string {
   if (isAbsolute(p)) return p;
@@ -55,12 +56,12 @@ function loadPolicy(
   pipeline: Pipeline,
   group?: ProcessGroup,
 ): PolicyParts & { dir: ReturnType<typeof readModelDir> } {
-  const modelDir = resolvePath(cfg, cfg.model.path);
+  const mc = modelSection(cfg);
+  const modelDir = resolvePath(cfg, mc.path);
   // data parallel on GPUs: `cuda` means this rank's own GPU, cuda:LOCAL_RANK (as torchrun's convention)
-  const name =
-    cfg.model.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : cfg.model.device;
+  const name = mc.device === "cuda" && group ? `cuda:${Number(process.env.LOCAL_RANK ?? group.rank)}` : mc.device;
   if (!isDevice(name)) throw new CohortError(`model.device "${name}" is not a device name (cpu, cuda or cuda:N)`);
-  const place = { device: name, precision: cfg.model.precision };
+  const place = { device: name, precision: mc.precision };
   const unavailable = deviceUnavailable(place.device);
   if (unavailable !== null)
     throw new CohortError(`model.device is "${place.device}" but ${unavailable}, or set model.device: cpu`);
@@ -71,8 +72,8 @@ function loadPolicy(
   const model = CausalLM.fromHF(dir.config, dir.tensors, place);
   let ref: CausalLM | null = null;
   let lora: LoraAdapter | null = null;
-  if (cfg.model.lora) {
-    lora = applyLora(model, { ...cfg.model.lora, seed: cfg.seed });
+  if (mc.lora) {
+    lora = applyLora(model, { ...mc.lora, seed: cfg.seed });
   } else if (pipeline.has("refLogprobs")) {
     ref = CausalLM.fromHF(dir.config, dir.tensors, place);
     for (const p of ref.parameters()) p.requireGrad(false);
@@ -81,7 +82,24 @@ function loadPolicy(
   return { model, lora, ref, params: model.parameters(), dir };
 }
 
-/** A run's parts, ready for its first step (with `group`: this process is one rank of it). */
+/**
+ * The run of a config: a control-policy run (src/control/run.ts) when the config has `policy`, else a
+ * language-model run.
+ */
+export async function setupLoop(
+  cfg: TrainConfig,
+  log: (l: string) => void,
+  group?: ProcessGroup,
+  // biome-ignore lint/suspicious/noExplicitAny: each kind of run trains on its own batches
+): Promise<LoopRun<any>> {
+  if (cfg.policy !== undefined) {
+    const { setupControlRun } = await import("../control/run.js");
+    return setupControlRun(cfg, log, group);
+  }
+  return setupRun(cfg, log, group);
+}
+
+/** A language-model run's parts, ready for its first step (with `group`: this process is one rank of it). */
 export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group?: ProcessGroup): Promise<Run> {
   if (group) DataParallel.checkPrompts(cfg.train.promptsPerStep, group.worldSize);
   setNumThreads(cfg.threads ?? (group ? threadsPerRank() : defaultNumThreads()));
@@ -212,7 +230,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     };
     return evaluateProblems(sampler, tok, task, evalProblems, params, cfg.eval.logSamples, step);
   };
-  return {
+  const run: Run = {
     cfg,
     algo,
     runDir,
@@ -234,7 +252,23 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
       remote?.importanceSampling ?? (cfg.sampler.kind === "local" ? (cfg.sampler.importanceSampling ?? null) : null),
     isSuccess: (byFn, i) => plan.isSuccess(byFn, i),
     evaluate,
+    trainable: () => Object.entries(trainableState(policy)),
+    check() {
+      const limits = { tok, maxPositions: model.config.maxPositionEmbeddings, maxNewTokens: cfg.sampling.maxNewTokens };
+      if (cfg.task) checkTaskPrompts(task, evalProblems, limits, cfg.seed); // dataset rows: checked above
+      checkFiniteWeights(model.namedParameters(), `the model ${resolvePath(cfg, modelSection(cfg).path)}`);
+    },
+    update: (step, col, t0) => update(run, step, col, t0),
+    exportTo: (dir) => exportModel(run, dir),
+    dispose: () => disposeRun(run),
   };
+  return run;
+}
+
+/** The `model` section of a language-model run (absent only with `policy`, which config.ts checks). */
+function modelSection(cfg: TrainConfig): NonNullable<TrainConfig["model"]> {
+  if (cfg.model === undefined) throw new CohortError("a language-model run needs `model: {path: …}`");
+  return cfg.model;
 }
 
 /** Saves the trained policy as a Hugging Face model directory (LoRA merged into the weights). */

@@ -60,9 +60,9 @@ export interface Collected {
   metrics: Record<string, number>;
 }
 
-export interface RolloutSource {
+export interface RolloutSource<C = Collected> {
   /** The scored rollouts of optimizer step `step` (1-based). */
-  collect(step: number): Promise<Collected>;
+  collect(step: number): Promise<C>;
   /** Called once before the first step with the last step this run trains. */
   begin?(lastStep: number): void;
   /** The source's resumable state (data RNG, rollout plan), for checkpoints. */
@@ -74,7 +74,7 @@ export interface RolloutSource {
    * The advantage stage of its rows when they are not plain completions (episodes: step rows, hole masks);
    * absent: the pipeline's stage over the completions.
    */
-  stage?(pl: Pipeline, col: Collected, inputs: StageInputs): RewardStage;
+  stage?(pl: Pipeline, col: C, inputs: StageInputs): RewardStage;
   /** Finishes work under way (batches generated ahead) and releases connections. */
   close?(): Promise<void>;
 }

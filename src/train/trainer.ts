@@ -11,9 +11,10 @@
  * export the final model
  * ```
  *
- * The loop does not know which sampler, environment, forward pass or process group it runs with: the rollout
- * source, the forward backend and the gradient sync are parts (parts.ts, sources.ts). `TrainOptions.source`
- * replaces the rollout source.
+ * The loop does not know which policy, sampler, environment, forward pass or process group it runs with: the
+ * rollout source, the update, the forward backend and the gradient sync are parts (context.ts `LoopRun`,
+ * parts.ts, sources.ts); a language model (setup.ts) and a control policy (src/control/run.ts) are runs alike.
+ * `TrainOptions.source` replaces a language-model run's rollout source.
  * @module
  */
 import { join } from "node:path";
@@ -21,13 +22,12 @@ import { CohortError } from "../errors.js";
 import type { ProcessGroup } from "../parallel/index.js";
 import { fallbackHint, restoreRun, saveRun } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
-import { type Run, trainableState } from "./context.js";
+import type { LoopRun, Run } from "./context.js";
 import { type MetricRecord, MetricsLog } from "./metrics.js";
-import { checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
+import { checkFiniteWeights } from "./preflight.js";
 import { appendLines, openRun, planRun } from "./rundir.js";
-import { disposeRun, exportModel, resolvePath, setupRun } from "./setup.js";
+import { setupLoop } from "./setup.js";
 import type { RolloutSource } from "./sources.js";
-import { update } from "./update.js";
 
 export { requestSeed } from "./sources.js";
 
@@ -51,7 +51,7 @@ export interface TrainOptions {
   stopSignal?: { stop: boolean };
   /** Data parallel: this process is one rank of `dist` (src/parallel); rank 0 writes logs and checkpoints. */
   dist?: ProcessGroup;
-  /** Another rollout source (sources.ts) in place of the config's, made from the run's other parts. */
+  /** Another rollout source (sources.ts) in place of the config's, made from a language-model run's other parts. */
   source?: (run: Run) => RolloutSource;
 }
 
@@ -65,21 +65,24 @@ export interface TrainResult {
 /** Runs (or resumes) a training run; returns when it finishes or is stopped. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const run = await setupRun(cfg, log, opts.dist);
+  const run = await setupLoop(cfg, log, opts.dist);
   if (opts.source) {
     await run.source.close?.();
-    run.source = opts.source(run);
+    run.source = opts.source(run as Run);
   }
+  return loop(run, cfg, opts, log);
+}
+
+async function loop<C>(
+  run: LoopRun<C>,
+  cfg: TrainConfig,
+  opts: TrainOptions,
+  log: (l: string) => void,
+): Promise<TrainResult> {
   const { sync } = run;
   try {
     // ---- every check, the model-dependent ones included, before the run directory is touched ------------
-    const limits = {
-      tok: run.tok,
-      maxPositions: run.policy.model.config.maxPositionEmbeddings,
-      maxNewTokens: cfg.sampling.maxNewTokens,
-    };
-    if (cfg.task) checkTaskPrompts(run.task, run.evalProblems, limits, cfg.seed); // dataset rows: in setup
-    checkFiniteWeights(run.policy.model.namedParameters(), `the model ${resolvePath(cfg, cfg.model.path)}`);
+    run.check();
     const plan = planRun(run.runDir, cfg, opts, log);
     let start = 0;
     if (plan.kind === "resume" && plan.checkpoint !== null) {
@@ -91,7 +94,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
           throw new CohortError(`${e.message}.${fallbackHint(ck, run.runDir)}`);
         throw e;
       }
-      checkFiniteWeights(Object.entries(trainableState(run.policy)), `checkpoint ${ck}`);
+      checkFiniteWeights(run.trainable(), `checkpoint ${ck}`);
     }
     sync.barrier(); // every rank has read the run directory before rank 0 changes it
     // ---- from here on the run directory is written --------------------------------------------------------
@@ -114,9 +117,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     const evalEvery = cfg.eval.everySteps;
     if (start === 0 && evalEvery > 0 && sync.isMain) {
       const ev = run.evaluate(0);
-      metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format });
+      metricsLog.append({ step: 0, eval_accuracy: ev.accuracy, eval_format: ev.format, ...ev.metrics });
       writeSamples(ev.samples);
-      opts.onStep?.({ step: 0, eval_accuracy: ev.accuracy });
+      opts.onStep?.({ step: 0, eval_accuracy: ev.accuracy, ...ev.metrics });
     }
     let step = start;
     let stoppedEarly = false;
@@ -128,12 +131,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       step++;
       const t0 = performance.now();
       const col = await run.source.collect(step); // pushes the weights to rollout workers first, when due
-      const m = update(run, step, col, t0);
+      const m = run.update(step, col, t0);
       Object.assign(m, run.source.metrics?.() ?? {}); // pool/… metrics, time/rollout_wait_s
       if (evalEvery > 0 && sync.isMain && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = run.evaluate(step);
         m.eval_accuracy = ev.accuracy;
         m.eval_format = ev.format;
+        Object.assign(m, ev.metrics ?? {});
         writeSamples(ev.samples);
       }
       if (sync.isMain) metricsLog.append(m);
@@ -151,7 +155,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         break;
       }
     }
-    if (step === cfg.train.steps && sync.isMain) exportModel(run, join(run.runDir, "final"));
+    if (step === cfg.train.steps && sync.isMain) run.exportTo(join(run.runDir, "final"));
     return {
       runDir: run.runDir,
       steps: step,
@@ -159,6 +163,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       metrics: sync.isMain ? metricsLog.read() : rankMetrics,
     };
   } finally {
-    await disposeRun(run);
+    await run.dispose();
   }
 }

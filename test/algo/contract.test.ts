@@ -110,6 +110,7 @@ function permuted(perm: number[]): { rows: StepRows; tokens: () => StepTokens; r
     executed: Uint8Array.from(take(r.executed as Uint8Array)),
     rankRewards: take(r.rankRewards as Float64Array[]),
     itemIndex: pick(r.itemIndex as Tensor),
+    values: pick(r.values as Tensor),
   };
   const base = fx.tokens();
   const fixed = {

@@ -19,6 +19,7 @@ import { computeStepLoss } from "../../src/algo/step.js";
 import { type DeepPartial, deepMerge, getPreset, resolvePreset } from "../../src/presets/index.js";
 import { type Tensor, tensor, tidy } from "../../src/tensor/index.js";
 import { assertClose, PYTHON, type Tolerance } from "../helpers/oracle.js";
+import { prng } from "../helpers/step-fixture.js";
 
 const TOL: Tolerance = { rtol: 1e-9, atol: 1e-12 };
 const T = 5;
@@ -248,14 +249,7 @@ const CASES: Case[] = [
 function rngFor(name: string): () => number {
   let h = 2166136261;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
-  let a = h;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return prng(h);
 }
 
 interface Inputs {

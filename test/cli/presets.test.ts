@@ -22,7 +22,13 @@ test("cohort presets prints every preset with its arXiv id and confidence", () =
 test("cohort presets --json is the same table as JSON", () => {
   const r = cli(["presets", "--json"]);
   assert.equal(r.status, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as { name: string; arxiv: string; confidence: string; config: unknown }[];
+  const rows = JSON.parse(r.stdout) as {
+    name: string;
+    arxiv: string;
+    confidence: string;
+    policies: string[];
+    config: unknown;
+  }[];
   assert.deepEqual(
     rows.map((x) => x.name),
     presetNames(),
@@ -31,4 +37,8 @@ test("cohort presets --json is the same table as JSON", () => {
   assert.equal(gspo?.arxiv, "2507.18071");
   assert.equal(typeof gspo?.config, "object");
   for (const x of rows) assert.match(x.confidence, /^(CODE|CODE-FW|PAPER|PAPER-KNOWN|ABSTRACT)$/);
+  // which policies a preset trains: language models, control policies (src/control) or both
+  assert.deepEqual(rows.find((x) => x.name === "grpo")?.policies, ["language"]);
+  assert.deepEqual(rows.find((x) => x.name === "ppo")?.policies, ["control"]);
+  assert.deepEqual(rows.find((x) => x.name === "mdpo")?.policies, ["language", "control"]);
 });

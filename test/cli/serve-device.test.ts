@@ -22,7 +22,7 @@ test("serve: --device and --precision refuse unknown values by name", async () =
   assert.match(a.err, /--device: expected cpu, cuda or cuda:N, got "gpu"/);
   const b = await errorsOf(["--precision", "fp16"]);
   assert.equal(b.code, 2);
-  assert.match(b.err, /--precision: expected fp32 or bf16, got "fp16"/);
+  assert.match(b.err, /--precision: expected fp32, bf16 or int8, got "fp16"/);
 });
 
 test("serve: --device cuda on a build without CUDA names the fix", { skip: cudaAvailable() }, async () => {

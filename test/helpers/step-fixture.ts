@@ -87,6 +87,13 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
     executed: Uint8Array.from({ length: N }, (_, i) => (i % 3 === 1 ? 1 : 0)),
     rankRewards: Array.from({ length: N }, () => Float64Array.from({ length: 3 }, () => Math.round(r() * 4) / 4)),
     itemIndex: hold(tensor(items, { shape: [N, T], dtype: "i64" })),
+    // a critic's V(s_t) and the bootstrap column (GAE)
+    values: hold(
+      tensor(
+        Array.from({ length: N * (T + 1) }, () => r() - 0.5),
+        { shape: [N, T + 1], dtype: "f64" },
+      ),
+    ),
   };
   const f64 = (v: number[]) => hold(tensor(v, { shape: [N, T], dtype: "f64" }));
   const oldT = f64(old);

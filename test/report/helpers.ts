@@ -4,6 +4,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { prng } from "../helpers/step-fixture.js";
 
 export function tmpDir(prefix = "cohort-report-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -12,18 +13,6 @@ export function tmpDir(prefix = "cohort-report-"): string {
 /** Writes rows as JSONL. */
 export function writeJsonl(path: string, rows: unknown[]): void {
   writeFileSync(path, rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
-}
-
-/** A small deterministic PRNG (mulberry32) for noise. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface SyntheticRun {
@@ -42,7 +31,7 @@ export interface SyntheticRun {
 export function writeSyntheticRun(root: string, r: SyntheticRun): string {
   const dir = join(root, `${r.preset}-s${r.seed}`);
   mkdirSync(dir, { recursive: true });
-  const rand = rng(r.seed * 7919 + r.preset.length * 104729 + r.preset.charCodeAt(0));
+  const rand = prng(r.seed * 7919 + r.preset.length * 104729 + r.preset.charCodeAt(0));
   const evalEvery = r.evalEvery ?? 5;
   const rows: Record<string, unknown>[] = [{ step: 0, eval_accuracy: 0.05, eval_format: 0.2 }];
   const samples: Record<string, unknown>[] = [];

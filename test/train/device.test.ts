@@ -28,9 +28,9 @@ function config(over: Record<string, unknown> = {}, steps = 3) {
 
 test("model.device and model.precision default to cpu / fp32 and refuse unknown values by name", () => {
   const c = config();
-  assert.equal(c.model.device, "cpu");
-  assert.equal(c.model.precision, "fp32");
-  assert.equal(config({ device: "cuda:1" }).model.device, "cuda:1");
+  assert.equal(c.model?.device, "cpu");
+  assert.equal(c.model?.precision, "fp32");
+  assert.equal(config({ device: "cuda:1" }).model?.device, "cuda:1");
   assert.throws(() => config({ device: "gpu" }), /model\.device[\s\S]*"cpu", "cuda" or "cuda:N"/);
   assert.throws(() => config({ precision: "fp16" }), /model\.precision[\s\S]*fp32[\s\S]*bf16/);
 });

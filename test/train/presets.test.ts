@@ -37,6 +37,11 @@ for (const preset of presetNames()) {
       eval: { everySteps: 0 },
       checkpoint: { everySteps: 0 },
     };
+    if (!(getPreset(preset).policies ?? ["language"]).includes("language")) {
+      // control-only presets (a learned critic's step values) are refused for a language model at config time
+      assert.throws(() => parseTrainConfig(raw), /need "stepValues"/);
+      return;
+    }
     if (NEEDS_RANKED_DATA.has(preset)) {
       // refused when the config is checked, before any model is loaded
       assert.throws(

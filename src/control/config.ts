@@ -1,0 +1,120 @@
+/**
+ * The `policy:` section of a train config (a policy that is not a language model) and the checks of a
+ * control run's config:
+ *
+ * ```yaml
+ * policy:
+ *   kind: gaussian_mlp        # tabular | categorical_mlp | gaussian_mlp
+ *   hidden: [64, 64]          # MLP widths (tanh)
+ *   std: learned              # gaussian: state | learned | fixed
+ *   squash: true              # gaussian: tanh into the environment's action bounds (with the log-det term)
+ *   critic: {hidden: [64, 64], coef: 0.5}   # a learned V(s) (estimators that need step values: gae)
+ * env: {name: pendulum, options: {horizon: 200}}
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import type { Need } from "../algo/component.js";
+import type { AlgoConfig } from "../algo/config.js";
+import { ConfigError } from "../errors.js";
+import { controlEnvSpec } from "./env.js";
+
+export const policyConfigSchema = z.strictObject({
+  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp"]),
+  /** Hidden layer widths of an MLP policy (tanh). */
+  hidden: z.array(z.number().int().positive()).default([64, 64]),
+  /** Gaussian σ: state-dependent head, learned state-independent vector, or fixed at `initStd`. */
+  std: z.enum(["state", "learned", "fixed"]).default("learned"),
+  initStd: z.number().positive().optional(),
+  /** Gaussian: squash with tanh into the environment's action bounds (log-det corrected); false: clip in the env. */
+  squash: z.boolean().default(true),
+  /** A learned state-value function trained beside the policy (loss coef·mean (V − target)²). */
+  critic: z
+    .strictObject({
+      hidden: z.array(z.number().int().positive()).default([64, 64]),
+      coef: z.number().positive().default(0.5),
+    })
+    .optional(),
+});
+export type PolicyConfig = z.output<typeof policyConfigSchema>;
+
+/** What a control run supplies to the components (algo/component.ts NEEDS). */
+export function CONTROL_SOURCES(p: PolicyConfig): ReadonlySet<Need> {
+  const s: Need[] = ["rewardsByFn", "lengths", "meanLogprobs", "truncated", "tokenMask", "tokenEntropy"];
+  s.push("oldLogprobs", "wholeGroups");
+  if (p.critic !== undefined) s.push("stepValues");
+  return new Set(s);
+}
+
+/** The action space each built-in control environment has. */
+const ACTIONS: Record<string, "discrete" | "continuous"> = {
+  garnet: "discrete",
+  cartpole: "discrete",
+  pendulum: "continuous",
+};
+
+interface ControlRaw {
+  policy?: PolicyConfig;
+  env?: {
+    name: string;
+    options: Record<string, unknown>;
+    maxTurns?: number;
+    maxActionTokens?: number;
+    maxEpisodeTokens?: number;
+    template: string;
+  };
+  task?: unknown;
+  dataset?: unknown;
+  preference?: unknown;
+  sampler: { kind: string };
+  train: { steps: number };
+}
+
+/** A control run's config: a control environment whose actions the policy kind can take, nothing textual. */
+export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig): void {
+  const p = c.policy as PolicyConfig;
+  if (c.env === undefined)
+    throw new ConfigError(
+      "a control policy trains on a control environment: set `env: {name: garnet | pendulum | cartpole}`",
+      "env",
+    );
+  const r = raw as Record<string, unknown>;
+  for (const k of ["rewards", "preference"])
+    if (r[k] !== undefined)
+      throw new ConfigError(`with \`policy\`, the reward is the environment's; remove \`${k}\``, k);
+  for (const k of ["maxTurns", "maxActionTokens", "maxEpisodeTokens"] as const)
+    if (c.env[k] !== undefined)
+      throw new ConfigError(
+        `applies to text environments; a control episode's length is env.options.horizon`,
+        `env.${k}`,
+      );
+  if (c.env.template !== "auto") throw new ConfigError("applies to text environments only; remove it", "env.template");
+  if (c.sampler.kind !== "local")
+    throw new ConfigError("a control policy samples its own actions; remove `sampler`", "sampler.kind");
+  controlEnvSpec(c.env.name, c.env.options, "env");
+  const actions = ACTIONS[c.env.name];
+  if (p.kind === "tabular" && c.env.name !== "garnet")
+    throw new ConfigError(
+      `a tabular policy needs a finite state space (garnet); ${c.env.name} has continuous observations: use categorical_mlp or gaussian_mlp`,
+      "policy.kind",
+    );
+  if (p.kind === "gaussian_mlp" && actions === "discrete")
+    throw new ConfigError(
+      `${c.env.name} has discrete actions; a Gaussian policy is for continuous ones: use categorical_mlp${c.env.name === "garnet" ? " or tabular" : ""}`,
+      "policy.kind",
+    );
+  if (p.kind !== "gaussian_mlp" && actions === "continuous")
+    throw new ConfigError(`${c.env.name} has continuous actions: use policy.kind gaussian_mlp`, "policy.kind");
+  if ((algo.rollout as { wrapper?: unknown; dynamicSampling?: unknown }).wrapper !== undefined)
+    throw new ConfigError("rollout wrappers rewrite prompts; a control run has none", "algo.rollout.wrapper");
+  if ((algo.rollout as { dynamicSampling?: unknown }).dynamicSampling !== undefined)
+    throw new ConfigError(
+      "dynamic sampling is not available for control runs yet; remove it",
+      "algo.rollout.dynamicSampling",
+    );
+  if (algo.ratio.level !== "token")
+    throw new ConfigError(
+      `a control run's ratio is per step (algo.ratio.level "token"), got "${algo.ratio.level}"`,
+      "algo.ratio.level",
+    );
+}

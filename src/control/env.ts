@@ -1,0 +1,170 @@
+/**
+ * Control environments: the contract a control rollout steps, and the built-in ones by name.
+ *
+ * An episode starts from `reset(seed)`: the start state and every random transition after it are functions
+ * of that seed, so the G episodes of a group start from the same state and differ only by their actions.
+ *
+ * | name      | observation                    | action                  | reward / end                              |
+ * |-----------|--------------------------------|-------------------------|-------------------------------------------|
+ * | garnet    | the state index                | one of A                | R(s, a); `horizon` steps                  |
+ * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
+ * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
+ *
+ * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
+ * @module
+ */
+import { z } from "zod";
+import { ConfigError } from "../errors.js";
+import { Rng } from "../task/rng.js";
+import { garnet, type TabularMdp } from "./mdp.js";
+import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
+import type { ActionSpace } from "./policy.js";
+
+export interface StepResult {
+  obs: Float64Array;
+  reward: number;
+  /** The episode ended (a terminal state, not the time limit). */
+  done: boolean;
+}
+
+export interface ControlEnv {
+  readonly obsDim: number;
+  readonly action: ActionSpace;
+  /** Steps per episode at most. */
+  readonly horizon: number;
+  reset(seed: number): Float64Array;
+  step(action: Float64Array): StepResult;
+  /** Frees native/WebAssembly memory. */
+  dispose(): void;
+}
+
+export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
+  name: string;
+  doc: string;
+  options: O;
+  /** Bounds of a continuous action, for a squashed Gaussian policy. */
+  bounds?: (o: z.output<O>) => { low: number[]; high: number[] };
+  /** A factory of independent instances (one per episode of a group). */
+  create(o: z.output<O>): Promise<() => ControlEnv>;
+  /** The tabular MDP behind the environment, for exact solvers (optimality gaps). */
+  mdp?: (o: z.output<O>) => TabularMdp;
+}
+
+/** A finite MDP stepped by sampling P(·|s, a); obs = [s]. */
+export class MdpEnv implements ControlEnv {
+  readonly obsDim = 1;
+  readonly action: ActionSpace;
+  readonly horizon: number;
+  readonly mdp: TabularMdp;
+  #s = 0;
+  #rng = Rng.fromSeed(0);
+
+  constructor(mdp: TabularMdp, horizon: number) {
+    this.mdp = mdp;
+    this.horizon = horizon;
+    this.action = { kind: "discrete", n: mdp.actions };
+  }
+
+  #draw(p: Float64Array, off: number): number {
+    let u = this.#rng.float();
+    const S = this.mdp.states;
+    for (let s = 0; s < S; s++) {
+      u -= p[off + s] as number;
+      if (u < 0) return s;
+    }
+    return S - 1;
+  }
+  reset(seed: number): Float64Array {
+    this.#rng = Rng.fromSeed(seed);
+    this.#s = this.#draw(this.mdp.start, 0);
+    return Float64Array.of(this.#s);
+  }
+  step(action: Float64Array): StepResult {
+    const a = action[0] as number;
+    const { states: S, actions: A } = this.mdp;
+    const r = this.mdp.R[this.#s * A + a] as number;
+    this.#s = this.#draw(this.mdp.P, (this.#s * A + a) * S);
+    return { obs: Float64Array.of(this.#s), reward: r, done: false };
+  }
+  dispose(): void {}
+}
+
+const garnetOptions = z.strictObject({
+  states: z.number().int().min(2).default(10),
+  actions: z.number().int().min(2).default(4),
+  branching: z.number().int().min(1).default(3),
+  gamma: z.number().min(0).lt(1).default(0.9),
+  /** Steps per episode. */
+  horizon: z.number().int().positive().default(20),
+  /** Seed of the MDP itself (not of the episodes). */
+  seed: z.number().int().min(0).default(0),
+});
+
+const garnetSpec: ControlEnvSpec<typeof garnetOptions> = {
+  name: "garnet",
+  doc: "a seeded random finite MDP (Garnet: `branching` next states per state-action, rewards in [0, 1))",
+  options: garnetOptions,
+  mdp: (o) => garnet(o),
+  create: async (o) => {
+    const m = garnet(o);
+    return () => new MdpEnv(m, o.horizon);
+  },
+};
+
+const pendulumOptions = z.strictObject({
+  horizon: z.number().int().positive().default(200),
+  maxTorque: z.number().positive().default(2),
+});
+const cartpoleOptions = z.strictObject({ horizon: z.number().int().positive().default(200) });
+
+const pendulumSpec: ControlEnvSpec<typeof pendulumOptions> = {
+  name: "pendulum",
+  doc: "MuJoCo pendulum swing-up: a torque-limited hinge, start angle and velocity uniform from the seed",
+  options: pendulumOptions,
+  bounds: (o) => ({ low: [-o.maxTorque], high: [o.maxTorque] }),
+  create: (o) => pendulumEnv(o),
+};
+
+const cartpoleSpec: ControlEnvSpec<typeof cartpoleOptions> = {
+  name: "cartpole",
+  doc: "MuJoCo cart-pole balance: push left or right (±10 N), +1 per step until the pole falls or the cart leaves",
+  options: cartpoleOptions,
+  create: (o) => cartpoleEnv(o),
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: each spec keeps its own options type
+const SPECS: Record<string, ControlEnvSpec<any>> = {
+  garnet: garnetSpec,
+  pendulum: pendulumSpec,
+  cartpole: cartpoleSpec,
+};
+
+export const controlEnvNames = (): string[] => Object.keys(SPECS);
+
+export function isControlEnv(name: string): boolean {
+  return Object.hasOwn(SPECS, name);
+}
+
+/** The spec of a built-in control environment with its options validated (ConfigErrors name the path). */
+export function controlEnvSpec(
+  name: string,
+  options: unknown,
+  path = "env",
+): { spec: ControlEnvSpec; options: Record<string, unknown> } {
+  const spec = SPECS[name];
+  if (spec === undefined)
+    throw new ConfigError(
+      `unknown control environment "${name}"; with \`policy\` the environment is one of ${controlEnvNames().join(", ")}`,
+      `${path}.name`,
+    );
+  const r = spec.options.safeParse(options ?? {});
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const key = i?.path.join(".") ?? "";
+    throw new ConfigError(
+      `${i?.message ?? "invalid"} (${name} takes ${Object.keys(spec.options.shape ?? {}).join(", ")})`,
+      `${path}.options${key ? `.${key}` : ""}`,
+    );
+  }
+  return { spec, options: r.data as Record<string, unknown> };
+}

@@ -1,0 +1,496 @@
+/**
+ * A training run of a control policy (src/control/policy.ts) on a control environment (env.ts), as the loop
+ * (src/train/trainer.ts) sees any run (`LoopRun`):
+ *
+ * - the rollout source `episodeGroups`: per step, B groups of G episodes; every episode of a group starts from
+ *   the same seed (start state and environment noise), the episodes of a step are stepped together and the
+ *   policy samples their actions in one batch;
+ * - the update: rows are episodes, columns are time steps, the per-step log-probs ℓ_{i,t} = log π(a_t|s_t)
+ *   play the part of token log-probs, and the design-space pipeline (src/algo) computes the advantages (group-
+ *   relative ones from episode returns, or GAE with the run's critic) and the policy loss (ratio → gate →
+ *   regularizers → aggregate) over μ inner passes and the configured minibatches;
+ * - checkpoints hold the policy (`policy.*`) and the critic (`critic.*`); resume is exact because every
+ *   step's rollout seeds are a hash of (run seed, step).
+ * @module
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gaeReturns } from "../algo/advantage.js";
+import { Pipeline } from "../algo/pipeline.js";
+import { stepCounts } from "../algo/step.js";
+import { CohortError } from "../errors.js";
+import { writeSafetensors } from "../io/safetensors.js";
+import type { ProcessGroup } from "../parallel/index.js";
+import { Rng } from "../task/rng.js";
+import {
+  AdamW,
+  clipGradNorm,
+  learningRate,
+  manualSeed,
+  noGrad,
+  setNumThreads,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../tensor/index.js";
+import type { TrainConfig } from "../train/config.js";
+import type { LoopRun, RunEval } from "../train/context.js";
+import { Diagnostics } from "../train/diagnostics.js";
+import type { MetricRecord } from "../train/metrics.js";
+import { noSync } from "../train/parts.js";
+import { resolvePath } from "../train/setup.js";
+import { type RolloutSource, requestSeed } from "../train/sources.js";
+import type { PolicyConfig } from "./config.js";
+import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
+import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
+import { CategoricalMLP, GaussianMLP, mlpForward, mlpLayers, type Policy, TabularSoftmax } from "./policy.js";
+
+/** One step's episodes, rows = episodes, columns = time steps (padded to the longest). */
+export interface EpisodeBatch {
+  n: number;
+  /** Longest episode. */
+  T: number;
+  obsDim: number;
+  /** Values per action (1 for a discrete one). */
+  actDim: number;
+  obs: Float64Array; // [n, T, obsDim]
+  raw: Float64Array; // [n, T, actDim]
+  logprobs: Float64Array; // [n, T]
+  rewards: Float64Array; // [n, T]
+  mask: Float64Array; // [n, T]
+  lengths: Int32Array;
+  returns: Float64Array;
+  groupIndex: Int32Array;
+  /** 1 = ended in a terminal state; 0 = cut by the horizon (its value is bootstrapped). */
+  terminated: Uint8Array;
+  /** The observation after each episode's last step [n, obsDim]. */
+  lastObs: Float64Array;
+  samplingMs: number;
+}
+
+/** Plays `seeds.length × G` episodes (G per seed) in lockstep, the policy sampling each step's actions in one batch. */
+export function playEpisodes(
+  make: () => ControlEnv,
+  policy: Policy,
+  seeds: readonly number[],
+  G: number,
+  rng: Rng,
+  opts: { greedy?: boolean } = {},
+): EpisodeBatch {
+  const t0 = performance.now();
+  const n = seeds.length * G;
+  const envs = Array.from({ length: n }, make);
+  try {
+    const env0 = envs[0] as ControlEnv;
+    const H = env0.horizon;
+    const obsDim = env0.obsDim;
+    const actDim = env0.action.kind === "discrete" ? 1 : env0.action.dim;
+    const obs = new Float64Array(n * H * obsDim);
+    const raw = new Float64Array(n * H * actDim);
+    const logprobs = new Float64Array(n * H);
+    const rewards = new Float64Array(n * H);
+    const mask = new Float64Array(n * H);
+    const lengths = new Int32Array(n);
+    const terminated = new Uint8Array(n);
+    const cur = envs.map((e, i) => e.reset(seeds[Math.floor(i / G)] as number));
+    let active = Array.from({ length: n }, (_, i) => i);
+    for (let t = 0; t < H && active.length > 0; t++) {
+      const batch = new Float64Array(active.length * obsDim);
+      active.forEach((i, k) => {
+        batch.set(cur[i] as Float64Array, k * obsDim);
+      });
+      const s = policy.sample(batch, rng, opts);
+      const still: number[] = [];
+      active.forEach((i, k) => {
+        const at = i * H + t;
+        obs.set(cur[i] as Float64Array, at * obsDim);
+        raw.set(s.raw.subarray(k * actDim, (k + 1) * actDim), at * actDim);
+        logprobs[at] = s.logprobs[k] as number;
+        const r = (envs[i] as ControlEnv).step(s.actions.subarray(k * actDim, (k + 1) * actDim));
+        rewards[at] = r.reward;
+        mask[at] = 1;
+        lengths[i] = t + 1;
+        cur[i] = r.obs;
+        if (r.done) terminated[i] = 1;
+        else still.push(i);
+      });
+      active = still;
+    }
+    const T = Math.max(1, ...lengths);
+    // compact [n, H, ·] to [n, T, ·]
+    const cut = (a: Float64Array, w: number) => {
+      const out = new Float64Array(n * T * w);
+      for (let i = 0; i < n; i++) out.set(a.subarray(i * H * w, (i * H + T) * w), i * T * w);
+      return out;
+    };
+    const R = cut(rewards, 1);
+    const returns = Float64Array.from({ length: n }, (_, i) => {
+      let s = 0;
+      for (let t = 0; t < T; t++) s += R[i * T + t] as number;
+      return s;
+    });
+    const lastObs = new Float64Array(n * obsDim);
+    cur.forEach((o, i) => {
+      lastObs.set(o as Float64Array, i * obsDim);
+    });
+    return {
+      n,
+      T,
+      obsDim,
+      actDim,
+      obs: cut(obs, obsDim),
+      raw: cut(raw, actDim),
+      logprobs: cut(logprobs, 1),
+      rewards: R,
+      mask: cut(mask, 1),
+      lengths,
+      returns,
+      groupIndex: Int32Array.from({ length: n }, (_, i) => Math.floor(i / G)),
+      terminated,
+      lastObs,
+      samplingMs: performance.now() - t0,
+    };
+  } finally {
+    for (const e of envs) e.dispose();
+  }
+}
+
+/** B groups of G episodes per step; group b starts from seed hash(run seed, step, b). */
+export function episodeGroups(
+  make: () => ControlEnv,
+  policy: Policy,
+  o: { seed: number; groups: number; groupSize: number },
+): RolloutSource<EpisodeBatch> {
+  return {
+    collect: async (step) => {
+      const seeds = Array.from({ length: o.groups }, (_, b) => requestSeed(o.seed, step, b));
+      const rng = Rng.fromSeed(requestSeed(o.seed ^ 0x5a5a5a5a, step, 0));
+      return playEpisodes(make, policy, seeds, o.groupSize, rng);
+    },
+    // the rollouts of a step are a function of (seed, step) and the weights: nothing else to checkpoint
+    state: () => ({}),
+    load: () => {},
+  };
+}
+
+/** A state-value network V(s) (tanh MLP, one output). */
+export class Critic {
+  readonly params: [string, Tensor][] = [];
+  readonly #net: { w: Tensor; b: Tensor }[];
+  constructor(obsDim: number, hidden: number[]) {
+    this.#net = mlpLayers(this, "v", [obsDim, ...hidden, 1], "f32", 1);
+  }
+  param(name: string, t: Tensor): Tensor {
+    const p = t.requireGrad(true);
+    this.params.push([name, p]);
+    return p;
+  }
+  /** V [n] at obs [n, obsDim]. */
+  value(obs: Tensor): Tensor {
+    return mlpForward(this.#net, obs.to("f32")).squeeze(1);
+  }
+  dispose(): void {
+    for (const [, p] of this.params) p.dispose();
+  }
+}
+
+function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, options: Record<string, unknown>): Policy {
+  const a = env.action;
+  if (p.kind === "tabular") {
+    const mdp = spec.mdp?.(options) as TabularMdp;
+    return new TabularSoftmax(mdp.states, mdp.actions);
+  }
+  if (p.kind === "categorical_mlp") {
+    if (a.kind !== "discrete") throw new CohortError("categorical_mlp needs discrete actions");
+    return new CategoricalMLP(env.obsDim, a.n, { hidden: p.hidden });
+  }
+  if (a.kind !== "continuous") throw new CohortError("gaussian_mlp needs continuous actions");
+  const bounds = p.squash ? spec.bounds?.(options) : undefined;
+  return new GaussianMLP(env.obsDim, a.dim, {
+    hidden: p.hidden,
+    std: p.std,
+    ...(p.initStd !== undefined ? { initStd: p.initStd } : {}),
+    ...(bounds ? { bounds } : {}),
+  });
+}
+
+const asTensor = (a: Float64Array, shape: number[], dtype: "f32" | "i64" = "f32") => tensor(a, { shape, dtype });
+
+/** The control run of a config with `policy` (config.ts has checked it). */
+export async function setupControlRun(
+  cfg: TrainConfig,
+  log: (l: string) => void,
+  group?: ProcessGroup,
+): Promise<LoopRun<EpisodeBatch>> {
+  if (group) throw new CohortError("data parallelism is not available for control policies yet; run one process");
+  const pc = cfg.policy as PolicyConfig;
+  const envCfg = cfg.env as NonNullable<TrainConfig["env"]>;
+  // small networks: one thread each is fastest unless asked otherwise
+  setNumThreads(cfg.threads ?? 1);
+  manualSeed(cfg.seed);
+  const { spec, options } = controlEnvSpec(envCfg.name, envCfg.options, "env");
+  const make = await spec.create(options);
+  const probe = make();
+  const policy = makePolicy(pc, probe, spec, options);
+  const obsDim = probe.obsDim;
+  probe.dispose();
+  const critic = pc.critic ? new Critic(obsDim, pc.critic.hidden) : null;
+  const named = (): [string, Tensor][] => [
+    ...policy.namedParameters().map(([n, t]): [string, Tensor] => [`policy.${n}`, t]),
+    ...(critic ? critic.params.map(([n, t]): [string, Tensor] => [`critic.${n}`, t]) : []),
+  ];
+  const params = named().map(([, t]) => t);
+  const opt = new AdamW(params, { lr: cfg.train.lr, betas: cfg.train.betas, weightDecay: cfg.train.weightDecay });
+  const pipeline = new Pipeline(cfg.resolvedAlgo);
+  const diagnostics = new Diagnostics(log);
+  const source = episodeGroups(make, policy, {
+    seed: cfg.seed,
+    groups: cfg.train.promptsPerStep,
+    groupSize: cfg.train.groupSize,
+  });
+  const mdp = pc.kind === "tabular" ? (spec.mdp?.(options) ?? null) : null;
+  const optimum = mdp ? expectedReturn(mdp, valueIteration(mdp).V) : null;
+  const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
+
+  const evaluate = (step: number): RunEval => {
+    const n = cfg.eval.problems;
+    const seeds = Array.from({ length: n }, (_, i) => requestSeed(cfg.seed + 1, 0, i));
+    const greedy = cfg.eval.temperature === 0;
+    const b = playEpisodes(make, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 2, step, 0)), { greedy });
+    let sum = 0;
+    let full = 0;
+    for (let i = 0; i < n; i++) {
+      sum += b.returns[i] as number;
+      if (b.terminated[i] === 0) full++;
+    }
+    const metrics: Record<string, number> = { eval_return: sum / n };
+    if (mdp && optimum !== null && policy instanceof TabularSoftmax) {
+      // exact: J* − J(π) of the current softmax table under the MDP's discount
+      const pi = noGrad(() => tidy(() => policy.theta.softmax(1).to("f64").data() as Float64Array));
+      metrics.eval_optimality_gap = optimum - expectedReturn(mdp, policyEvaluation(mdp, Float64Array.from(pi)));
+    }
+    const samples = Array.from({ length: Math.min(cfg.eval.logSamples, n) }, (_, i) => ({
+      step,
+      episode: i,
+      return: b.returns[i],
+      length: b.lengths[i],
+      terminated: b.terminated[i] === 1,
+    }));
+    // success: the episode ran its whole horizon without a terminal failure (cart-pole: the pole stayed up)
+    return { accuracy: full / n, format: 1, samples, metrics };
+  };
+
+  const update = (step: number, col: EpisodeBatch, t0: number): MetricRecord => {
+    const { n, T, obsDim: D, actDim } = col;
+    const algo = pipeline.algo;
+    const maskT = asTensor(col.mask, [n, T]);
+    const obsAll = asTensor(col.obs, [n * T, D]);
+    const rawAll =
+      policy.action.kind === "discrete" ? asTensor(col.raw, [n * T], "i64") : asTensor(col.raw, [n * T, actDim]);
+    const oldLp = asTensor(col.logprobs, [n, T]);
+    const tokenRewards = asTensor(col.rewards, [n, T]);
+    let values: Tensor | null = null;
+    let targets: Tensor | null = null;
+    const cleanup: Tensor[] = [maskT, obsAll, rawAll, oldLp, tokenRewards];
+    try {
+      if (critic) {
+        // V(s_t) for every step and the bootstrap after the last one (0 after a terminal state)
+        const v = noGrad(() => tidy(() => critic.value(obsAll).to("f64").data() as Float64Array));
+        const boot = noGrad(() =>
+          tidy(
+            () =>
+              critic
+                .value(asTensor(col.lastObs, [n, D]))
+                .to("f64")
+                .data() as Float64Array,
+          ),
+        );
+        const vals = new Float64Array(n * (T + 1));
+        for (let i = 0; i < n; i++) {
+          const len = col.lengths[i] as number;
+          for (let t = 0; t < len; t++) vals[i * (T + 1) + t] = v[i * T + t] as number;
+          vals[i * (T + 1) + len] = col.terminated[i] ? 0 : (boot[i] as number);
+        }
+        values = tensor(vals, { shape: [n, T + 1], dtype: "f64" });
+        const opts = algo.advantage.options as { gamma?: number; lambda?: number };
+        const g = gaeReturns(col.rewards, vals, col.mask, n, T, opts.gamma ?? 0.99, opts.lambda ?? 0.95);
+        targets = asTensor(g.targets, [n, T]);
+        cleanup.push(values, targets);
+      }
+      const meanLogprobs = Float64Array.from({ length: n }, (_, i) => {
+        let s = 0;
+        for (let t = 0; t < T; t++) s += col.logprobs[i * T + t] as number;
+        return s / Math.max(1, col.lengths[i] as number);
+      });
+      const truncated = Uint8Array.from(col.terminated, (x, i) => (x === 0 && col.lengths[i] === T ? 1 : 0));
+      const stage = pipeline.advantages(
+        [col.returns],
+        {
+          groupIndex: col.groupIndex,
+          lengths: col.lengths,
+          meanLogprobs,
+          truncated,
+          mask: maskT,
+          tokenRewards,
+          ...(values ? { values } : {}),
+        },
+        { mask: maskT },
+      );
+      const adv =
+        stage.advantages.kind === "sequence"
+          ? asTensor(stage.advantages.values, [n])
+          : stage.advantages.values.to("f32");
+      cleanup.push(adv);
+      for (const a of new Set([stage.advantages, stage.estimated])) if (a.kind === "token") cleanup.push(a.values);
+      const kept = Array.from({ length: n }, (_, i) => i).filter((i) => stage.keep[i] === 1);
+      // minibatches at group boundaries
+      const groups = [...new Set(kept.map((i) => col.groupIndex[i] as number))];
+      const parts = Math.max(1, Math.min(cfg.train.miniBatches, groups.length));
+      const per = Math.ceil(groups.length / parts);
+      const miniBatches = Array.from({ length: parts }, (_, k) => {
+        const gs = new Set(groups.slice(k * per, (k + 1) * per));
+        return kept.filter((i) => gs.has(col.groupIndex[i] as number));
+      }).filter((rows) => rows.length > 0);
+      const lr = learningRate(
+        {
+          kind: cfg.train.schedule,
+          lr: cfg.train.lr,
+          warmupSteps: cfg.train.warmupSteps,
+          totalSteps: cfg.train.steps,
+          minLrRatio: cfg.train.minLrRatio,
+        },
+        step - 1,
+      );
+      const tTrain0 = performance.now();
+      let lossSum = 0;
+      let entSum = 0;
+      let valueLoss = 0;
+      let gradNorm = 0;
+      let optSteps = 0;
+      let skipped = 0;
+      const lossMetrics: Record<string, number[]> = {};
+      for (let it = 0; it < cfg.train.innerIterations; it++) {
+        for (const rows of miniBatches) {
+          opt.zeroGrad();
+          let finite = true;
+          tidy(() => {
+            const idx = tensor(rows, { dtype: "i64" });
+            const stepIdx = tensor(
+              rows.flatMap((r) => Array.from({ length: T }, (_, t) => r * T + t)),
+              { dtype: "i64" },
+            );
+            const m = maskT.indexSelect(0, idx);
+            const f = policy.logProb(obsAll.indexSelect(0, stepIdx), rawAll.indexSelect(0, stepIdx), { entropy: true });
+            const lp = f.lp.to("f32").reshape(rows.length, T);
+            const ent = (f.entropy as Tensor).to("f32").reshape(rows.length, T);
+            const lb = {
+              logprobs: lp,
+              oldLogprobs: oldLp.indexSelect(0, idx),
+              entropy: ent,
+              advantages: adv.indexSelect(0, idx),
+              mask: m,
+              groupIndex: Int32Array.from(rows, (r) => col.groupIndex[r] as number),
+              rewards: Float64Array.from(rows, (r) => stage.batch.rewards[r] as number),
+            };
+            const counts = stepCounts(algo, [m], [rows], col.groupIndex);
+            const global = pipeline.loss.needsPrepass
+              ? pipeline.loss.prepass({ ...lb, logprobs: lp.detach() }, counts, { step })
+              : {};
+            const res = pipeline.loss.compute(lb, counts, { step, global });
+            let loss = res.loss;
+            if (critic && targets && pc.critic) {
+              const v = critic.value(obsAll.indexSelect(0, stepIdx)).reshape(rows.length, T);
+              const se = v.sub(targets.indexSelect(0, idx)).square().mul(m).sum().div(m.sum().clamp(1, null));
+              if (it === 0) valueLoss += se.item() / miniBatches.length;
+              loss = loss.add(se.mul(pc.critic.coef));
+            }
+            const lv = loss.item();
+            if (!Number.isFinite(lv)) finite = false;
+            else loss.backward();
+            pipeline.observe(lb);
+            lossSum += lv;
+            if (it === 0) entSum += ent.mul(m).sum().item() / Math.max(1, m.sum().item());
+            for (const [k, v] of Object.entries(res.metrics)) {
+              lossMetrics[k] ??= [];
+              lossMetrics[k].push(v);
+            }
+          });
+          const gn = clipGradNorm(params, cfg.train.maxGradNorm > 0 ? cfg.train.maxGradNorm : Number.POSITIVE_INFINITY);
+          gradNorm = gn;
+          if (!finite || !Number.isFinite(gn)) {
+            skipped++;
+            opt.zeroGrad();
+            pipeline.endStep(false);
+            diagnostics.nonFinite(step, finite ? "gradient norm" : "loss");
+            continue;
+          }
+          opt.step(lr);
+          pipeline.endStep(true);
+          optSteps++;
+          diagnostics.gradNorm(step, gn);
+        }
+      }
+      opt.zeroGrad();
+      const mean = col.returns.reduce((a, b) => a + b, 0) / n;
+      const std = Math.sqrt(col.returns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
+      const passes = Math.max(1, optSteps + skipped);
+      const m: MetricRecord = {
+        step,
+        loss: lossSum / passes,
+        reward: mean,
+        reward_std: std,
+        episode_return: mean,
+        episode_length: col.lengths.reduce((a, b) => a + b, 0) / n,
+        entropy: entSum / Math.max(1, miniBatches.length),
+        grad_norm: gradNorm,
+        lr,
+        skipped_updates: skipped,
+        kept_episodes: kept.length,
+        "time/sampling_s": col.samplingMs / 1000,
+        "time/train_s": (performance.now() - tTrain0) / 1000,
+        "time/step_s": (performance.now() - t0) / 1000,
+        ...stage.metrics,
+      };
+      if (critic) m.value_loss = valueLoss;
+      for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
+      return m;
+    } finally {
+      for (const t of cleanup) t.dispose();
+    }
+  };
+
+  return {
+    cfg,
+    runDir,
+    log,
+    pipeline,
+    opt,
+    source,
+    sync: noSync,
+    diagnostics,
+    trainable: named,
+    check() {
+      for (const [name, t] of named()) {
+        const ok = noGrad(() => tidy(() => t.isfinite().all().item() === 1));
+        if (!ok) throw new CohortError(`the policy's ${name} holds non-finite values`);
+      }
+    },
+    update,
+    evaluate,
+    exportTo(dir) {
+      mkdirSync(dir, { recursive: true });
+      const st = Object.fromEntries(named().map(([k, t]) => [k, noGrad(() => t.detach().clone())]));
+      try {
+        writeSafetensors(join(dir, "policy.safetensors"), st, { format: "pt" });
+      } finally {
+        for (const t of Object.values(st)) t.dispose();
+      }
+      writeFileSync(join(dir, "policy.json"), `${JSON.stringify({ policy: pc, env: envCfg }, null, 2)}\n`);
+    },
+    async dispose() {
+      opt.dispose();
+      policy.dispose();
+      critic?.dispose();
+    },
+  };
+}
