@@ -21,36 +21,91 @@ import { type Tensor, tensor, tidy } from "../tensor/index.js";
 
 export type ImportanceSamplingMode = "token_truncate" | "token_mask" | "sequence_truncate" | "sequence_mask";
 
+/**
+ * Sufficient statistics of one step's weights, over the units the mode weights: valid tokens (token modes) or
+ * sequences with a valid token (sequence modes). "Raw" is w before truncation / masking (its log still clamped
+ * to [−50, 50] against overflow), the others after. Sums of micro-batches and ranks merge exactly
+ * (`mergeIsStats`), so the step's metrics do not depend on how the batch was split.
+ */
 export interface ImportanceSamplingStats {
-  /** Over valid tokens (token modes) or sequences (sequence modes), after truncation / masking. */
+  /** After truncation / masking. */
   min: number;
   max: number;
   sum: number;
+  sumSq: number;
   count: number;
   /** Tokens or sequences set to 0 by a mask mode. */
   masked: number;
+  /** Before truncation / masking. */
+  rawMin: number;
+  rawMax: number;
+  rawSum: number;
+  rawSumSq: number;
+  /** Units whose raw weight exceeds the cap (truncated by a truncate mode, zeroed by a mask mode). */
+  capped: number;
 }
 
 export const emptyIsStats = (): ImportanceSamplingStats => ({
   min: Number.POSITIVE_INFINITY,
   max: Number.NEGATIVE_INFINITY,
   sum: 0,
+  sumSq: 0,
   count: 0,
   masked: 0,
+  rawMin: Number.POSITIVE_INFINITY,
+  rawMax: Number.NEGATIVE_INFINITY,
+  rawSum: 0,
+  rawSumSq: 0,
+  capped: 0,
 });
 
-/** Folds `b` into `a` (micro-batches of one step). */
+/** Folds `b` into `a` (micro-batches of one step, or ranks of a data-parallel step). */
 export function mergeIsStats(a: ImportanceSamplingStats, b: ImportanceSamplingStats): ImportanceSamplingStats {
+  if (b.count === 0) return a;
+  if (a.count === 0) return { ...b };
   return {
     min: Math.min(a.min, b.min),
     max: Math.max(a.max, b.max),
     sum: a.sum + b.sum,
+    sumSq: a.sumSq + b.sumSq,
     count: a.count + b.count,
     masked: a.masked + b.masked,
+    rawMin: Math.min(a.rawMin, b.rawMin),
+    rawMax: Math.max(a.rawMax, b.rawMax),
+    rawSum: a.rawSum + b.rawSum,
+    rawSumSq: a.rawSumSq + b.rawSumSq,
+    capped: a.capped + b.capped,
   };
 }
 
-/** The step's metrics: `sampler/is_ratio/{min,mean,max}` and `sampler/is_masked_fraction`. */
+/**
+ * Effective sample size of weights w_1..w_N normalised to [0, 1]: (Σw)² / (N·Σw²) (1 when all weights are
+ * equal, 1/N when one weight carries everything; 0 when every weight is 0).
+ */
+export const essOf = (sum: number, sumSq: number, count: number): number =>
+  count > 0 && sumSq > 0 ? (sum * sum) / (count * sumSq) : 0;
+
+/** The keys `isMetrics` writes (documented in STEP_METRICS). */
+export const IS_METRIC_KEYS = [
+  "sampler/is_ratio/min",
+  "sampler/is_ratio/mean",
+  "sampler/is_ratio/max",
+  "sampler/is_masked_fraction",
+  "sampler/is_raw_ratio/min",
+  "sampler/is_raw_ratio/mean",
+  "sampler/is_raw_ratio/max",
+  "sampler/is_capped_fraction",
+  "sampler/is_ess",
+  "sampler/is_raw_ess",
+] as const;
+
+/**
+ * The step's metrics: the applied weights `sampler/is_ratio/{min,mean,max}`, their normalised effective sample
+ * size `sampler/is_ess` and the share zeroed by a mask mode `sampler/is_masked_fraction`; the same of the weights
+ * before truncation / masking (`sampler/is_raw_ratio/…`, `sampler/is_raw_ess`) and the share over the cap
+ * (`sampler/is_capped_fraction`: truncated, or masked). verl's `rollout_corr` and TRL's
+ * `vllm_importance_sampling` log the same quantities.
+ */
 export function isMetrics(s: ImportanceSamplingStats): Record<string, number> {
   if (s.count === 0) return {};
   return {
@@ -58,6 +113,12 @@ export function isMetrics(s: ImportanceSamplingStats): Record<string, number> {
     "sampler/is_ratio/mean": s.sum / s.count,
     "sampler/is_ratio/max": s.max,
     "sampler/is_masked_fraction": s.masked / s.count,
+    "sampler/is_raw_ratio/min": s.rawMin,
+    "sampler/is_raw_ratio/mean": s.rawSum / s.count,
+    "sampler/is_raw_ratio/max": s.rawMax,
+    "sampler/is_capped_fraction": s.capped / s.count,
+    "sampler/is_ess": essOf(s.sum, s.sumSq, s.count),
+    "sampler/is_raw_ess": essOf(s.rawSum, s.rawSumSq, s.count),
   };
 }
 
@@ -85,7 +146,8 @@ export function samplerImportanceWeights(
     if (keepRows) valid = valid.mul(keepRows);
     const d = lpOld.detach().to("f64").sub(lpSampler.to("f64")).mul(valid); // [N, T]
     const sequence = mode.startsWith("sequence");
-    let w = (sequence ? d.sum(1, true) : d).clamp(-50, 50).exp(); // [N, 1] or [N, T]
+    const raw = (sequence ? d.sum(1, true) : d).clamp(-50, 50).exp(); // [N, 1] or [N, T]
+    let w = raw;
     const over = w.gt(cap);
     if (mode.endsWith("truncate")) w = w.clamp(null, cap);
     else w = w.maskedFill(over, 0);
@@ -95,11 +157,18 @@ export function samplerImportanceWeights(
     const stats = emptyIsStats();
     if (count > 0) {
       const vals = w.maskedSelect(unit);
+      const rawVals = raw.maskedSelect(unit);
       stats.min = vals.amin().item();
       stats.max = vals.amax().item();
       stats.sum = vals.sum().item();
+      stats.sumSq = vals.square().sum().item();
       stats.count = count;
-      stats.masked = mode.endsWith("mask") ? over.logicalAnd(unit).sum().item() : 0;
+      stats.capped = over.logicalAnd(unit).sum().item();
+      stats.masked = mode.endsWith("mask") ? stats.capped : 0;
+      stats.rawMin = rawVals.amin().item();
+      stats.rawMax = rawVals.amax().item();
+      stats.rawSum = rawVals.sum().item();
+      stats.rawSumSq = rawVals.square().sum().item();
     }
     let full = sequence ? w.expand(N, T) : w;
     // rows and tokens outside the correction keep weight 1

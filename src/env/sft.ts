@@ -18,7 +18,7 @@ import type { CausalLM } from "../model/llama.js";
 import { LocalSampler } from "../model/sampler.js";
 import { type SftRunOptions, sftOptimizer, tinyCharModel } from "../model/tiny.js";
 import { Rng } from "../task/rng.js";
-import { learningRate, manualSeed, setNumThreads, tensor, tidy } from "../tensor/index.js";
+import { defaultNumThreads, learningRate, manualSeed, setNumThreads, tensor, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { createEnv } from "./registry.js";
@@ -110,7 +110,7 @@ export function pretrainEnv(o: EnvPretrainOptions): EnvPretrainResult {
   const seed = o.seed ?? 0;
   const noise = o.noise ?? 0.3;
   if (!(noise >= 0 && noise <= 1)) throw new ConfigError(`--noise ${noise}: expected a value in [0, 1]`, "--noise");
-  setNumThreads(availableParallelism());
+  setNumThreads(defaultNumThreads());
   manualSeed(seed);
   const tok = new CharTokenizer();
   const factory: EnvFactory = createEnv(o.env, o.envOptions ?? {}, "--options");

@@ -9,6 +9,7 @@
  * | `frac_reward_zero_std` | zero-std groups / groups |
  * | a policy-loss metric (`clip/*`, `ratio/*`, `loss/policy`, a regularizer's `kl`, …) | mean over every rank's micro-batches, as one process averages over its micro-batches |
  * | `kl` (without a KL regularizer), `entropy`, `sampler/logprob_abs_diff_mean` | token-weighted mean (null when no rank trained a token) |
+ * | `sampler/logprob_abs_diff/<length bucket>`, `sampler/is_*` | recomputed from every rank's sums (`facts.mismatchBuckets`, `facts.isStats`) |
  * | `loss` | sum (each rank's loss is already divided by the global token/sequence counts) |
  * | `grad_norm`, `learning_rate`, `skipped_updates`, `step` | rank 0's (equal on every rank after the gradient all-reduce) |
  * | `reward_failures`, `filter/{name}/removed_tokens`, `rollout/prompts_sampled`, `rollout/groups_kept` | sum |
@@ -18,8 +19,15 @@
  * | any other number | mean over the ranks that report it, weighted by their rows |
  * @module
  */
+import { emptyIsStats, type ImportanceSamplingStats, isMetrics, mergeIsStats } from "../algo/importance.js";
 import type { MetricRecord } from "../train/metrics.js";
 import { stats } from "../train/metrics.js";
+import {
+  emptyMismatchBuckets,
+  type MismatchBuckets,
+  mergeMismatchBuckets,
+  mismatchBucketMetrics,
+} from "../train/mismatch.js";
 
 /** Row-level facts of one rank's step (what the means and stds above are recomputed from). */
 export interface StepFacts {
@@ -35,6 +43,10 @@ export interface StepFacts {
   /** Tokens behind `entropy`/`kl` and behind `sampler/logprob_abs_diff_mean`. */
   entropyTokens: number;
   mismatchTokens: number;
+  /** The mismatch sums by completion length (train/mismatch.ts `MISMATCH_LENGTH_BUCKETS`). */
+  mismatchBuckets?: MismatchBuckets;
+  /** The importance-sampling sums, when the rank weighted any token or sequence. */
+  isStats?: ImportanceSamplingStats;
   sampledTokens: number;
   trainedTokens: number;
   /** Per policy-loss metric, how many micro-batch values its mean is over. */
@@ -113,6 +125,12 @@ export function combineStepMetrics(parts: RankStep[]): MetricRecord {
   if (keys.has("sampler/logprob_abs_diff_mean"))
     out["sampler/logprob_abs_diff_mean"] =
       weighted(parts, "sampler/logprob_abs_diff_mean", (f) => f.mismatchTokens) ?? 0;
+  if (parts.some((p) => p.facts.mismatchBuckets)) {
+    const b = parts.reduce((a, p) => mergeMismatchBuckets(a, p.facts.mismatchBuckets ?? []), emptyMismatchBuckets());
+    for (const [k, v] of Object.entries(mismatchBucketMetrics(b))) if (keys.has(k)) out[k] = v;
+  }
+  const is = parts.reduce((a, p) => (p.facts.isStats ? mergeIsStats(a, p.facts.isStats) : a), emptyIsStats());
+  Object.assign(out, isMetrics(is));
   const slowest = (k: string) => Math.max(1e-9, ...parts.map((p) => Number(p.metrics[k] ?? 0)));
   if (keys.has("tokens_per_s/sampling"))
     out["tokens_per_s/sampling"] = total((f) => f.sampledTokens) / slowest("time/sampling_s");

@@ -8,7 +8,6 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { type Command, parseCommandArgs } from "../cli/command.js";
 import { ConfigError } from "../errors.js";
 
@@ -92,7 +91,7 @@ export const serveCommand: Command = {
     const precision = asked === "int8" ? "fp32" : asked;
     const unavailable = t.deviceUnavailable(device);
     if (unavailable !== null) throw new ConfigError(`--device ${device}: ${unavailable}, or serve on the CPU`);
-    t.setNumThreads(intOption(values, "threads", 1) ?? availableParallelism());
+    t.setNumThreads(intOption(values, "threads", 1) ?? t.defaultNumThreads());
     const { loadServedModel } = await import("./load.js");
     const { startServer } = await import("./server.js");
     const served = loadServedModel(target, { device, precision });

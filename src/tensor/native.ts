@@ -1,11 +1,15 @@
 /**
  * Loads the native addon. Threading is chosen here, before libtorch initialises OpenMP: on small CPU
  * boxes OpenMP threads that spin-wait fight OpenBLAS's own threads (DESIGN.md §6), so Cohort asks for
- * passive waiting unless the user set the variable.
+ * passive waiting unless the user set the variable; and libtorch's intra-op threads are set once, at load, to
+ * `defaultNumThreads()` (OMP_NUM_THREADS when set, else every available core), so that a program using Cohort
+ * as a library computes on all cores as the CLI does (libtorch alone may start with one). `setNumThreads`
+ * overrides it; a run's `threads` key does too.
  * @module
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CohortError, NativeError } from "../errors.js";
@@ -342,4 +346,12 @@ export interface NativeAddon {
 
 const require = createRequire(import.meta.url);
 export const native = require(findAddon()) as NativeAddon;
+
+/** libtorch threads unless a program chooses: OMP_NUM_THREADS when it is a positive integer, else every available core. */
+export function defaultNumThreads(): number {
+  const env = Number(process.env.OMP_NUM_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : availableParallelism();
+}
+
+native.setNumThreads(defaultNumThreads());
 native.init(NativeError);

@@ -6,6 +6,9 @@
  */
 import { CohortError } from "../errors.js";
 import { native, type TensorHandle } from "./native.js";
+
+export { defaultNumThreads } from "./native.js";
+
 import { track } from "./scope.js";
 
 export type DType = "f32" | "f64" | "f16" | "bf16" | "i64" | "i32" | "i8" | "u8" | "bool";
@@ -738,6 +741,7 @@ export function zeroGrad(params: Tensor[]): void {
 export function liveTensors(): number {
   return native.liveCount();
 }
+/** libtorch's intra-op threads (default at load: `defaultNumThreads()`, OMP_NUM_THREADS or every core). */
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }

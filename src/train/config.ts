@@ -50,7 +50,7 @@ export const trainConfigSchema = z.strictObject({
   outputDir: z.string().default("runs"),
   /** Seeds data order, sampling and initialisation. The same seed gives the same run. */
   seed: z.number().int().min(0).default(0),
-  /** CPU threads for libtorch (default: all cores). */
+  /** CPU threads for libtorch (default: all cores, or OMP_NUM_THREADS when set). */
   threads: z.number().int().positive().optional(),
   /** The language model (absent with `policy`). */
   model: z

@@ -11,7 +11,6 @@
  * stream does not depend on p.
  * @module
  */
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { CohortError, ConfigError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -24,7 +23,7 @@ import { type SftRunOptions, sftOptimizer, tinyCharModel } from "../model/tiny.j
 import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import type { Problem, Task } from "../task/types.js";
-import { learningRate, manualSeed, setNumThreads, tidy } from "../tensor/index.js";
+import { defaultNumThreads, learningRate, manualSeed, setNumThreads, tidy } from "../tensor/index.js";
 import { CharTokenizer } from "../tokenizer/char.js";
 
 export { type SftRunOptions, sftOptimizer, tinyCharModel } from "../model/tiny.js";
@@ -111,7 +110,7 @@ function accuracy(model: CausalLM, tok: CharTokenizer, task: Task, problems: Pro
 export function pretrain(o: PretrainOptions): PretrainResult {
   const log = o.log ?? console.log;
   const seed = o.seed ?? 0;
-  setNumThreads(availableParallelism());
+  setNumThreads(defaultNumThreads());
   manualSeed(seed);
   const tok = new CharTokenizer();
   const task = createTask(o.task, o.taskOptions ?? {}, "task");

@@ -4,7 +4,6 @@
  * pipeline, the rollout source, the forward backend and, with data parallelism, this rank's gradient sync.
  * @module
  */
-import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Pipeline } from "../algo/pipeline.js";
 import { EpisodeSource } from "../env/source.js";
@@ -24,7 +23,7 @@ import { createTask } from "../task/registry.js";
 import { Rng } from "../task/rng.js";
 import { templatedDataset } from "../task/template.js";
 import type { Problem, Task } from "../task/types.js";
-import { AdamW, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
+import { AdamW, defaultNumThreads, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
 import type { TrainConfig } from "./config.js";
 import { type LoopRun, type PolicyParts, type Run, trainableState } from "./context.js";
@@ -124,7 +123,7 @@ export async function setupLoop(
 /** A language-model run's parts, ready for its first step (with `group`: this process is one rank of it). */
 export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group?: ProcessGroup): Promise<Run> {
   if (group) DataParallel.checkPrompts(cfg.train.promptsPerStep, group.worldSize);
-  setNumThreads(cfg.threads ?? (group ? threadsPerRank() : availableParallelism()));
+  setNumThreads(cfg.threads ?? (group ? threadsPerRank() : defaultNumThreads()));
   manualSeed(group ? rankSeed(cfg.seed, group.rank) : cfg.seed);
   const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
   const algo = cfg.resolvedAlgo;

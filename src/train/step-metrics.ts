@@ -9,6 +9,7 @@ import { isMetrics } from "../algo/importance.js";
 import type { Problem } from "../task/types.js";
 import type { Run } from "./context.js";
 import { type MetricRecord, stats } from "./metrics.js";
+import { type MismatchBuckets, mismatchBucketMetrics } from "./mismatch.js";
 import { type Collected, meanLogprobsOf } from "./sources.js";
 
 /** The trainer's own keys (components add theirs under their own prefix: docs/COMPONENTS.md). */
@@ -24,7 +25,22 @@ export const STEP_METRICS: readonly (readonly [string, string])[] = [
   ["grad_norm, learning_rate, skipped_updates", "of the last optimizer step; updates skipped for NaN/Inf"],
   ["loss/policy, loss/total, ratio/mean|min|max, clip/low_ratio|high_ratio|region_ratio", "the policy loss's own"],
   ["sampler/logprob_abs_diff_mean", "mean |sampler − trainer| log-prob of the same tokens"],
-  ["sampler/is_ratio/min|mean|max, sampler/is_masked_fraction", "importance-sampling correction of remote rollouts"],
+  [
+    "sampler/logprob_abs_diff/len_0_64|len_64_256|len_256_plus",
+    "the same by completion length in tokens: [0, 64), [64, 256), ≥ 256 (null when no completion falls in it)",
+  ],
+  [
+    "sampler/is_ratio/min|mean|max, sampler/is_masked_fraction",
+    "importance-sampling correction (sampler.importanceSampling): the applied weights; share zeroed by a mask mode",
+  ],
+  [
+    "sampler/is_raw_ratio/min|mean|max, sampler/is_capped_fraction",
+    "the weights before truncation / masking; share over the cap (truncated or masked)",
+  ],
+  [
+    "sampler/is_ess, sampler/is_raw_ess",
+    "effective sample size (Σw)²/(N·Σw²) in [0, 1] of the applied / raw weights, over tokens or sequences as the mode weights",
+  ],
   ["filter/<name>/removed_groups|removed_sequences|removed_tokens", "what the sample and token filters removed"],
   ["kl_in_reward, kl_in_reward/beta", "mean per-token k1 put into the reward (algo.rewardKl)"],
   ["rollout/…, budget/…, vas/…, gdro/…", "rollout-level components (dynamic sampling rounds, budgets, samplers)"],
@@ -60,6 +76,8 @@ export interface TrainingTotals {
   klSum: number;
   mismatchSum: number;
   mismatchTok: number;
+  /** The mismatch by completion length (first pass, every micro-batch). */
+  mismatchBuckets: MismatchBuckets;
   isStats: ImportanceSamplingStats;
   skipped: number;
   optSteps: number;
@@ -168,6 +186,7 @@ export function stepMetrics(run: Run, step: number, col: Collected, o: StepOutco
   metrics.skipped_updates = t.skipped;
   for (const [k, vs] of Object.entries(t.lossMetrics)) metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
   metrics["sampler/logprob_abs_diff_mean"] = t.mismatchTok > 0 ? t.mismatchSum / t.mismatchTok : 0;
+  if (t.mismatchTok > 0) Object.assign(metrics, mismatchBucketMetrics(t.mismatchBuckets));
   Object.assign(metrics, isMetrics(t.isStats));
   metrics["tokens_per_s/sampling"] = sampledTokens / ((times.tSample - times.t0) / 1000);
   metrics["tokens_per_s/training"] = trainedTokens / Math.max(1e-9, (times.tEnd - times.tTrain0) / 1000);
@@ -186,6 +205,8 @@ export function stepMetrics(run: Run, step: number, col: Collected, o: StepOutco
     zeroStdGroups: zeroStd,
     entropyTokens: t.entTok,
     mismatchTokens: t.mismatchTok,
+    mismatchBuckets: t.mismatchBuckets,
+    ...(t.isStats.count > 0 ? { isStats: t.isStats } : {}),
     sampledTokens,
     trainedTokens,
     microBatchValues: Object.fromEntries(Object.entries(t.lossMetrics).map(([k, vs]) => [k, vs.length])),

@@ -34,6 +34,7 @@ import {
 } from "./batch.js";
 import type { Run } from "./context.js";
 import type { MetricRecord } from "./metrics.js";
+import { addMismatchRows, emptyMismatchBuckets, mismatchRowSums } from "./mismatch.js";
 import type { Collected, Rollout } from "./sources.js";
 import { isOffPolicy, meanLogprobsOf } from "./sources.js";
 import { rolloutRows, stepMetrics, type TrainingTotals } from "./step-metrics.js";
@@ -228,6 +229,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
     klSum: 0,
     mismatchSum: 0,
     mismatchTok: 0,
+    mismatchBuckets: emptyMismatchBuckets(),
     isStats: emptyIsStats(),
     skipped: 0,
     optSteps: 0,
@@ -294,7 +296,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
             totals.lossMetrics[k] ??= [];
             totals.lossMetrics[k].push(v);
           }
-          if (it === 0) observeFirstPass(totals, m, f);
+          if (it === 0) observeFirstPass(totals, m, f, ro);
         });
       }
       finiteLoss = run.sync.reduceGradients(params, finiteLoss);
@@ -331,7 +333,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
 }
 
 /** Entropy, KL to the reference (or drift from π_old) and sampler mismatch of the first pass. */
-function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?: Tensor }): void {
+function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout): void {
   const tokens = m.mask.gt(0).to("f32");
   const nTok = tokens.sum().item();
   if (f.entropy) {
@@ -351,6 +353,10 @@ function observeFirstPass(t: TrainingTotals, m: Micro, f: { lp: Tensor; entropy?
   const nSampled = onPolicyTokens.sum().item();
   t.mismatchSum += maskedMean(before.sub(m.samplerLp).abs(), onPolicyTokens) * nSampled;
   t.mismatchTok += nSampled;
+  // by completion length, summed in float64 (the split into micro-batches changes only the rounding)
+  const rows = mismatchRowSums(before, m.samplerLp, onPolicyTokens);
+  const lengths = m.rows.map((r) => ro.completions[r]?.tokens.length ?? 0);
+  addMismatchRows(t.mismatchBuckets, lengths, rows.sums, rows.tokens);
   const refOrOld = m.refLp ?? m.oldLp;
   if (refOrOld) {
     const d = refOrOld.sub(f.lp.detach()).clamp(-20, 20);
