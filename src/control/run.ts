@@ -22,17 +22,7 @@ import { CohortError } from "../errors.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import type { ProcessGroup } from "../parallel/index.js";
 import { Rng } from "../task/rng.js";
-import {
-  AdamW,
-  clipGradNorm,
-  learningRate,
-  manualSeed,
-  noGrad,
-  setNumThreads,
-  type Tensor,
-  tensor,
-  tidy,
-} from "../tensor/index.js";
+import { AdamW, clipGradNorm, manualSeed, noGrad, setNumThreads, type Tensor, tensor, tidy } from "../tensor/index.js";
 import type { TrainConfig } from "../train/config.js";
 import type { LoopRun, RunEval } from "../train/context.js";
 import { Diagnostics } from "../train/diagnostics.js";
@@ -40,6 +30,7 @@ import type { MetricRecord } from "../train/metrics.js";
 import { noSync } from "../train/parts.js";
 import { resolvePath } from "../train/setup.js";
 import { type RolloutSource, requestSeed } from "../train/sources.js";
+import { stepLearningRate } from "../train/update.js";
 import type { PolicyConfig } from "./config.js";
 import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
 import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
@@ -351,16 +342,7 @@ export async function setupControlRun(
         const gs = new Set(groups.slice(k * per, (k + 1) * per));
         return kept.filter((i) => gs.has(col.groupIndex[i] as number));
       }).filter((rows) => rows.length > 0);
-      const lr = learningRate(
-        {
-          kind: cfg.train.schedule,
-          lr: cfg.train.lr,
-          warmupSteps: cfg.train.warmupSteps,
-          totalSteps: cfg.train.steps,
-          minLrRatio: cfg.train.minLrRatio,
-        },
-        step - 1,
-      );
+      const lr = stepLearningRate(cfg, step);
       const tTrain0 = performance.now();
       let lossSum = 0;
       let entSum = 0;

@@ -32,6 +32,7 @@ import {
   type WholeBatch,
   wholeBatch,
 } from "./batch.js";
+import type { TrainConfig } from "./config.js";
 import type { Run } from "./context.js";
 import type { MetricRecord } from "./metrics.js";
 import { addMismatchRows, emptyMismatchBuckets, mismatchRowSums } from "./mismatch.js";
@@ -184,6 +185,15 @@ export interface StepUpdate {
  * Trains on a step's scored rollouts; returns the step's metrics and its rollout table. `t0`: when the step
  * began (for timings).
  */
+/** The learning rate of optimizer step `step` (1-based) under `train.schedule`. */
+export function stepLearningRate(cfg: TrainConfig, step: number): number {
+  const t = cfg.train;
+  return learningRate(
+    { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, totalSteps: t.steps, minLrRatio: t.minLrRatio },
+    step - 1,
+  );
+}
+
 export function update(run: Run, step: number, col: Collected, t0: number): StepUpdate {
   const { cfg, algo } = run;
   const pl = run.pipeline;
@@ -235,16 +245,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
     optSteps: 0,
     lossMetrics: {},
   };
-  const lr = learningRate(
-    {
-      kind: cfg.train.schedule,
-      lr: cfg.train.lr,
-      warmupSteps: cfg.train.warmupSteps,
-      totalSteps: cfg.train.steps,
-      minLrRatio: cfg.train.minLrRatio,
-    },
-    step - 1,
-  );
+  const lr = stepLearningRate(cfg, step);
   const T = cfg.sampling.temperature;
   const params = run.policy.params;
   const is = run.importanceSampling;
