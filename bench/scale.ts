@@ -16,7 +16,8 @@
  *    weights, or the int8 quantization, which a rollout pays once per weights version and llama.cpp at load)
  *    once before timing; that time is printed, not counted. Ours and PyTorch must decode the same greedy
  *    tokens at fp32 (`tokens_match`).
- *  - peak RSS (GB) of every child: process.resourceUsage().maxRSS for ours and llama.cpp, ru_maxrss for Python.
+ *  - peak RSS (GB) of every child: VmHWM of /proc/self/status (ru_maxrss / process.resourceUsage().maxRSS
+ *    off Linux; on Linux those carry the parent's high-water mark into the child).
  * JSON lines: one `scale-step`, one `scale-decode` per batch × our precision × peer, and a summary last.
  *
  * Env knobs (defaults = the real shape):
@@ -28,6 +29,7 @@
  *   SCALE_BATCHES ("1,16"), SCALE_NEW_TOKENS (32), SCALE_PROMPT_TOKENS (16), SCALE_REPS (3): decoding
  *   SCALE_THREADS (2): threads of every side (llama.cpp runs at 1 and at SCALE_THREADS and keeps its faster:
  *   its spinning thread pool collapses on a loaded 2-core box)
+ *   SCALE_LLAMA_THREADS ("1,SCALE_THREADS"): the thread counts llama.cpp tries
  *   SCALE_INIT_STD (0.02): std of the random weights (larger gives less repetitive greedy tokens)
  *   SCALE_LLAMA (1): 0 skips llama.cpp; SCALE_LLAMA_QUANTS ("q8_0,f16")
  *   SCALE_SKIP_STEP (0): 1 skips the micro-step
@@ -77,6 +79,7 @@ const REPS = env("SCALE_REPS", 3);
 const THREADS = env("SCALE_THREADS", 2);
 const LLAMA = process.env.SCALE_LLAMA !== "0";
 const LLAMA_QUANTS = (process.env.SCALE_LLAMA_QUANTS ?? "q8_0,f16").split(",").filter(Boolean) as ("q8_0" | "f16")[];
+const LLAMA_THREADS = [...new Set((process.env.SCALE_LLAMA_THREADS ?? `1,${THREADS}`).split(",").map(Number))];
 const SKIP_STEP = process.env.SCALE_SKIP_STEP === "1";
 const PYTHON = process.env.BENCH_PYTHON ?? "/usr/bin/python3";
 const INIT_STD = env("SCALE_INIT_STD", 0.02);
@@ -126,7 +129,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-const rssGb = () => (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
+/**
+ * Peak RSS of this process in GB: VmHWM of /proc/self/status on Linux. Not ru_maxrss there: a child started
+ * by a large parent inherits the parent's high-water mark through fork and exec.
+ */
+function rssGb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return (Number(m[1]) * 1024) / 2 ** 30;
+  } catch {}
+  return (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
+}
 
 // ---- workers (one figure each) ----------------------------------------------------------------------------
 
@@ -360,7 +373,7 @@ function main(): void {
       fig.int8 = ours("decode", dir, String(b), "int8");
       if (LLAMA)
         for (const q of LLAMA_QUANTS) {
-          const runs = [...new Set([1, THREADS])].map((t) => ours("llama", dir, String(b), q, String(t)));
+          const runs = LLAMA_THREADS.map((t) => ours("llama", dir, String(b), q, String(t)));
           for (const r of runs)
             console.log(`decode batch ${b} llama.cpp-${q} at ${r.threads} threads: ${r.tok_s.toFixed(1)} tok/s`);
           fig[`llama.cpp-${q}`] = runs.reduce((x, y) => (y.tok_s > x.tok_s ? y : x));

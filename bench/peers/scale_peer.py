@@ -57,6 +57,13 @@ def rotate_half(x):
 
 
 def rss_gb():
+    # VmHWM: ru_maxrss carries the parent's high-water mark across fork and exec on Linux
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 2**30
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
 
 
