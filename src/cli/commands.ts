@@ -10,6 +10,22 @@ function shellQuote(a: string): string {
   return /^[A-Za-z0-9_./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Numeric pretrain flags shared by `--dataset` and `--env` (option key → flag). */
+const SFT_NUMBER_FLAGS = {
+  seed: "seed",
+  maxSteps: "steps",
+  batchSize: "batch",
+  lr: "lr",
+  targetAccuracy: "target-accuracy",
+  evalEvery: "eval-every",
+  hiddenSize: "hidden",
+  layers: "layers",
+  heads: "heads",
+  kvHeads: "kv-heads",
+  intermediateSize: "mlp",
+  maxPositions: "max-positions",
+} as const;
+
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /** A numeric flag checked against `ok` (described by `what`, e.g. "an integer ≥ 1"); undefined when absent. */
@@ -471,21 +487,7 @@ export const pretrainCommand: Command = {
         ...(values.system !== undefined ? { system: values.system as string } : {}),
         ...(values.from !== undefined ? { from: values.from as string } : {}),
       };
-      const keys = {
-        seed: "seed",
-        maxSteps: "steps",
-        batchSize: "batch",
-        lr: "lr",
-        targetAccuracy: "target-accuracy",
-        evalEvery: "eval-every",
-        hiddenSize: "hidden",
-        layers: "layers",
-        heads: "heads",
-        kvHeads: "kv-heads",
-        intermediateSize: "mlp",
-        maxPositions: "max-positions",
-        maxNewTokens: "max-new-tokens",
-      } as const;
+      const keys = { ...SFT_NUMBER_FLAGS, maxNewTokens: "max-new-tokens" } as const;
       for (const [k, f] of Object.entries(keys)) {
         const v = num(f);
         if (v !== undefined) (o as unknown as Record<string, number>)[k] = v;
@@ -505,21 +507,7 @@ export const pretrainCommand: Command = {
         envOptions: jsonObjectFlag(values, "options", optionsExample),
         command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
       };
-      const keys = {
-        noise: "noise",
-        seed: "seed",
-        maxSteps: "steps",
-        batchSize: "batch",
-        lr: "lr",
-        targetAccuracy: "target-accuracy",
-        evalEvery: "eval-every",
-        hiddenSize: "hidden",
-        layers: "layers",
-        heads: "heads",
-        kvHeads: "kv-heads",
-        intermediateSize: "mlp",
-        maxPositions: "max-positions",
-      } as const;
+      const keys = { ...SFT_NUMBER_FLAGS, noise: "noise" } as const;
       for (const [k, flag] of Object.entries(keys)) {
         const v = num(flag);
         if (v !== undefined) (o as unknown as Record<string, number>)[k] = v;

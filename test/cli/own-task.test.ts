@@ -41,8 +41,8 @@ function writeLines(file: string, rows: unknown[]): string {
   return file;
 }
 
-/** A finished 2-step run (checkpoints at steps 1 and 2) on arithmetic. */
-async function finishedRun(root: string): Promise<string> {
+/** A small arithmetic run's config file in `root`: `steps` steps, a checkpoint every `checkpointEvery`. */
+function arithmeticConfig(root: string, steps: number, checkpointEvery: number): string {
   const file = join(root, "cfg.yaml");
   writeFileSync(
     file,
@@ -51,13 +51,19 @@ async function finishedRun(root: string): Promise<string> {
       `outputDir: ${root}`,
       `model: {path: ${model}}`,
       "task: {name: arithmetic, options: {digits: [1, 1]}}",
-      "train: {steps: 2, promptsPerStep: 2, groupSize: 2}",
+      `train: {steps: ${steps}, promptsPerStep: 2, groupSize: 2}`,
       "sampling: {maxNewTokens: 4}",
       "eval: {everySteps: 0}",
-      "checkpoint: {everySteps: 1}",
+      `checkpoint: {everySteps: ${checkpointEvery}}`,
       "",
     ].join("\n"),
   );
+  return file;
+}
+
+/** A finished 2-step run (checkpoints at steps 1 and 2) on arithmetic. */
+async function finishedRun(root: string): Promise<string> {
+  const file = arithmeticConfig(root, 2, 1);
   return (await train(loadTrainConfig(file), { log: () => {} })).runDir;
 }
 
@@ -227,22 +233,7 @@ test("elapsed time, ETA and rates as progress lines print them", () => {
 });
 
 test("cohort train's progress lines show elapsed time, ETA and rollout and training throughput", () => {
-  const root = tmpRunRoot();
-  const file = join(root, "cfg.yaml");
-  writeFileSync(
-    file,
-    [
-      "name: r",
-      `outputDir: ${root}`,
-      `model: {path: ${model}}`,
-      "task: {name: arithmetic, options: {digits: [1, 1]}}",
-      "train: {steps: 3, promptsPerStep: 2, groupSize: 2}",
-      "sampling: {maxNewTokens: 4}",
-      "eval: {everySteps: 0}",
-      "checkpoint: {everySteps: 0}",
-      "",
-    ].join("\n"),
-  );
+  const file = arithmeticConfig(tmpRunRoot(), 3, 0);
   const r = cli("train", file);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("step "));
