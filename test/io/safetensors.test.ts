@@ -27,7 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), "cohort-st-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Deterministic sample values per dtype, all exactly representable in that dtype. */
-const SAMPLES: Record<Exclude<DType, "i8">, number[]> = {
+const SAMPLES: Record<DType, number[]> = {
   f32: [0, -1.5, 3.25, 2 ** -20, 65504, -0.125],
   f64: [0.1, -2.5, 1e300, -1e-300, 3, 7],
   f16: [0, -1.5, 3.25, 0.0078125, 65504, -2],
@@ -35,9 +35,10 @@ const SAMPLES: Record<Exclude<DType, "i8">, number[]> = {
   i64: [0, -1, 2 ** 40, -(2 ** 40), 7, 123456789012],
   i32: [0, -1, 2 ** 31 - 1, -(2 ** 31), 5, 6],
   u8: [0, 1, 127, 128, 255, 3],
+  i8: [0, -1, 127, -128, 5, -7],
   bool: [1, 0, 1, 1, 0, 0],
 };
-const DTYPES = Object.keys(SAMPLES) as Exclude<DType, "i8">[];
+const DTYPES = Object.keys(SAMPLES) as DType[];
 
 function sampleTensors(): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
@@ -159,12 +160,24 @@ describe("safetensors layout", () => {
     assert.equal(text.trimEnd().length, JSON.stringify(JSON.parse(text)).length, "compact JSON, space padding");
     const header = JSON.parse(text) as Record<string, { dtype: string; data_offsets: [number, number] }>;
     const names = Object.keys(header).filter((k) => k !== "__metadata__");
-    assert.deepEqual(names, ["t_i64", "t_f64", "b", "t_f32", "t_i32", "t_bf16", "odd", "t_f16", "t_u8", "t_bool"]);
+    assert.deepEqual(names, [
+      "t_i64",
+      "t_f64",
+      "b",
+      "t_f32",
+      "t_i32",
+      "t_bf16",
+      "odd",
+      "t_f16",
+      "t_i8",
+      "t_u8",
+      "t_bool",
+    ]);
     let cursor = 0;
     for (const name of names) {
       const e = header[name] as { dtype: string; data_offsets: [number, number] };
       assert.equal(e.data_offsets[0], cursor);
-      const width = { I64: 8, F64: 8, F32: 4, I32: 4, BF16: 2, F16: 2, U8: 1, BOOL: 1 }[e.dtype] as number;
+      const width = { I64: 8, F64: 8, F32: 4, I32: 4, BF16: 2, F16: 2, U8: 1, I8: 1, BOOL: 1 }[e.dtype] as number;
       assert.equal((8 + n + cursor) % width, 0, `${name} aligned`);
       cursor = e.data_offsets[1];
     }
@@ -341,12 +354,12 @@ import json, struct, sys, torch
 ours, theirs = sys.argv[1], sys.argv[2]
 samples = json.loads(sys.argv[3])
 TD = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
-      "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
-NAMES = {"f32": "F32", "f64": "F64", "f16": "F16", "bf16": "BF16", "i64": "I64", "i32": "I32", "u8": "U8", "bool": "BOOL"}
+      "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "I8": torch.int8, "BOOL": torch.bool}
+NAMES = {"f32": "F32", "f64": "F64", "f16": "F16", "bf16": "BF16", "i64": "I64", "i32": "I32", "u8": "U8", "i8": "I8", "bool": "BOOL"}
 def expected(dt):
     vals = samples[dt]
     if dt == "bool": return torch.tensor([bool(v) for v in vals]).reshape(2, 3)
-    if dt in ("i64", "i32", "u8"): return torch.tensor([int(v) for v in vals], dtype=TD[NAMES[dt]]).reshape(2, 3)
+    if dt in ("i64", "i32", "u8", "i8"): return torch.tensor([int(v) for v in vals], dtype=TD[NAMES[dt]]).reshape(2, 3)
     return torch.tensor(vals, dtype=torch.float64).to(TD[NAMES[dt]]).reshape(2, 3)
 # 1) read the file Cohort wrote
 raw = open(ours, "rb").read()
