@@ -6,5 +6,6 @@
 export * from "./builtin.js";
 export * from "./load.js";
 export * from "./preference.js";
+export * from "./process.js";
 export * from "./score.js";
 export type * from "./types.js";
