@@ -72,8 +72,8 @@ export const NEEDS = {
     from: "cohort train (an environment's episodes; a task's completion is a one-step episode)",
   },
   rowFields: {
-    what: "the fields of each row's prompt (JSONL columns or a task's problem meta)",
-    from: "cohort train on a task or dataset",
+    what: "the fields of each row's prompt (JSONL columns, a task's problem meta, an environment task's scalar fields)",
+    from: "cohort train",
   },
   wholeGroups: {
     what: "every group (question) whole inside one micro-batch and one data-parallel rank",

@@ -21,7 +21,7 @@ const seq = (values: Float64Array): SequenceAdvantages => ({ kind: "sequence", v
 
 const hopParams = z.strictObject({
   /** The prompt field whose value forms the groups (Dr. Zero: the hop count of the question). */
-  field: z.string().min(1).default("hop"),
+  field: z.string().min(1).default("hops"),
   /** Group across prompts (Dr. Zero) or within each prompt group as well (key = prompt group × field). */
   acrossPrompts: z.boolean().default(true),
   std: z.enum(["unbiased", "population"]).default("unbiased"),
@@ -35,7 +35,7 @@ export function fieldLabels(batch: RewardBatch, field: string, who: string): str
   const f = batch.fields;
   if (f === undefined)
     throw new CohortError(
-      `${who} groups rows by the prompt field "${field}" but this run supplies no prompt fields (tasks and JSONL datasets do; environments don't)`,
+      `${who} groups rows by the prompt field "${field}" but this batch carries no prompt fields (RewardBatch.fields; cohort train supplies them)`,
     );
   return f.map((row, i) => {
     const v = row?.[field];

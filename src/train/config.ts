@@ -412,12 +412,6 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
   if (c.policy !== undefined) checkNeeds(resolvedAlgo, CONTROL_SOURCES(c.policy), "cohort train with a control policy");
-  else if (c.env !== undefined)
-    checkNeeds(
-      resolvedAlgo,
-      new Set([...TRAIN_SOURCES].filter((n) => n !== "rowFields")),
-      "cohort train on an environment",
-    );
   else checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
   const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;

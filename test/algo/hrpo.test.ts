@@ -18,13 +18,13 @@ describe("hop_grouped (Dr. Zero HRPO, ALGORITHMS.md §G.6)", () => {
   });
   test("§G.6 vector: sources [h1,h1,h1,h2,h2,h3]; the singleton h3 gets mean 0, std 1", () => {
     const b = batch(
-      ["h1", "h1", "h1", "h2", "h2", "h3"].map((hop) => ({ hop })),
+      ["h1", "h1", "h1", "h2", "h2", "h3"].map((hop) => ({ hops: hop })),
       [0.9, 0.5, 0.4, 1.2, 0.6, 0.8],
     );
     close(hopGrouped(b).values, [1.1338891, -0.377963, -0.7559261, 0.7071051, -0.7071051, 0.7999992]);
   });
   test("the groups cross prompts: per-prompt GRPO on one sample each gives zero, hop grouping does not", () => {
-    const b = batch([{ hop: 2 }, { hop: 2 }], [1, 0]);
+    const b = batch([{ hops: 2 }, { hops: 2 }], [1, 0]);
     close(hopGrouped(b).values, [0.7071064, -0.7071064]);
     // acrossPrompts false: the key is prompt × hop, so every row is a singleton here
     close(hopGrouped(b, { acrossPrompts: false, singleton: "zero" }).values, [0, 0]);
@@ -32,9 +32,9 @@ describe("hop_grouped (Dr. Zero HRPO, ALGORITHMS.md §G.6)", () => {
   test("options change the result: field, singleton, std", () => {
     const b = batch(
       [
-        { hop: 1, kind: "a" },
-        { hop: 1, kind: "b" },
-        { hop: 2, kind: "b" },
+        { hops: 1, kind: "a" },
+        { hops: 1, kind: "b" },
+        { hops: 2, kind: "b" },
       ],
       [1, 0, 0.5],
     );
@@ -47,16 +47,16 @@ describe("hop_grouped (Dr. Zero HRPO, ALGORITHMS.md §G.6)", () => {
   });
   test("a missing field or a run without prompt fields is a clear error", () => {
     assert.throws(
-      () => hopGrouped(batch([{ hop: 1 }, { other: 2 }], [1, 0])),
+      () => hopGrouped(batch([{ hops: 1 }, { other: 2 }], [1, 0])),
       (e: Error) => {
         assert.ok(e instanceof CohortError);
-        assert.match(e.message, /row 1 has no scalar field "hop" \(fields: other\)/);
+        assert.match(e.message, /row 1 has no scalar field "hops" \(fields: other\)/);
         return true;
       },
     );
     assert.throws(
       () => hopGrouped({ rewards: Float64Array.of(1), groupIndex: Int32Array.of(0) }),
-      /supplies no prompt fields/,
+      /carries no prompt fields/,
     );
   });
 });

@@ -80,7 +80,7 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
     truncated: Uint8Array.from({ length: N }, (_, i) => (i % 5 === 4 ? 1 : 0)),
     texts,
     // prompt fields: a label shared by the rows of a group (hop-grouped estimators)
-    fields: Array.from({ length: N }, (_, i) => ({ hop: `h${groupIndex[i]}` })),
+    fields: Array.from({ length: N }, (_, i) => ({ hops: `h${groupIndex[i]}` })),
     // two-step episodes: rows 2k and 2k + 1 are steps 0 and 1 of one trajectory; anchor states repeat per group
     trajectoryIndex: Int32Array.from({ length: N }, (_, i) => i >> 1),
     stepIndex: Int32Array.from({ length: N }, (_, i) => i & 1),
