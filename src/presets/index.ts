@@ -1176,6 +1176,91 @@ define({
   },
 });
 
+// arXiv 2601.07055 [CODE]
+define({
+  name: "drzero_hrpo",
+  summary: "hop-grouped baselines: rows with the same hop count share one group across prompts (1 sample/prompt)",
+  title: "Dr. Zero HRPO (hop-grouped relative PO)",
+  arxiv: "2601.07055",
+  confidence: "CODE",
+  doc:
+    "Dr. Zero's hop-grouped relative policy optimisation: instead of G samples per prompt, every row whose " +
+    "prompt has the same hop count (the prompt field `hops`: a JSONL column, a task's meta or an environment " +
+    "task's field, e.g. the wordnet environment's) joins one group, A = (R − mean)/(std_unbiased + 1e-6), and a " +
+    "singleton group gets mean 0, std 1, as the authors' code does; so `train.groupSize: 1` carries a signal. " +
+    "Clip ε = 0.2, token-mean, no KL (the released scripts). The proposer/solver self-evolution loop around it " +
+    "is not part of the preset.",
+  config: {
+    advantage: { estimator: "hop_grouped", options: { field: "hops" } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2506.08507 [ABSTRACT] (formula: design choice, ALGORITHMS.md G.5)
+define({
+  name: "mashost_hrpo",
+  summary:
+    "group-relative advantage of the episode reward + λ·standardised action-wise reward of each step (design choice)",
+  title: "MasHost HRPO (hierarchical relative PO)",
+  arxiv: "2506.08507",
+  confidence: "ABSTRACT",
+  doc:
+    "MasHost's hierarchical relative policy optimisation: each agent step (a sampling decision) gets the " +
+    "group-relative advantage of its episode's reward plus λ = 0.5 times its own action-wise reward (the " +
+    "environment's step reward: component rationality) standardised over all steps of the group. Clip ε = 0.2, " +
+    "token-mean, no KL. Design choice (abstract only): the sum form and λ.",
+  config: {
+    advantage: { estimator: "mashost_hrpo", options: { lambda: 0.5 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2507.23581 [ABSTRACT] (rewards: design choice, ALGORITHMS.md G.7)
+define({
+  name: "graphrag_r1",
+  summary: "GRPO over retrieval rollouts with the process-constrained rewards PRA then CAF (environment rewards)",
+  title: "GraphRAG-R1",
+  arxiv: "2507.23581",
+  confidence: "ABSTRACT",
+  doc:
+    "GRPO (clip ε = 0.2, token-mean, no KL) for retrieval agents trained in phases: a cold start on the format " +
+    "(`cohort pretrain --env wordnet`), then Progressive Retrieval Attenuation (env.options.reward.kind `pra`: " +
+    "em + 0.5·Σ_{k≤n} 0.5^{k−1} over n retrievals, encouraging necessary retrievals), then Cost-Aware F1 (`caf`: " +
+    "F1·exp(−0.1·n − 1e-4·characters), against over-retrieval and over-thinking), each phase starting from the " +
+    "previous one's model (examples/graphrag_r1/). Design choice (abstract only): both reward formulas.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2507.20187 [ABSTRACT] (reward weights: design choice, ALGORITHMS.md G.8)
+define({
+  name: "multirole",
+  summary: "GRPO on the verifiable reward + perspective diversity + distinct-2, weights 1, 0.5, 0.5 (design choice)",
+  title: "MultiRole-R1",
+  arxiv: "2507.20187",
+  confidence: "ABSTRACT",
+  doc:
+    "Diversity as a reward beside the verifiable one: the run lists three rewards, the verifiable one, " +
+    "`perspective` (min(#distinct `<role>…</role>` tags, 3)/3) and `distinct_2` (unique bigrams / bigrams), " +
+    "summed with the run's weights (the example: `algo.reward.weights: [1, 0.5, 0.5]`, one per reward, so the " +
+    "preset itself fits any number of rewards); GRPO clip ε = 0.2, token-mean, no KL. Design choice (abstract " +
+    "only): the role-tag form, K = 3 and the weights.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 // arXiv 2005.09814 [CODE] (GRPO-family form: design choice, ALGORITHMS.md E.1)
 define({
   name: "mdpo",
