@@ -16,8 +16,8 @@ import { z } from "zod";
 import { Registry } from "../algo/registry.js";
 import { calculatorSpec } from "./calculator.js";
 import { mazeSpec } from "./maze.js";
-import { wordnetSpec } from "./wordnet.js";
 import type { EnvFactory, EnvSpec } from "./types.js";
+import { wordnetSpec } from "./wordnet.js";
 
 export const envRegistry = new Registry<EnvSpec>("environment");
 envRegistry.register(mazeSpec.name, mazeSpec as EnvSpec);
