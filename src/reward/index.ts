@@ -4,6 +4,7 @@
  * @module
  */
 export * from "./builtin.js";
+export * from "./judge.js";
 export * from "./load.js";
 export * from "./preference.js";
 export * from "./process.js";
