@@ -120,8 +120,8 @@ describe("LLM judge preference", () => {
     try {
       const p = llmJudgePreference({ baseUrl: `${s.url}/v1`, model: "arithmetic-tiny", topLogprobs: 20 });
       // a character model for arithmetic: A and B may or may not be among its 20 likeliest first characters
-      const r = await p(sample("12", "7")).then(
-        (v) => ({ v }),
+      const r = await Promise.resolve(p(sample("12", "7"))).then(
+        (v: number) => ({ v }),
         (e: Error) => ({ e }),
       );
       if ("v" in r) {
