@@ -15,6 +15,7 @@ import { writeSafetensors } from "../io/safetensors.js";
 import { AdamW, manualSeed, noGrad, setNumThreads, type Tensor, tensor, tidy } from "../tensor/index.js";
 import {
   type AirqOptions,
+  airqEvalSeed,
   airqFeatures,
   airqStats,
   evaluateAirq,
@@ -131,7 +132,7 @@ export function airqPretrain(env: AirqOptions, opts: ControlPretrainOptions): Co
     const metrics: Record<string, number> = {
       train_nll: nll,
       ...(Number.isNaN(chosen.validNll) ? {} : { valid_nll: chosen.validNll }),
-      ...evaluateAirq(policy, env, s.seed),
+      ...evaluateAirq(policy, env, airqEvalSeed(s.seed)),
     };
     mkdirSync(opts.out, { recursive: true });
     const st: Record<string, Tensor> = Object.fromEntries(

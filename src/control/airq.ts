@@ -44,7 +44,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { Rng } from "../task/rng.js";
+import { mix32, Rng } from "../task/rng.js";
 import { noGrad, tensor, tidy } from "../tensor/index.js";
 import type { ControlEnv, StepResult } from "./env.js";
 import type { ActionSpace, Policy } from "./policy.js";
@@ -404,6 +404,11 @@ export function policyProbs(policy: Policy, obs: Float64Array, n: number): Float
       return Float64Array.from(snap.logits.softmax(-1).to("f64").data() as Float64Array);
     }),
   );
+}
+
+/** The ensemble draws of a run's held-out evaluation (the same at every evaluation and in the SFT stage). */
+export function airqEvalSeed(runSeed: number): number {
+  return mix32(runSeed * 0x9e3779b1 + 0x0a1c);
 }
 
 /** Held-out metrics of a forecaster (module doc): eval_{far,pod,f1,crps}[_h1.._hH], counts of events. */

@@ -17,7 +17,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { Rng } from "../task/rng.js";
-import { AirqEnv, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
+import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
 import { airqPretrain } from "./airq-sft.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
@@ -54,7 +54,7 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   mdp?: (o: z.output<O>) => TabularMdp;
   /** The episode length at training step k (1-based): a curriculum over the horizon; absent: `horizon`. */
   horizonAt?: (o: z.output<O>, step: number) => number;
-  /** Held-out metrics of the policy beyond `eval_return`, logged under their own keys (`seed`: the eval's). */
+  /** Held-out metrics of the policy beyond `eval_return`, logged under their own keys (`seed`: the run's). */
   evaluate?: (o: z.output<O>, policy: Policy, seed: number) => Record<string, number>;
   /** Supervised pre-training of a starting policy (`cohort pretrain --env NAME`). */
   pretrain?: (o: z.output<O>, opts: ControlPretrainOptions) => ControlPretrainResult;
@@ -165,7 +165,7 @@ const airqSpec: ControlEnvSpec<typeof airqOptions> = {
   doc: "ozone alert forecasting on R's airquality (New York 1973): categorical ozone bins, class-wise rewards, a curriculum over the 1–3 day horizon",
   options: airqOptions,
   horizonAt: (o, step) => curriculumHorizon(o, step),
-  evaluate: (o, policy, seed) => evaluateAirq(policy, o, seed),
+  evaluate: (o, policy, seed) => evaluateAirq(policy, o, airqEvalSeed(seed)),
   pretrain: (o, opts) => airqPretrain(o, opts),
   create: async (o) => () => new AirqEnv(o),
 };

@@ -280,7 +280,7 @@ export async function setupControlRun(
     }
     const metrics: Record<string, number> = { eval_return: sum / n };
     // the environment's own held-out metrics (airq: FAR, POD, F1, CRPS), the same draws at every evaluation
-    if (spec.evaluate) Object.assign(metrics, spec.evaluate(options, policy, requestSeed(cfg.seed + 3, 0, 0)));
+    if (spec.evaluate) Object.assign(metrics, spec.evaluate(options, policy, cfg.seed));
     if (mdp && optimum !== null && policy instanceof TabularSoftmax) {
       // exact: J* − J(π) of the current softmax table under the MDP's discount
       const pi = noGrad(() => tidy(() => policy.theta.softmax(1).to("f64").data() as Float64Array));
