@@ -37,7 +37,8 @@
  * an ensemble of `evalMembers` sampled trajectories (the predictive distribution at h is the members' mean
  * bin probabilities); the alert decision is the most probable class. Metrics: FAR = FA/(hits + FA) (false
  * alarm ratio), POD = hits/(hits + misses), F1 of the alert class, CRPS (ppb; bins as point masses at their
- * centres), per horizon and pooled.
+ * centres), per horizon and pooled. (The loop's generic `eval_return` plays greedy episodes from training issue
+ * days, and its `eval_accuracy`, the share of episodes that ran their whole horizon, is always 1 here.)
  * @module
  */
 import { readFileSync } from "node:fs";

@@ -34,7 +34,7 @@ import { airqPretrain, trainAirqSft } from "../../src/control/airq-sft.js";
 import { CategoricalMLP } from "../../src/control/policy.js";
 import { Rng } from "../../src/task/rng.js";
 import { manualSeed, noGrad, tensor, tidy } from "../../src/tensor/index.js";
-import { parseTrainConfig } from "../../src/train/config.js";
+import { loadTrainConfig, parseTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
 import { assertClose, type PyTensor, py, runOracle } from "../helpers/oracle.js";
 
@@ -376,6 +376,20 @@ test("airq_grpo: stop and resume give the same run (curriculum crossing the stop
       ),
     );
   assert.deepEqual(pick(resumed.metrics), pick(straight.metrics));
+});
+
+test("examples/airq/airq_grpo.yaml trains a step from an SFT stage", async () => {
+  const cfg = loadTrainConfig("examples/airq/airq_grpo.yaml", [
+    `outputDir=${root()}`,
+    `policy.init=${join(sftDir(), "policy.safetensors")}`,
+    "train.steps=1",
+    "eval.everySteps=1",
+    "env.options.evalMembers=2",
+  ]);
+  assert.equal(cfg.preset, "airq_grpo");
+  const r = await train(cfg, { log: () => {} });
+  assert.equal(r.steps, 1);
+  assert.ok(Number.isFinite(r.metrics.at(-1)?.eval_crps as number));
 });
 
 test("airq configs fail early with clear errors", async () => {
