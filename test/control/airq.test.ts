@@ -4,7 +4,7 @@
  * PyTorch float64, the curriculum and exact resume through the real loop, and the errors of bad configs.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -376,6 +376,59 @@ test("airq_grpo: stop and resume give the same run (curriculum crossing the stop
       ),
     );
   assert.deepEqual(pick(resumed.metrics), pick(straight.metrics));
+});
+
+test("airq_grpo: SIGKILL of `cohort train` mid-run, then --resume, gives the uninterrupted run", async () => {
+  const steps = 40;
+  const sets = (out: string) => [
+    "--set",
+    `outputDir=${out}`,
+    "--set",
+    `policy.init=${join(sftDir(), "policy.safetensors")}`,
+    "--set",
+    `train.steps=${steps}`,
+    "--set",
+    "checkpoint.everySteps=1",
+    "--set",
+    "eval.everySteps=10",
+    "--set",
+    "env.options.evalMembers=4",
+    "--set",
+    "env.options.curriculum.everySteps=5",
+  ];
+  const cli = ["--import", "tsx", "src/cli/main.ts", "train", "examples/airq/airq_grpo.yaml"];
+  const straightDir = root();
+  const s = spawnSync(process.execPath, [...cli, ...sets(straightDir)], { encoding: "utf8" });
+  assert.equal(s.status, 0, s.stderr);
+  const dir = root();
+  const metricsFile = join(dir, "airq-grpo", "metrics.jsonl");
+  const child = spawn(process.execPath, [...cli, ...sets(dir)], { stdio: "ignore" });
+  const exited = new Promise<NodeJS.Signals | null>((res) => child.on("exit", (_c, sig) => res(sig)));
+  // kill once a few steps are logged (the checkpoint after every step may be mid-write)
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const rows = existsSync(metricsFile) ? readFileSync(metricsFile, "utf8").trim().split("\n").length : 0;
+    if (rows >= 6) break;
+  }
+  child.kill("SIGKILL");
+  assert.equal(await exited, "SIGKILL");
+  const logged = readFileSync(metricsFile, "utf8").trim().split("\n").length;
+  assert.ok(logged < steps + 1, "killed before the end");
+  const r = spawnSync(process.execPath, [...cli, ...sets(dir), "--resume"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const from = Number(/resumed from \S+ \(step (\d+)\)/.exec(r.stdout + r.stderr)?.[1] ?? -1);
+  assert.ok(from >= 1 && from < steps, `resumed from a mid-run checkpoint (step ${from})`);
+  const rows = (f: string) => {
+    const byStep = new Map<number, Record<string, unknown>>();
+    for (const l of readFileSync(f, "utf8").trim().split("\n")) {
+      const m = JSON.parse(l) as Record<string, unknown>;
+      byStep.set(m.step as number, m); // a step logged twice (before the kill and after resume) keeps the last
+    }
+    return [...byStep.values()].map((m) =>
+      [m.step, m.loss, m.reward, m.grad_norm, m.episode_length, m.eval_far, m.eval_crps].map((x) => x ?? null),
+    );
+  };
+  assert.deepEqual(rows(metricsFile), rows(join(straightDir, "airq-grpo", "metrics.jsonl")));
 });
 
 test("examples/airq/airq_grpo.yaml trains a step from an SFT stage", async () => {
