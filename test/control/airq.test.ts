@@ -10,6 +10,8 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Pipeline } from "../../src/algo/pipeline.js";
+import { fakerAirAdvantages } from "../../src/algo/reweight.js";
 import {
   AirqEnv,
   airqFeatures,
@@ -32,6 +34,7 @@ import {
 } from "../../src/control/airq.js";
 import { airqPretrain, trainAirqSft } from "../../src/control/airq-sft.js";
 import { CategoricalMLP } from "../../src/control/policy.js";
+import { resolvePreset } from "../../src/presets/index.js";
 import { Rng } from "../../src/task/rng.js";
 import { manualSeed, noGrad, tensor, tidy } from "../../src/tensor/index.js";
 import { loadTrainConfig, parseTrainConfig } from "../../src/train/config.js";
@@ -149,6 +152,71 @@ test("airq: class-wise rewards on hand-computed confusion tables", () => {
   const s = alertScores(c);
   assert.ok(Math.abs(s.far - 2 / 4) < 1e-15 && Math.abs(s.pod - 2 / 3) < 1e-15 && Math.abs(s.f1 - 4 / 7) < 1e-15);
   assert.deepEqual(alertScores(confusion([0, 1], [0, 1])), { far: 0, pod: 0, f1: 0 });
+});
+
+test("faker_air advantages: ALGORITHMS.md §F.3 vectors, ties, groups in order, state through the pipeline", () => {
+  const R = Float64Array.of(0.3, 0.55, 0.1, 0.475);
+  const r = fakerAirAdvantages(R, Int32Array.of(0, 0, 0, 0), {}, { m: 0, v: 1e-6 });
+  assert.ok(Math.abs(r.m - 0.0178125) < 1e-12);
+  assert.ok(Math.abs(Math.sqrt(r.v) + 1e-6 - 0.0756842) < 5e-8); // the "std" of §F.3 includes eps
+  assertClose(r.values, [0.072849, 1.603169, -0.791407, 0.904073], { rtol: 0, atol: 5e-7 });
+  // the pure parts: rank only, EMA only
+  assertClose(
+    fakerAirAdvantages(R, Int32Array.of(0, 0, 0, 0), { rankWeight: 1 }, { m: 0, v: 1e-6 }).values,
+    [-1 / 3, 1, -1, 1 / 3],
+    {
+      rtol: 0,
+      atol: 1e-15,
+    },
+  );
+  assertClose(
+    fakerAirAdvantages(R, Int32Array.of(0, 0, 0, 0), { rankWeight: 0 }, { m: 0, v: 1e-6 }).values,
+    [3.728486, 7.031685, 1.085927, 6.040726],
+    { rtol: 0, atol: 5e-6 },
+  );
+  // ties share their average rank; an all-equal group gets rank 0 (only the EMA term)
+  const tie = fakerAirAdvantages(
+    Float64Array.of(1, 1, 0, 2),
+    Int32Array.of(0, 0, 0, 0),
+    { rankWeight: 1 },
+    { m: 0, v: 1 },
+  );
+  assertClose(tie.values, [0, 0, -1, 1], { rtol: 0, atol: 1e-15 });
+  // two groups, listed out of order: group 0 moves the statistics first
+  const two = fakerAirAdvantages(
+    Float64Array.of(1, 0, 0.5, 0.5),
+    Int32Array.of(1, 1, 0, 0),
+    { rankWeight: 0 },
+    { m: 0, v: 1e-6 },
+  );
+  const m0 = 0.05 * 0.5;
+  const v0 = 0.95e-6 + 0.05 * (0.5 - m0) ** 2;
+  const m1 = 0.95 * m0 + 0.05 * 0.5;
+  const v1 = 0.95 * v0 + 0.05 * (0.5 - m1) ** 2;
+  assertClose(
+    two.values,
+    [
+      (1 - m1) / (Math.sqrt(v1) + 1e-6),
+      (0 - m1) / (Math.sqrt(v1) + 1e-6),
+      (0.5 - m0) / (Math.sqrt(v0) + 1e-6),
+      (0.5 - m0) / (Math.sqrt(v0) + 1e-6),
+    ],
+    {
+      rtol: 1e-12,
+      atol: 0,
+    },
+  );
+  // through the pipeline: the statistics move only with an applied step
+  const pl = new Pipeline(resolvePreset("airq_grpo"));
+  const rows = { groupIndex: Int32Array.of(0, 0, 0, 0) };
+  const adv = () => (pl.advantages([R], rows).advantages as { values: Float64Array }).values;
+  assertClose(adv(), r.values, { rtol: 1e-12, atol: 0 });
+  pl.endStep(false);
+  assertClose(adv(), r.values, { rtol: 1e-12, atol: 0 }, "a skipped step keeps the statistics");
+  pl.endStep(true);
+  const st = Object.values(pl.state())[0] as Record<string, number>;
+  assert.ok(Math.abs((st.m as number) - r.m) < 1e-15, "an applied step keeps them");
+  assert.notDeepEqual([...adv()], [...r.values]);
 });
 
 test("airq: FAKER-Air step weights and the horizon curriculum", () => {
