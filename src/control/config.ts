@@ -28,6 +28,11 @@ export const policyConfigSchema = z.strictObject({
   initStd: z.number().positive().optional(),
   /** Gaussian: squash with tanh into the environment's action bounds (log-det corrected); false: clip in the env. */
   squash: z.boolean().default(true),
+  /**
+   * Start from these weights: a policy.safetensors (`policy.*` tensors) written by a control run's export or
+   * by `cohort pretrain --env NAME`; relative to the config file.
+   */
+  init: z.string().optional(),
   /** A learned state-value function trained beside the policy (loss coef·mean (V − target)²). */
   critic: z
     .strictObject({
@@ -51,6 +56,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   garnet: "discrete",
   cartpole: "discrete",
   pendulum: "continuous",
+  airq: "discrete",
 };
 
 interface ControlRaw {

@@ -1303,6 +1303,34 @@ define({
   },
 });
 
+// arXiv 2511.22169 [CODE]
+define({
+  name: "airq_grpo",
+  summary:
+    "advantages 0.9·centred rank + 0.1·EMA-normalised return (faker_air), no ratio clip (μ = 1), no KL, seq-mean-token-mean; env airq: class-wise rewards, horizon curriculum",
+  title: "FAKER-Air GRPO",
+  arxiv: "2511.22169",
+  confidence: "CODE",
+  policies: ["language", "control"],
+  doc:
+    "GRPO after SFT for air-quality forecasting (FAKER-Air, released code): G sampled forecast trajectories of one " +
+    "input form a group; advantages A = 0.9·centred rank + 0.1·(R − m)/(√v + 1e-6) with EMAs (α = 0.05) m, v of " +
+    "the group-mean reward (reweighter faker_air, replacing the estimator's); one on-policy gradient step per batch " +
+    "(train.innerIterations 1, no ratio clipping) on −A·log π averaged over each trajectory's steps and then over " +
+    "trajectories. The class-wise reward (exact class 1, false alarm −0.1), the step weights linspace(1, 0.75, H) " +
+    "and the curriculum rollout over the horizon come with the `airq` control environment (src/control/airq.ts); " +
+    "start from `cohort pretrain --env airq` via policy.init. Design choices: the EMAs are never reset (no epochs), " +
+    "tied rewards share their average rank, no PI-controlled recall/FAR constraint terms and no KL to the SFT " +
+    "model (a control run has no reference policy); a missed severe event costs 0.3 (env option).",
+  config: {
+    advantage: { estimator: "grpo" },
+    reweighters: [{ name: "faker_air" }],
+    gate: { type: "none" },
+    regularizers: [],
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");
