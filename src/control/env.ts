@@ -9,6 +9,7 @@
  * | garnet    | the state index                | one of A                | R(s, a); `horizon` steps                  |
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
+ * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
  *
  * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
  * @module
@@ -16,6 +17,7 @@
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { Rng } from "../task/rng.js";
+import { attentionRankSpec } from "./attention-rank.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace } from "./policy.js";
@@ -137,6 +139,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
+  attention_rank: attentionRankSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);
