@@ -19,8 +19,9 @@
  * The attention-output bound chains ‖ΔS‖_F ≤ ‖ΔQ‖_F‖K_r‖₂ + ‖Q‖₂‖ΔK‖_F for the scores S = QKᵀ/√hd, the
  * softmax's Lipschitz constant ½ per row (its Jacobian diag(p) − ppᵀ has eigenvalues ≤ max 2p_i(1 − p_i) ≤ ½;
  * masked columns do not move) and ‖ΔP·V‖_F ≤ ‖ΔP‖_F‖V‖_F; it holds for any rank, mask and input
- * (test/model/lowrank.test.ts checks it on random matrices). The prototype applies Eq. 9 with A the factor
- * itself, which bounds nothing about the attention output; this bound is what a safety guard can rely on.
+ * (test/model/lowrank.test.ts checks it on random matrices; it is loose, within a factor ~75 of the truth at
+ * best there). Eq. 9 bounds A·V for a perturbed A; with ΔA taken from the spectra of the truncated Q and K it says
+ * nothing about the attention output, so the guard uses this bound instead (design choice).
  *
  * `RankedForward` runs a `CausalLM` one layer at a time with a rank per layer: it exposes each layer's spectra
  * before the rank is chosen (the decomposition is needed for the truncation anyway, so features read from it
