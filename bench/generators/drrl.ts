@@ -18,7 +18,8 @@
  *   which is what a policy that settles on one rank everywhere gives, does not count);
  * - `flops_at_equal_fidelity`: DR-RL's score FLOPs vs the fixed-rank curve's at DR-RL's mean fidelity (claim: lower);
  * - `score_flops_ratio`, `model_flops_ratio`: DR-RL's FLOPs relative to full rank;
- * - `next_token_accuracy@rank=r`: each fixed rank vs full rank (the frontier DR-RL is compared with).
+ * - `next_token_accuracy@rank=r`: each fixed rank vs full rank (the frontier DR-RL is compared with);
+ * - `rank_change_16_to_20_ms`: the incremental rank update (adding singular triplets) against a fresh SVD.
  *
  * Env: BENCH_SEEDS (default 2), BENCH_STEPS (training steps, default 20), BENCH_INPUTS (held-out inputs,
  * default 48), BENCH_BETA (the FLOP weight β, default 0.1: the preset's 0.05 — the prototype's — makes full rank
@@ -36,9 +37,9 @@ import {
 } from "../../src/control/attention-rank.js";
 import { CategoricalMLP } from "../../src/control/policy.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import { modelFlops } from "../../src/model/lowrank.js";
+import { modelFlops, rankUpdate, truncate } from "../../src/model/lowrank.js";
 import { Rng } from "../../src/task/rng.js";
-import { dispose, setNumThreads, type Tensor } from "../../src/tensor/index.js";
+import { dispose, Generator, keep, randn, setNumThreads, svd, type Tensor, tidy } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
 
@@ -50,6 +51,8 @@ const lr = Number(process.env.BENCH_LR ?? 1e-2);
 const digits = (process.env.BENCH_DIGITS ?? "3,3").split(",").map(Number);
 const hidden = [64];
 const envOptions = { rankMin: 4, rankStep: 4, rankMax: 32, beta, task: { ops: { add: 1, sub: 1 }, digits } };
+if (!(seeds >= 1 && steps >= 1 && nInputs >= 2))
+  throw new Error("BENCH_SEEDS and BENCH_STEPS must be ≥ 1, BENCH_INPUTS ≥ 2");
 const out = mkdtempSync(join(tmpdir(), "cohort-bench-drrl-"));
 const t0 = performance.now();
 setNumThreads(1);
@@ -278,6 +281,50 @@ try {
       model_flops_ratio: round(mean(m.model)),
       mean_cos: round(mean(m.cos)),
     });
+  }
+  // ---- the incremental rank update against a fresh decomposition (a layer's Q and K at the inputs' length) ----
+  {
+    const c = env.model.config;
+    const T = Math.round(mean(full.length));
+    const g = new Generator(0);
+    const q = keep(randn([1, c.numAttentionHeads, T, c.headDim], { generator: g }));
+    const k = keep(randn([1, c.numKeyValueHeads, T, c.headDim], { generator: g }));
+    const fq = tidy(() => svd(q));
+    const fk = tidy(() => svd(k));
+    for (const f of [fq, fk]) for (const t of [f.U, f.S, f.Vh]) keep(t);
+    const q16 = keep(truncate(fq, 16));
+    const k16 = keep(truncate(fk, 16));
+    const median = (f: () => void) => {
+      const ts: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        tidy(f);
+        ts.push(performance.now() - t);
+      }
+      return ts.sort((a, b) => a - b)[150] as number;
+    };
+    const fresh = median(() => {
+      truncate(svd(q), 20);
+      truncate(svd(k), 20);
+    });
+    const inc = median(() => {
+      rankUpdate(q16, fq, 16, 20);
+      rankUpdate(k16, fk, 16, 20);
+    });
+    const err = tidy(() =>
+      rankUpdate(q16, fq, 16, 20)
+        .sub(truncate(svd(q), 20))
+        .abs()
+        .amax()
+        .item(),
+    );
+    emit("rank_change_16_to_20_ms", inc, fresh, inc < fresh, {
+      baseline_method: "a fresh batched SVD and truncation of the layer's Q and K",
+      shapes: `Q [1, ${c.numAttentionHeads}, ${T}, ${c.headDim}], K [1, ${c.numKeyValueHeads}, ${T}, ${c.headDim}]`,
+      max_abs_diff: err,
+      note: "median of 300, 1 thread",
+    });
+    for (const t of [q, k, q16, k16, fq.U, fq.S, fq.Vh, fk.U, fk.S, fk.Vh]) t.dispose();
   }
 } finally {
   env.dispose();
