@@ -57,6 +57,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   cartpole: "discrete",
   pendulum: "continuous",
   airq: "discrete",
+  attention_rank: "discrete",
 };
 
 interface ControlRaw {

@@ -10,6 +10,7 @@
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
  * | airq      | 3 ozone lags, weather, flags    | one of 14 ozone bins    | class-wise alert reward; 1–3 days (airq.ts) |
+ * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
  *
  * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
  * @module
@@ -19,6 +20,7 @@ import { ConfigError } from "../errors.js";
 import { Rng } from "../task/rng.js";
 import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
 import { airqPretrain } from "./airq-sft.js";
+import { attentionRankSpec } from "./attention-rank.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace, Policy } from "./policy.js";
@@ -176,6 +178,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
   airq: airqSpec,
+  attention_rank: attentionRankSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);

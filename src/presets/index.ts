@@ -1331,6 +1331,30 @@ define({
   },
 });
 
+// arXiv 2512.15973 [CODE] (components from the author's prototype; the training loop is a design choice, ALGORITHMS.md F.4)
+define({
+  name: "dr_rl",
+  summary:
+    "attention rank per layer and input (env attention_rank); group-normalised episode returns, no clip, token-mean",
+  title: "DR-RL",
+  arxiv: "2512.15973",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Dynamic Rank RL: a small policy picks, layer by layer for one input, the rank of the truncated-SVD queries and " +
+    "keys of a shipped causal LM (env attention_rank, src/control/attention-rank.ts), rewarded per layer by " +
+    "R = α·cos(O_full, O_r) − β·FLOPs − γ·‖ΔA‖_F (α 1, β 0.05, γ 0.1 as in the prototype; FLOPs and ‖ΔA‖ relative " +
+    "to full rank, a design choice). The components (truncation, Eq. 8 rank-change perturbation, reward) follow the " +
+    "author's code; the prototype's loop (REINFORCE without a baseline on placeholder tensors) is replaced by a " +
+    "design choice: a group is G rank choices for the same input, episode returns are group-normalised (GRPO), " +
+    "the ratio is not clipped and the loss is the mean over layer steps. No KL.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");
