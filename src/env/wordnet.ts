@@ -127,8 +127,8 @@ export function isaIndex(g: IsaGraph): MiniSearch<{ id: string; name: string; pa
 export function searchTool(index: ReturnType<typeof isaIndex>, k: number): Tool<{ query: string }> {
   return defineTool({
     name: "search",
-    description: "BM25 search over the knowledge base; returns the best matching documents",
-    args: z.strictObject({ query: z.string().min(1).max(40).meta({ description: "words to look up, e.g. cat" }) }),
+    description: "look up a word",
+    args: z.strictObject({ query: z.string().min(1).max(40).meta({ description: "a word, e.g. cat" }) }),
     run({ query }) {
       const hits = index.search(query.toLowerCase()).slice(0, k);
       return hits.length === 0 ? "no results" : hits.map((h) => `${h.name} isa ${h.parent}`).join(";");
