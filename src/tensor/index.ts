@@ -3,6 +3,7 @@
  * @module
  */
 
+export * as autograd from "./autograd.js";
 export { checkBlas } from "./blas.js";
 export * from "./optim.js";
 export { dispose, keep, tidy } from "./scope.js";
