@@ -21,6 +21,7 @@ import {
   initialIwocs,
   iwocsIteration,
   type ModelSpan,
+  policyQ,
   policyReturn,
   robustQ,
   worstCase,
@@ -126,11 +127,11 @@ export function controlMethods(
         eval_worst_model_optimum: Math.min(...optima),
         eval_iwocs_models: st.models.length,
       };
-      // the IWOCS robust policy π_i = argmax min_j Q_{T_j} (after the first phase)
-      if (st.q.length > 0) {
-        const piI = greedyTable(robustQ(st), nominal.states, nominal.actions);
-        r.eval_iwocs_worst_case = worstCase(span, piI).value;
-      }
+      // the IWOCS robust policy π_i = argmax_a min_j Q_{T_j}; before the search has stopped, the running phase's
+      // model counts with the current policy's Q (the policy π_i would be if the phase ended now)
+      const running = st.converged ? st : { ...st, q: [...st.q, Array.from(policyQ(current, pi))] };
+      const piI = greedyTable(robustQ(running), nominal.states, nominal.actions);
+      r.eval_iwocs_worst_case = worstCase(span, piI).value;
       return r;
     };
     out.stepMetrics = () => ({ "iwocs/model": st.models.at(-1) as number, "iwocs/models": st.models.length });

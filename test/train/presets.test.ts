@@ -38,8 +38,8 @@ for (const preset of presetNames()) {
       checkpoint: { everySteps: 0 },
     };
     if (!(getPreset(preset).policies ?? ["language"]).includes("language")) {
-      // control-only presets (a learned critic's step values) are refused for a language model at config time
-      assert.throws(() => parseTrainConfig(raw), /need "stepValues"/);
+      // control-only presets (a learned critic's step values, algo.control) are refused for a language model at config time
+      assert.throws(() => parseTrainConfig(raw), /need "stepValues"|algo\.control: applies to control policies/);
       return;
     }
     if (NEEDS_RANKED_DATA.has(preset)) {
