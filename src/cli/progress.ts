@@ -20,6 +20,9 @@ const rewardOf = (m: MetricRecord) => num(m.reward_mean ?? m.episode_return);
 
 /** `rollout 1.2k tok/s, train 3.4k tok/s` of a step's metrics. */
 export function throughput(m: MetricRecord): string {
+  // a control run has episodes, not tokens: its sampling and training seconds
+  if (m.episode_return !== undefined && m["tokens_per_s/sampling"] === undefined)
+    return `sampling ${num(m["time/sampling_s"])}s, train ${num(m["time/train_s"])}s`;
   const rate = (k: string) => (typeof m[k] === "number" ? formatRate(m[k] as number) : "– tok/s");
   return `rollout ${rate("tokens_per_s/sampling")}, train ${rate("tokens_per_s/training")}`;
 }

@@ -14,13 +14,20 @@ test("progress line: a control run's reward is its mean episode return, a langua
   }) as typeof process.stderr.write;
   try {
     const p = progressReporter(10);
-    p.update({ step: 1, reward: 12.5, episode_return: 12.5, entropy: 0.5 });
+    p.update({
+      step: 1,
+      reward: 12.5,
+      episode_return: 12.5,
+      entropy: 0.5,
+      "time/sampling_s": 0.25,
+      "time/train_s": 0.5,
+    });
     p.update({ step: 2, reward_mean: 0.25 });
     p.stop();
   } finally {
     process.stderr.write = write;
     Object.defineProperty(process.stderr, "isTTY", { value: tty, configurable: true });
   }
-  assert.match(lines[0] as string, /^step 1\/10 reward 12\.500 /);
+  assert.match(lines[0] as string, /^step 1\/10 reward 12\.500 .*sampling 0\.250s, train 0\.500s/);
   assert.match(lines[1] as string, /^step 2\/10 reward 0\.250 /);
 });
