@@ -85,6 +85,7 @@ export function controlMethods(
         eval_optimality_gap: optimum - policyReturn(m, lifted),
         eval_planned_gap: plannedGap,
         eval_groups: choice.groups,
+        eval_grouping_loss: choice.losses[choice.groups] as number,
       };
     };
   }

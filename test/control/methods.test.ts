@@ -91,6 +91,27 @@ test("the optimizer's knobs change the run: gamma0 and eta0", async () => {
   assert.notEqual(await run({ eta0: 0.5 }), base);
 });
 
+test("HARPG's knobs change the run: normalized, crossTerm, hessianGroups, gamma0, eta0", async () => {
+  const run = async (opt: Record<string, unknown>) =>
+    (
+      await train(
+        parseTrainConfig(
+          raw("harpg", root(), { algo: { control: { optimizer: { type: "harpg", eta0: 0.8, ...opt } } } }),
+        ),
+        { log: () => {} },
+      )
+    ).metrics.at(-1)?.eval_optimality_gap as number;
+  const base = await run({});
+  for (const o of [
+    { normalized: false },
+    { crossTerm: "authorsCode" },
+    { hessianGroups: 2 },
+    { gamma0: 0.5 },
+    { eta0: 1 },
+  ])
+    assert.notEqual(await run(o), base, JSON.stringify(o));
+});
+
 /** §E.4(a): one decision at s0, γ = 0.9, p ∈ {0, 0.1, …, 0.5}, nominal p = 0.1. */
 function toySpan(): ModelSpan {
   // states: 0 = s0, 1..3 = the safe detour, 4 = goal (absorbing, reward paid on entry), 5 = failure (absorbing 0)
@@ -291,4 +312,45 @@ test("control methods refuse bad configs with clear errors", () => {
     () => parseTrainConfig({ preset: "harpg", outputDir: root(), model: { path: "m" }, task: { name: "arithmetic" } }),
     /algo\.control: applies to control policies/,
   );
+});
+
+test("IWOCS and grouping knobs change the run", async () => {
+  const iw = async (o: Record<string, unknown>) => {
+    const r = await train(
+      parseTrainConfig(
+        raw("iwocs", root(), {
+          env: { name: "robust_garnet", options: { states: 8, actions: 3, horizon: 10, grid: 3 } },
+          algo: { control: { iwocs: { stepsPerModel: 2, maxModels: 3, tol: 0.001, ...o } } },
+          train: { steps: 6, promptsPerStep: 2, groupSize: 2, lr: 0.1, maxGradNorm: 0 },
+          eval: { everySteps: 6, problems: 2 },
+          checkpoint: { everySteps: 0 },
+        }),
+      ),
+      { log: () => {} },
+    );
+    const m = r.metrics.at(-1) as Record<string, number>;
+    return JSON.stringify([m["iwocs/models"], m.eval_worst_case_return, m.loss]);
+  };
+  const base = await iw({});
+  for (const o of [{ stepsPerModel: 3 }, { maxModels: 1 }, { tol: 100 }])
+    assert.notEqual(await iw(o), base, JSON.stringify(o));
+  const gr = async (o: Record<string, unknown>) => {
+    const r = await train(
+      parseTrainConfig(
+        raw("action_grouping", root(), {
+          env: { name: "grouped_garnet", options: { states: 5, actions: 8, clusters: 2, horizon: 10 } },
+          algo: { control: { grouping: { groups: "auto", candidates: [1, 2, 4, 8], samples: 2000, ...o } } },
+          train: { steps: 2, promptsPerStep: 2, groupSize: 2, lr: 0.1, maxGradNorm: 0 },
+          eval: { everySteps: 2, problems: 2 },
+          checkpoint: { everySteps: 0 },
+        }),
+      ),
+      { log: () => {} },
+    );
+    const m = r.metrics.at(-1) as Record<string, number>;
+    return JSON.stringify([m.eval_groups, m.eval_grouping_loss, m.eval_planned_gap, m.eval_optimality_gap]);
+  };
+  const g0 = await gr({});
+  for (const o of [{ groups: 2 }, { candidates: [1, 8] }, { samples: 200000 }, { pilot: 5 }, { delta: 0.5 }])
+    assert.notEqual(await gr(o), g0, JSON.stringify(o));
 });
