@@ -169,8 +169,9 @@ export class PgOptimizer implements Optimizer {
     this.params = params;
     this.config = config;
     this.#d = params.map((p) => keep(noGrad(() => zerosLike(p))));
-    this.#prev = params.map((p) => keep(noGrad(() => p.detach().clone())));
-    this.#theta = config.type === "npg_igt" ? params.map((p) => keep(noGrad(() => p.detach().clone()))) : [];
+    this.#prev = params.map((p) => keep(noGrad(() => tidy(() => p.detach().clone()))));
+    this.#theta =
+      config.type === "npg_igt" ? params.map((p) => keep(noGrad(() => tidy(() => p.detach().clone())))) : [];
     if (config.type === "harpg" && opts.hessian === undefined)
       throw new CohortError("harpg needs a source of the Hessian batch (an independent batch at θ̂_t)");
     this.#hessian = opts.hessian ?? null;
@@ -182,7 +183,11 @@ export class PgOptimizer implements Optimizer {
     return noGrad(() =>
       this.params.map((p) => {
         const g = p.grad;
-        return keep(g === null ? zerosLike(p) : g.neg());
+        try {
+          return keep(g === null ? zerosLike(p) : g.neg());
+        } finally {
+          g?.dispose();
+        }
       }),
     );
   }
@@ -229,7 +234,7 @@ export class PgOptimizer implements Optimizer {
         if (t > 0 && eta < 1) {
           const b = this.#drawB(t);
           info.b = b;
-          const theta = noGrad(() => this.params.map((p) => keep(p.detach().clone())));
+          const theta = noGrad(() => this.params.map((p) => keep(tidy(() => p.detach().clone()))));
           const v = noGrad(() => this.params.map((p, k) => keep(tidy(() => p.sub(this.#prev[k] as Tensor)))));
           owned.push(...theta, ...v);
           // θ̂_t = b θ_t + (1 − b) θ_{t−1}
@@ -293,7 +298,7 @@ export class PgOptimizer implements Optimizer {
    */
   atIterate<T>(fn: () => T): T {
     if (this.#theta.length === 0) return fn();
-    const held = noGrad(() => this.params.map((p) => keep(p.detach().clone())));
+    const held = noGrad(() => this.params.map((p) => keep(tidy(() => p.detach().clone()))));
     try {
       noGrad(() =>
         this.params.forEach((p, k) => {
