@@ -20,7 +20,8 @@
  * One JSON line per comparison `{bench: "control", method, metric, ours, baseline, baseline_method, seeds,
  * claim_holds, p}` (p: Welch's two-sided p-value over seeds), the grouping curve as a `curve` line, a summary last.
  * Env: BENCH_SEEDS (default 5; grouping uses 2×), BENCH_SCALE (budgets, default 1), BENCH_PARTS (comma list of
- * pg, iwocs, grouping; default all).
+ * pg, iwocs, grouping, and pg_cartpole, the PG comparison on MuJoCo cart-pole with an MLP; default pg, iwocs,
+ * grouping).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -146,6 +147,42 @@ async function pgPart() {
     ...extra,
     harpg_equal_iterations: round(mean(sameIters)),
   });
+  compare("npg_igt", "return_auc", res.npg_igt as number[], res.reinforce as number[], "reinforce", true, extra);
+  compare("harpg", "return_auc", res.harpg as number[], res.reinforce as number[], "reinforce", true, extra);
+}
+
+/**
+ * The paper's setting at small scale (BENCH_PARTS=pg_cartpole, not in the default run: ~6 min of CPU): MuJoCo
+ * cart-pole (200 steps), a categorical MLP 32×32 (tanh), the paper code's γ_0 = 0.1 and η_0 = 1 for every method,
+ * 2 groups of 4 episodes per step, the same trajectory budget; metric: the evaluation return (8 episodes)
+ * averaged over 11 evenly spaced points of the budget.
+ */
+async function pgCartpolePart() {
+  const budget = Math.round(1600 * scale);
+  const res: Record<string, number[]> = { harpg: [], npg_igt: [], reinforce: [] };
+  for (let s = 0; s < seeds; s++)
+    for (const method of PG_METHODS) {
+      const perStep = (method === "harpg" ? 2 : 1) * 2 * G;
+      const evalEvery = Math.max(1, Math.floor(budget / perStep / 10));
+      const cfg = parseTrainConfig({
+        preset: method,
+        seed: s,
+        outputDir: out,
+        name: `cp-${method}-${s}-${Date.now()}`,
+        policy: { kind: "categorical_mlp", hidden: [32, 32] },
+        env: { name: "cartpole", options: { horizon: 200 } },
+        algo: { control: { optimizer: { type: method === "reinforce" ? "pg" : method, gamma0: 0.1 } } },
+        train: { steps: evalEvery * 10, promptsPerStep: 2, groupSize: G, maxGradNorm: 0 },
+        eval: { everySteps: evalEvery, problems: 8 },
+        checkpoint: { everySteps: 0 },
+      });
+      const r = await train(cfg, { log: () => {} });
+      const v = mean(r.metrics.filter((m) => m.eval_return !== undefined).map((m) => m.eval_return as number));
+      (res[method] as number[]).push(v);
+      say(`pg_cartpole ${method} seed ${s}: mean eval return over the budget ${v.toFixed(1)}`);
+    }
+  const extra = { env: "cartpole", trajectories: budget, gamma0: 0.1 };
+  compare("harpg", "return_auc", res.harpg as number[], res.npg_igt as number[], "npg_igt", true, extra);
   compare("npg_igt", "return_auc", res.npg_igt as number[], res.reinforce as number[], "reinforce", true, extra);
   compare("harpg", "return_auc", res.harpg as number[], res.reinforce as number[], "reinforce", true, extra);
 }
@@ -293,6 +330,7 @@ function groupingPart() {
 const t0 = performance.now();
 try {
   if (parts.includes("pg")) await pgPart();
+  if (parts.includes("pg_cartpole")) await pgCartpolePart();
   if (parts.includes("iwocs")) await iwocsPart();
   if (parts.includes("grouping")) groupingPart();
 } finally {
