@@ -152,7 +152,7 @@ async function pgPart() {
 }
 
 /**
- * The paper's setting at small scale (BENCH_PARTS=pg_cartpole, not in the default run: ~6 min of CPU): MuJoCo
+ * The paper's setting at small scale (BENCH_PARTS=pg_cartpole, not in the default run: ~2.5 min more for 5 seeds): MuJoCo
  * cart-pole (200 steps), a categorical MLP 32×32 (tanh), the paper code's γ_0 = 0.1 and η_0 = 1 for every method,
  * 2 groups of 4 episodes per step, the same trajectory budget; metric: the evaluation return (8 episodes)
  * averaged over 11 evenly spaced points of the budget.
