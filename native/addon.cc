@@ -436,6 +436,63 @@ static Napi::Value backward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// torch::autograd::grad: d(outputs)/d(inputs) contracted with gradOutputs, without touching .grad; with
+// createGraph the result has a graph of its own (double backward: Hessian-vector products).
+// args: outputs[], inputs[], gradOutputs[] | null (each a tensor or null = ones for a scalar output),
+//       createGraph, retainGraph (null: = createGraph), allowUnused (an unused input gives null)
+static Napi::Value autogradGrad(const Napi::CallbackInfo& info) {
+  std::vector<torch::Tensor> outputs = unwrapList(info[0]);
+  std::vector<torch::Tensor> inputs = unwrapList(info[1]);
+  if (outputs.empty()) throw ArgError("autograd.grad needs at least one output");
+  if (inputs.empty()) throw ArgError("autograd.grad needs at least one input");
+  for (size_t i = 0; i < outputs.size(); i++)
+    if (!outputs[i].requires_grad())
+      throw ArgError("autograd.grad: output " + std::to_string(i) + " (" + describeTensor(outputs[i]) +
+                     ") does not require grad: no input with requiresGrad fed into it, or it was computed under noGrad()");
+  for (size_t i = 0; i < inputs.size(); i++)
+    if (!inputs[i].requires_grad())
+      throw ArgError("autograd.grad: input " + std::to_string(i) + " (" + describeTensor(inputs[i]) +
+                     ") does not require grad");
+  std::vector<torch::Tensor> gradOutputs(outputs.size());
+  if (info.Length() > 2 && info[2].IsArray()) {
+    Napi::Array a = info[2].As<Napi::Array>();
+    if (a.Length() != outputs.size())
+      throw ArgError("autograd.grad: " + std::to_string(a.Length()) + " gradOutputs for " +
+                     std::to_string(outputs.size()) + " outputs");
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (v.IsNull() || v.IsUndefined()) continue;
+      const torch::Tensor& g = unwrap(v, "gradOutput");
+      if (!g.sizes().equals(outputs[i].sizes()) || g.scalar_type() != outputs[i].scalar_type())
+        throw ArgError("autograd.grad: gradOutput " + std::to_string(i) + " is " + describeTensor(g) +
+                       ", output " + std::to_string(i) + " is " + describeTensor(outputs[i]) +
+                       " (shape and dtype must match)");
+      gradOutputs[i] = g;
+    }
+  }
+  for (size_t i = 0; i < outputs.size(); i++)
+    if (!gradOutputs[i].defined() && outputs[i].numel() != 1)
+      throw ArgError("autograd.grad: output " + std::to_string(i) + " (" + describeTensor(outputs[i]) +
+                     ") is not a scalar; pass its gradOutput");
+  bool createGraph = info.Length() > 3 && toBool(info[3]);
+  c10::optional<bool> retain = c10::nullopt;
+  if (info.Length() > 4 && !info[4].IsNull() && !info[4].IsUndefined()) retain = toBool(info[4]);
+  bool allowUnused = info.Length() > 5 && toBool(info[5]);
+  std::vector<torch::Tensor> gs =
+      torch::autograd::grad(outputs, inputs, gradOutputs, retain, createGraph, /*allow_unused=*/true);
+  Napi::Array out = Napi::Array::New(info.Env(), gs.size());
+  for (size_t i = 0; i < gs.size(); i++) {
+    if (!gs[i].defined()) {
+      if (!allowUnused)
+        throw ArgError("autograd.grad: input " + std::to_string(i) + " (" + describeTensor(inputs[i]) +
+                       ") is not used by the outputs; pass allowUnused to get null for it");
+      out.Set(static_cast<uint32_t>(i), info.Env().Null());
+    } else
+      out.Set(static_cast<uint32_t>(i), wrap(info.Env(), gs[i]));
+  }
+  return out;
+}
+
 static Napi::Value grad(const Napi::CallbackInfo& info) {
   torch::Tensor g = unwrap(info[0]).grad();
   if (!g.defined()) return info.Env().Null();
@@ -500,6 +557,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   COHORT_EXPORT(exports, "requiresGrad", requiresGrad);
   COHORT_EXPORT(exports, "backward", backward);
   COHORT_EXPORT(exports, "grad", grad);
+  COHORT_EXPORT(exports, "autogradGrad", autogradGrad);
   COHORT_EXPORT(exports, "setGrad", setGrad);
   COHORT_EXPORT(exports, "zeroGrad", zeroGrad);
   COHORT_EXPORT(exports, "setGradEnabled", setGradEnabled);

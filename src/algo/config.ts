@@ -96,6 +96,8 @@ export interface AlgoConfig {
   aggregate: z.output<typeof aggregateSchema>;
   /** Rollout-level fields (group size, dynamic sampling, hints …), validated by the rollout module. */
   rollout: Record<string, unknown>;
+  /** Control-policy methods (optimizer, IWOCS, action grouping), validated by src/control/methods.ts. */
+  control?: Record<string, unknown>;
 }
 
 /** What a user may write: every section optional; a component's options are checked by its own schema. */
@@ -113,6 +115,7 @@ export interface AlgoConfigInput {
   regularizers?: { type: string; [param: string]: unknown }[];
   aggregate?: z.input<typeof aggregateSchema>;
   rollout?: Record<string, unknown>;
+  control?: Record<string, unknown>;
 }
 export type GateConfig = TypedEntry;
 export type LossConfig = TypedEntry;
@@ -234,6 +237,7 @@ export function algoConfigSchema(): z.ZodType<AlgoConfig> {
     regularizers: z.array(typedEntry(regularizers)).default([]),
     aggregate: aggregateSchema.default({ mode: "seq-mean-token-mean", countMaskedSequences: false }),
     rollout: z.record(z.string(), z.unknown()).default({}),
+    control: z.record(z.string(), z.unknown()).optional(),
   });
   cached = { version: ComponentRegistry.version, schema };
   return schema;
@@ -301,6 +305,7 @@ const ALGO_KEYS = [
   "regularizers",
   "aggregate",
   "rollout",
+  "control",
 ];
 
 /** Every component of a config with its registry entry, parsed params and config path. */

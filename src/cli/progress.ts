@@ -15,9 +15,14 @@ export interface ProgressReporter {
 
 const pct = (x: unknown) => (typeof x === "number" ? `${(100 * x).toFixed(1)}%` : "–");
 const num = (x: unknown) => (typeof x === "number" ? x.toFixed(3) : "–");
+/** The step's mean reward: a language-model run's `reward_mean`, a control run's mean episode return. */
+const rewardOf = (m: MetricRecord) => num(m.reward_mean ?? m.episode_return);
 
 /** `rollout 1.2k tok/s, train 3.4k tok/s` of a step's metrics. */
 export function throughput(m: MetricRecord): string {
+  // a control run has episodes, not tokens: its sampling and training seconds
+  if (m.episode_return !== undefined && m["tokens_per_s/sampling"] === undefined)
+    return `sampling ${num(m["time/sampling_s"])}s, train ${num(m["time/train_s"])}s`;
   const rate = (k: string) => (typeof m[k] === "number" ? formatRate(m[k] as number) : "– tok/s");
   return `rollout ${rate("tokens_per_s/sampling")}, train ${rate("tokens_per_s/training")}`;
 }
@@ -43,7 +48,7 @@ export function progressReporter(total: number, quiet = false): ProgressReporter
         clock.update(m.step as number);
         const [elapsed, left] = clock.text().replace("elapsed ", "").split(", ETA ") as [string, string];
         bar.update(m.step as number, {
-          reward: num(m.reward_mean),
+          reward: rewardOf(m),
           acc: pct(lastAcc),
           rate: (m.step as number) > 0 ? throughput(m) : "–",
           elapsed,
@@ -67,7 +72,7 @@ export function progressReporter(total: number, quiet = false): ProgressReporter
       const t = typeof m["time/step_s"] === "number" ? ` ${(m["time/step_s"] as number).toFixed(1)}s` : "";
       const rate = (m.step as number) > 0 ? ` | ${throughput(m)}` : "";
       process.stderr.write(
-        `step ${m.step}/${total} reward ${num(m.reward_mean)} eval_acc ${pct(lastAcc)} kl ${num(m.kl)} entropy ${num(m.entropy)}${t}${rate} | ${clock.text()}\n`,
+        `step ${m.step}/${total} reward ${rewardOf(m)} eval_acc ${pct(lastAcc)} kl ${num(m.kl)} entropy ${num(m.entropy)}${t}${rate} | ${clock.text()}\n`,
       );
     },
     log(line) {

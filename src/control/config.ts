@@ -18,6 +18,7 @@ import type { Need } from "../algo/component.js";
 import type { AlgoConfig } from "../algo/config.js";
 import { ConfigError } from "../errors.js";
 import { controlEnvSpec } from "./env.js";
+import { parseControlAlgo } from "./methods.js";
 
 export const policyConfigSchema = z.strictObject({
   kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp"]),
@@ -58,6 +59,8 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   pendulum: "continuous",
   airq: "discrete",
   attention_rank: "discrete",
+  robust_garnet: "discrete",
+  grouped_garnet: "discrete",
 };
 
 interface ControlRaw {
@@ -98,11 +101,11 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
   if (c.env.template !== "auto") throw new ConfigError("applies to text environments only; remove it", "env.template");
   if (c.sampler.kind !== "local")
     throw new ConfigError("a control policy samples its own actions; remove `sampler`", "sampler.kind");
-  controlEnvSpec(c.env.name, c.env.options, "env");
+  const { spec } = controlEnvSpec(c.env.name, c.env.options, "env");
   const actions = ACTIONS[c.env.name];
-  if (p.kind === "tabular" && c.env.name !== "garnet")
+  if (p.kind === "tabular" && spec.mdp === undefined)
     throw new ConfigError(
-      `a tabular policy needs a finite state space (garnet); ${c.env.name} has continuous observations: use categorical_mlp or gaussian_mlp`,
+      `a tabular policy needs a finite state space (garnet, robust_garnet, grouped_garnet); ${c.env.name} has continuous observations: use categorical_mlp or gaussian_mlp`,
       "policy.kind",
     );
   if (p.kind === "gaussian_mlp" && actions === "discrete")
@@ -119,9 +122,60 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
       "dynamic sampling is not available for control runs yet; remove it",
       "algo.rollout.dynamicSampling",
     );
+  if (algo.tokenFilters.length > 0)
+    throw new ConfigError(
+      `token filters select language-model tokens; a control run has per-step actions and no tokens: remove ${algo.tokenFilters.map((f) => f.name).join(", ")}`,
+      "algo.tokenFilters",
+    );
+  checkControlMethods(c, spec, algo);
   if (algo.ratio.level !== "token")
     throw new ConfigError(
       `a control run's ratio is per step (algo.ratio.level "token"), got "${algo.ratio.level}"`,
       "algo.ratio.level",
     );
+}
+
+/** `algo.control`: the optimizer, IWOCS and grouping against the run's policy, environment and loop settings. */
+function checkControlMethods(
+  c: ControlRaw & { train: { steps: number; innerIterations?: number; miniBatches?: number } },
+  spec: { name: string; span?: unknown; mdp?: unknown },
+  algo: AlgoConfig,
+): void {
+  const ctrl = parseControlAlgo(algo.control);
+  const p = c.policy as PolicyConfig;
+  const opt = ctrl.optimizer.type;
+  if (opt !== "adamw") {
+    if (p.critic !== undefined)
+      throw new ConfigError(
+        `the ${opt} optimizer updates the policy alone; remove policy.critic (or use optimizer adamw)`,
+        "policy.critic",
+      );
+    for (const k of ["innerIterations", "miniBatches"] as const)
+      if ((c.train[k] ?? 1) !== 1)
+        throw new ConfigError(
+          `the ${opt} optimizer takes one gradient estimate per step; set train.${k}: 1 (got ${c.train[k]})`,
+          `train.${k}`,
+        );
+  }
+  if (ctrl.iwocs !== undefined) {
+    if (spec.span === undefined)
+      throw new ConfigError(
+        `IWOCS searches a span of transition models; ${spec.name} has none: use env robust_garnet`,
+        "algo.control.iwocs",
+      );
+    if (p.kind !== "tabular")
+      throw new ConfigError(
+        "IWOCS evaluates policies exactly on tabular models: use policy.kind tabular",
+        "policy.kind",
+      );
+  }
+  if (ctrl.grouping !== undefined) {
+    if (spec.mdp === undefined || p.kind !== "tabular")
+      throw new ConfigError(
+        "action grouping estimates a tabular MDP: use a tabular policy on garnet, grouped_garnet or robust_garnet",
+        "algo.control.grouping",
+      );
+    if (ctrl.iwocs !== undefined)
+      throw new ConfigError("IWOCS and action grouping do not combine here; keep one", "algo.control");
+  }
 }

@@ -11,6 +11,8 @@
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
  * | airq      | 3 ozone lags, weather, flags    | one of 14 ozone bins    | class-wise alert reward; 1–3 days (airq.ts) |
  * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
+ * | robust_garnet  | the state index           | one of A                | R(s, a) of the nominal model; a span of models (IWOCS) |
+ * | grouped_garnet | the state index           | one of A (latent types) | R(s, a); `horizon` steps (action grouping) |
  *
  * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
  * @module
@@ -21,6 +23,8 @@ import { Rng } from "../task/rng.js";
 import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
 import { airqPretrain } from "./airq-sft.js";
 import { attentionRankSpec } from "./attention-rank.js";
+import { groupedGarnet, groupedGarnetOptions } from "./grouping.js";
+import { type ModelSpan, robustGarnetOptions, robustGarnetSpan } from "./iwocs.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace, Policy } from "./policy.js";
@@ -60,6 +64,8 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   evaluate?: (o: z.output<O>, policy: Policy, seed: number) => Record<string, number>;
   /** Supervised pre-training of a starting policy (`cohort pretrain --env NAME`). */
   pretrain?: (o: z.output<O>, opts: ControlPretrainOptions) => ControlPretrainResult;
+  /** A span of static transition models around the nominal one (robust MDPs: IWOCS). */
+  span?: (o: z.output<O>) => ModelSpan;
 }
 
 export interface ControlPretrainOptions {
@@ -172,6 +178,33 @@ const airqSpec: ControlEnvSpec<typeof airqOptions> = {
   create: async (o) => () => new AirqEnv(o),
 };
 
+const robustGarnetSpec: ControlEnvSpec<typeof robustGarnetOptions> = {
+  name: "robust_garnet",
+  doc: "a Garnet MDP with a span of static models: risky actions (a reward bonus) knocked to a trap with probability α·ρ(s, a), slips with probability β, (α, β) on a grid (iwocs.ts)",
+  options: robustGarnetOptions,
+  mdp: (o) => {
+    const span = robustGarnetSpan(o);
+    return span.model(span.nominal);
+  },
+  span: (o) => robustGarnetSpan(o),
+  create: async (o) => {
+    const span = robustGarnetSpan(o);
+    const m = span.model(span.nominal);
+    return () => new MdpEnv(m, o.horizon);
+  },
+};
+
+const groupedGarnetSpec: ControlEnvSpec<typeof groupedGarnetOptions> = {
+  name: "grouped_garnet",
+  doc: "a Garnet MDP whose actions come in `clusters` latent types with within-type perturbation σ (action grouping, grouping.ts)",
+  options: groupedGarnetOptions,
+  mdp: (o) => groupedGarnet(o),
+  create: async (o) => {
+    const m = groupedGarnet(o);
+    return () => new MdpEnv(m, o.horizon);
+  },
+};
+
 // biome-ignore lint/suspicious/noExplicitAny: each spec keeps its own options type
 const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
@@ -179,6 +212,8 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   cartpole: cartpoleSpec,
   airq: airqSpec,
   attention_rank: attentionRankSpec,
+  robust_garnet: robustGarnetSpec,
+  grouped_garnet: groupedGarnetSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);

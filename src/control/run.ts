@@ -35,6 +35,7 @@ import type { PolicyConfig } from "./config.js";
 import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
 import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
 import { CategoricalMLP, GaussianMLP, mlpForward, mlpLayers, type Policy, TabularSoftmax } from "./policy.js";
+import { controlMethods, controlOptimizer, hessianBatchOf } from "./run-methods.js";
 
 /** One step's episodes, rows = episodes, columns = time steps (padded to the longest). */
 export interface EpisodeBatch {
@@ -240,9 +241,11 @@ export async function setupControlRun(
   setNumThreads(cfg.threads ?? 1);
   manualSeed(cfg.seed);
   const { spec, options } = controlEnvSpec(envCfg.name, envCfg.options, "env");
-  const make = await spec.create(options);
+  // algo.control: the optimizer, IWOCS's models, action grouping's reduced problem (run-methods.ts)
+  const methods = controlMethods(cfg, spec, options, Number(options.horizon ?? 0));
+  const make = methods.make ?? (await spec.create(options));
   const probe = make();
-  const policy = makePolicy(pc, probe, spec, options);
+  const policy = methods.policy?.() ?? makePolicy(pc, probe, spec, options);
   const obsDim = probe.obsDim;
   probe.dispose();
   if (pc.init !== undefined) loadPolicyInit(policy, resolvePath(cfg, pc.init));
@@ -252,22 +255,40 @@ export async function setupControlRun(
     ...(critic ? critic.params.map(([n, t]): [string, Tensor] => [`critic.${n}`, t]) : []),
   ];
   const params = named().map(([, t]) => t);
-  const opt = new AdamW(params, { lr: cfg.train.lr, betas: cfg.train.betas, weightDecay: cfg.train.weightDecay });
   const pipeline = new Pipeline(cfg.resolvedAlgo);
-  const diagnostics = new Diagnostics(log);
-  const source = episodeGroups(make, policy, {
+  let currentStep = 0;
+  const hessian = hessianBatchOf({
+    make,
+    policy,
+    pipeline,
     seed: cfg.seed,
-    groups: cfg.train.promptsPerStep,
+    step: () => currentStep,
+    groups: methods.ctrl.optimizer.type === "harpg" ? methods.ctrl.optimizer.hessianGroups : 1,
     groupSize: cfg.train.groupSize,
-    ...(spec.horizonAt
-      ? { horizonAt: (step: number) => (spec.horizonAt as NonNullable<typeof spec.horizonAt>)(options, step) }
-      : {}),
+    play: playEpisodes,
   });
-  const mdp = pc.kind === "tabular" ? (spec.mdp?.(options) ?? null) : null;
+  const pgOpt = controlOptimizer(methods.ctrl, params, hessian, cfg.seed);
+  const opt =
+    pgOpt ?? new AdamW(params, { lr: cfg.train.lr, betas: cfg.train.betas, weightDecay: cfg.train.weightDecay });
+  const diagnostics = new Diagnostics(log);
+  const source = methods.wrapSource(
+    episodeGroups(make, policy, {
+      seed: cfg.seed,
+      groups: cfg.train.promptsPerStep,
+      groupSize: cfg.train.groupSize,
+      ...(spec.horizonAt
+        ? { horizonAt: (step: number) => (spec.horizonAt as NonNullable<typeof spec.horizonAt>)(options, step) }
+        : {}),
+    }),
+    policy,
+  );
+  // the exact optimality gap of a plain tabular run (grouping and IWOCS report their own)
+  const mdp = pc.kind === "tabular" && !methods.make ? (spec.mdp?.(options) ?? null) : null;
   const optimum = mdp ? expectedReturn(mdp, valueIteration(mdp).V) : null;
   const runDir = resolvePath(cfg, join(cfg.outputDir, cfg.name));
 
-  const evaluate = (step: number): RunEval => {
+  const evaluate = (step: number): RunEval => (pgOpt ? pgOpt.atIterate(() => evaluateAt(step)) : evaluateAt(step));
+  const evaluateAt = (step: number): RunEval => {
     const n = cfg.eval.problems;
     const seeds = Array.from({ length: n }, (_, i) => requestSeed(cfg.seed + 1, 0, i));
     const greedy = cfg.eval.temperature === 0;
@@ -286,6 +307,7 @@ export async function setupControlRun(
       const pi = noGrad(() => tidy(() => policy.theta.softmax(1).to("f64").data() as Float64Array));
       metrics.eval_optimality_gap = optimum - expectedReturn(mdp, policyEvaluation(mdp, Float64Array.from(pi)));
     }
+    Object.assign(metrics, methods.evalMetrics(policy));
     const samples = Array.from({ length: Math.min(cfg.eval.logSamples, n) }, (_, i) => ({
       step,
       episode: i,
@@ -300,6 +322,7 @@ export async function setupControlRun(
   const update = (step: number, col: EpisodeBatch, t0: number): MetricRecord => {
     const { n, T, obsDim: D, actDim } = col;
     const algo = pipeline.algo;
+    currentStep = step;
     const maskT = asTensor(col.mask, [n, T]);
     const obsAll = asTensor(col.obs, [n * T, D]);
     const rawAll =
@@ -460,6 +483,8 @@ export async function setupControlRun(
         ...stage.metrics,
       };
       if (critic) m.value_loss = valueLoss;
+      if (pgOpt) for (const [k, v] of Object.entries(pgOpt.last)) m[`pg/${k}`] = v;
+      Object.assign(m, methods.stepMetrics());
       for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
       return m;
     } finally {
@@ -486,14 +511,8 @@ export async function setupControlRun(
     update,
     evaluate,
     exportTo(dir) {
-      mkdirSync(dir, { recursive: true });
-      const st = Object.fromEntries(named().map(([k, t]) => [k, noGrad(() => t.detach().clone())]));
-      try {
-        writeSafetensors(join(dir, "policy.safetensors"), st, { format: "pt" });
-      } finally {
-        for (const t of Object.values(st)) t.dispose();
-      }
-      writeFileSync(join(dir, "policy.json"), `${JSON.stringify({ policy: pc, env: envCfg }, null, 2)}\n`);
+      if (pgOpt) return pgOpt.atIterate(() => exportPolicy(dir));
+      exportPolicy(dir);
     },
     async dispose() {
       opt.dispose();
@@ -501,4 +520,15 @@ export async function setupControlRun(
       critic?.dispose();
     },
   };
+
+  function exportPolicy(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    const st = Object.fromEntries(named().map(([k, t]) => [k, noGrad(() => t.detach().clone())]));
+    try {
+      writeSafetensors(join(dir, "policy.safetensors"), st, { format: "pt" });
+    } finally {
+      for (const t of Object.values(st)) t.dispose();
+    }
+    writeFileSync(join(dir, "policy.json"), `${JSON.stringify({ policy: pc, env: envCfg }, null, 2)}\n`);
+  }
 }

@@ -1355,6 +1355,129 @@ define({
   },
 });
 
+// arXiv 2302.01734 [CODE] (the authors' `sgd` baseline schedule; the group baseline: design choice)
+define({
+  name: "reinforce",
+  summary:
+    "REINFORCE: −Â·Σ_t log π, leave-one-out group baseline, plain SGD γ_t = γ_0(2/(t+2))^(2/3) (control policies)",
+  title: "REINFORCE (vanilla policy gradient)",
+  arxiv: "2302.01734",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Vanilla policy gradient, the baseline of N-PG-IGT and N-HARPG: per episode Â_i = the leave-one-out baseline of " +
+    "the group's returns (RLOO; our design choice in place of the paper code's linear-feature baseline over per-step " +
+    "returns), L = −(1/n) Σ_i Σ_t Â_i log π(a_t|s_t), and θ ← θ + γ_t g with γ_t = γ_0 (2/(t+2))^(2/3), γ_0 = 0.1 " +
+    "(algo.control.optimizer.gamma0; train.lr is not used). One gradient per step: train.innerIterations and " +
+    "miniBatches 1.",
+  config: {
+    advantage: { estimator: "rloo" },
+    gate: { type: "none" },
+    loss: { type: "reinforce" },
+    regularizers: [],
+    aggregate: { mode: "seq-mean-token-sum" },
+    control: { optimizer: { type: "pg" } },
+  },
+});
+
+// arXiv 2302.01734 [CODE] (NIGT optimizer of the authors' code; the group baseline: design choice)
+define({
+  name: "npg_igt",
+  summary: "N-PG-IGT: normalised momentum with implicit gradient transport (rollouts at the extrapolated point)",
+  title: "N-PG-IGT",
+  arxiv: "2302.01734",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Normalised policy gradient with implicit gradient transport (Fatkhullin et al. 2023): the episodes of step t " +
+    "are sampled, and the gradient taken, at the extrapolated point θ̃_t = θ_t + ((1−η_{t−1})/η_{t−1})(θ_t − θ_{t−1}); " +
+    "d_t = (1−η_t)d_{t−1} + η_t g_t, θ_{t+1} = θ_t + γ_t d_t/‖d_t‖ with γ_t = γ_0·2/(t+2), η_t = η_0(2/(t+2))^(4/5), " +
+    "γ_0 = 0.1, η_0 = 1 (algo.control.optimizer). Gradient as `reinforce` (RLOO group baseline, a design choice). " +
+    "Evaluation and export read θ_t; checkpoints hold d, θ_t and θ_{t−1}.",
+  config: {
+    advantage: { estimator: "rloo" },
+    gate: { type: "none" },
+    loss: { type: "reinforce" },
+    regularizers: [],
+    aggregate: { mode: "seq-mean-token-sum" },
+    control: { optimizer: { type: "npg_igt" } },
+  },
+});
+
+// arXiv 2302.01734 [CODE] (STORMHess optimizer of the authors' code; B̂v as the paper writes it [PAPER-KNOWN])
+define({
+  name: "harpg",
+  summary:
+    "N-HARPG: recursive momentum with a Hessian-vector correction at a random interpolation point (double backward)",
+  title: "N-HARPG",
+  arxiv: "2302.01734",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Normalised Hessian-aided recursive policy gradient: d_t = (1−η_t)(d_{t−1} + B̂_t v_t) + η_t g_t with v_t = θ_t − θ_{t−1} " +
+    "and B̂_t v_t = ∇Φ·(∇log p·v) + ∇²Φ·v from an independent batch (hessianGroups groups) sampled at θ̂_t = bθ_t + " +
+    "(1−b)θ_{t−1}, b ~ U(0,1), computed by double backward; θ_{t+1} = θ_t + γ_t d_t/‖d_t‖, γ_t = γ_0·2/(t+2), " +
+    "η_t = η_0·2/(t+2), γ_0 = 0.1, η_0 = 1. `normalized: false` is HARPG (γ_t = γ_0(2/(t+2))^(1/2)); `crossTerm: " +
+    "authorsCode` reproduces the released code's sign and batch means. Two batches per step (the loop's and τ̂).",
+  config: {
+    advantage: { estimator: "rloo" },
+    gate: { type: "none" },
+    loss: { type: "reinforce" },
+    regularizers: [],
+    aggregate: { mode: "seq-mean-token-sum" },
+    control: { optimizer: { type: "harpg" } },
+  },
+});
+
+// arXiv 2410.06212 [PAPER] (Alg. 1; the span and the loop form: design choice)
+define({
+  name: "iwocs",
+  summary: "IWOCS: train on the nominal model, add the worst model of the span for the robust policy, repeat (tabular)",
+  title: "IWOCS (incremental worst-case search)",
+  arxiv: "2410.06212",
+  confidence: "PAPER",
+  policies: ["control"],
+  doc:
+    "Incremental Worst-Case Search around the loop's policy optimizer (here GRPO-style group-normalised advantages, " +
+    "clip 0.2, token-mean, AdamW): the run trains `stepsPerModel` steps on each model T_i of a span (env " +
+    "robust_garnet), records Q_{T_i} = Q^π_{T_i} of the trained policy by exact evaluation, forms the robust " +
+    "Q_i = min_{j≤i} Q_{T_j} and π_i = argmax Q_i, and adds T_{i+1} = argmin_T J_T(π_i) (brute force over the span) until " +
+    "the robust value and the worst case agree within tol or maxModels models. Evaluation reports the worst-case " +
+    "return over the span of the current policy and of π_i. Design choice: warm-started training per model.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+    control: { iwocs: { stepsPerModel: 20, maxModels: 4, tol: 0.001 } },
+  },
+});
+
+// arXiv 2306.12981 [ABSTRACT] (the loss, the grouping and the lift: design choice, ALGORITHMS.md E.5)
+define({
+  name: "action_grouping",
+  summary:
+    "group similar actions (k-means on estimated P̂, r̂), M by the approximation/estimation trade-off, train on the grouped MDP",
+  title: "Action-space reduction by grouping",
+  arxiv: "2306.12981",
+  confidence: "ABSTRACT",
+  policies: ["control"],
+  doc:
+    "Actions are grouped by k-means on pilot estimates of their transition distributions and rewards; the number of " +
+    "groups M minimises Loss(M) = 2/(1−γ)²[ε_r + R_max√(L/2n) + (γV_max/2)(ε_P + √(2(|S|ln2 + L)/n))], n = N/(|S|M); the " +
+    "grouped MDP is estimated from the budget N (samples: 20000) with the action uniform inside its group, and the " +
+    "loop trains a tabular policy over groups on it (group-normalised advantages, clip 0.2, token-mean); evaluation " +
+    "lifts it to the true MDP (the action uniform in the chosen group) and reports the exact optimality gap. The " +
+    "whole formula set is our design choice (the paper body was not available).",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+    control: { grouping: { groups: "auto", samples: 20000 } },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");

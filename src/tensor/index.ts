@@ -3,6 +3,7 @@
  * @module
  */
 
+export * as autograd from "./autograd.js";
 export { checkBlas } from "./blas.js";
 export { type Svd, svd, svdvals } from "./linalg.js";
 export * from "./optim.js";

@@ -96,6 +96,15 @@ export interface NativeAddon {
   requiresGrad(t: TensorHandle): boolean;
   backward(t: TensorHandle, gradient: TensorHandle | undefined, retainGraph: boolean): void;
   grad(t: TensorHandle): TensorHandle | null;
+  /** torch::autograd::grad: outputs, inputs, gradOutputs (null = ones for a scalar), createGraph, retainGraph (null = createGraph), allowUnused. */
+  autogradGrad(
+    outputs: TensorHandle[],
+    inputs: TensorHandle[],
+    gradOutputs: (TensorHandle | null)[] | null,
+    createGraph: boolean,
+    retainGraph: boolean | null,
+    allowUnused: boolean,
+  ): (TensorHandle | null)[];
   setGrad(t: TensorHandle, g: TensorHandle | null): void;
   zeroGrad(ts: TensorHandle[]): void;
   /** Returns the previous mode. */

@@ -354,6 +354,11 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   if (c.policy !== undefined) checkControlConfig(c, raw, resolvedAlgo);
   else if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
+  if (c.policy === undefined && resolvedAlgo.control !== undefined)
+    throw new ConfigError(
+      `applies to control policies (\`policy:\`) only; a language-model run trains with AdamW${c.preset ? ` (preset "${c.preset}" is for control policies)` : ""}`,
+      "algo.control",
+    );
   const weightsLen = resolvedAlgo.reward.weights?.length;
   if (weightsLen !== undefined && weightsLen !== rewardFunctions) {
     throw new ConfigError(

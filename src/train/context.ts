@@ -11,7 +11,7 @@ import type { LoraAdapter } from "../model/lora.js";
 import type { LocalSampler } from "../model/sampler.js";
 import type { NamedReward } from "../reward/types.js";
 import type { Problem, Task } from "../task/types.js";
-import type { AdamW, Tensor } from "../tensor/index.js";
+import type { Optimizer, Tensor } from "../tensor/index.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import type { TrainConfig } from "./config.js";
 import type { Diagnostics } from "./diagnostics.js";
@@ -52,7 +52,7 @@ export interface LoopRun<C = Collected> {
   log: (line: string) => void;
   /** Advantages, token filters, the policy loss and the state of stateful components (src/algo/pipeline.ts). */
   pipeline: Pipeline;
-  opt: AdamW;
+  opt: Optimizer;
   /** Where each step's scored rollouts come from (sources.ts). */
   source: RolloutSource<C>;
   /** What a step shares with other processes (parts.ts). */

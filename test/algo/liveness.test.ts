@@ -196,6 +196,7 @@ describe("every knob a preset sets changes the loss, the gradient or the state",
     test(name, () => {
       const raw = structuredClone(getPreset(name).config) as Record<string, Json>;
       delete raw.rollout; // sampling-level fields: test/rollout
+      delete raw.control; // control-run fields (optimizer, IWOCS, grouping): test/control/methods.test.ts
       const run = RUN_SPECIFIC[name];
       const base = resolvePreset(name, run ?? {}, ctx);
       const fx = fixtureFor(base);
