@@ -7,7 +7,8 @@
  * | start       | context c ~ U(−1, 1) from the seed; observation [c]                        |
  * | action      | a ∈ [−1, 1]                                                                |
  * | optima      | m± = shift·c ± gap/2                                                       |
- * | reward      | r(a) = Σ± exp(−(a − m±)² / (2w²)), w = `width`; the episode ends (terminal) |
+ * | reward      | r(a) = Σ± exp(−(a − m±)² / (2w²)), w = `width`                             |
+ * | end         | after `horizon` rounds (default 1), each with a fresh context from the seed |
  *
  * With separated optima (gap ≫ w) the best reward is ≈ 1 at either optimum. The limit of a unimodal policy
  * (our statement, checked numerically in test/control/bimodal.test.ts): under a Gaussian N(μ, σ²)
@@ -27,6 +28,8 @@ export interface BimodalOptions {
   gap: number;
   width: number;
   shift: number;
+  /** Independent rounds per episode. */
+  horizon: number;
 }
 
 /** r(a) for context c. */
@@ -47,19 +50,28 @@ export function gaussianExpectedReward(o: BimodalOptions, c: number, mu: number,
 export class BimodalEnv implements ControlEnv {
   readonly obsDim = 1;
   readonly action = { kind: "continuous", dim: 1 } as const;
-  readonly horizon = 1;
+  readonly horizon: number;
   readonly o: BimodalOptions;
   #c = 0;
+  #t = 0;
+  #rng = Rng.fromSeed(0);
   constructor(o: BimodalOptions) {
     this.o = o;
+    this.horizon = o.horizon;
   }
   reset(seed: number): Float64Array {
-    this.#c = Rng.fromSeed(seed).float() * 2 - 1;
+    this.#rng = Rng.fromSeed(seed);
+    this.#c = this.#rng.float() * 2 - 1;
+    this.#t = 0;
     return Float64Array.of(this.#c);
   }
   step(action: Float64Array): StepResult {
     const a = Math.max(-1, Math.min(1, action[0] as number));
-    return { obs: Float64Array.of(this.#c), reward: bimodalReward(this.o, this.#c, a), done: true };
+    const reward = bimodalReward(this.o, this.#c, a);
+    this.#t++;
+    const done = this.#t >= this.horizon;
+    if (!done) this.#c = this.#rng.float() * 2 - 1;
+    return { obs: Float64Array.of(this.#c), reward, done };
   }
   dispose(): void {}
 }

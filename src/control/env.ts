@@ -13,7 +13,7 @@
  * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
  * | reacher   | joint cos/sin, target, q̇, tip − target | 2 torques in [−1, 1] | −‖tip − target‖ − ctrlCost‖u‖²; `horizon` steps |
  * | hopper    | qpos[1:], clip(qvel, ±10)       | 3 torques in [−1, 1]    | stand: standing·upright·control ∈ [0, 1] per step (hop: ·hopping); `horizon` steps (reacher.ts, hopper.ts) |
- * | bimodal   | context c                       | a ∈ [−1, 1]             | Σ± exp(−(a − m±)²/2w²), two optima; one step (bimodal.ts) |
+ * | bimodal   | context c                       | a ∈ [−1, 1]             | Σ± exp(−(a − m±)²/2w²), two optima; `horizon` rounds, default 1 (bimodal.ts) |
  *
  * pendulum, cartpole, reacher and hopper are MuJoCo models (mujoco.ts, reacher.ts, hopper.ts, the `mujoco-js`
  * WebAssembly build); mjbatch.ts steps many MjData of one model together.
@@ -225,6 +225,8 @@ const bimodalOptions = z.strictObject({
   width: z.number().positive().default(0.1),
   /** The optima move with the context: m± = shift·c ± gap/2. */
   shift: z.number().min(0).max(0.2).default(0.2),
+  /** Independent rounds per episode (a fresh context each). */
+  horizon: z.number().int().positive().default(1),
 });
 
 const bimodalSpec: ControlEnvSpec<typeof bimodalOptions> = {

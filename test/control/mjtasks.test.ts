@@ -212,7 +212,7 @@ test("MuJoCo environments free their WebAssembly memory on dispose", async () =>
 });
 
 test("bimodal: reward, seeded contexts, and the Gaussian's limit at equal entropy", () => {
-  const o = { gap: 1.2, width: 0.1, shift: 0.2 };
+  const o = { gap: 1.2, width: 0.1, shift: 0.2, horizon: 1 };
   const env = new BimodalEnv(o);
   const c = env.reset(5)[0] as number;
   assert.equal(env.reset(5)[0], c);
@@ -237,5 +237,14 @@ test("bimodal: reward, seeded contexts, and the Gaussian's limit at equal entrop
   let best = 0;
   for (let m = -1.5; m <= 1.5; m += 1e-3) best = Math.max(best, gaussianExpectedReward(o, c, m, 2 * s));
   assert.ok(Math.abs(mixture - Math.SQRT1_2) < 1e-6, `mixture ${mixture}`);
+  // rounds: fresh seeded contexts, terminal after the last
+  const three = new BimodalEnv({ ...o, horizon: 3 });
+  const c0 = three.reset(5);
+  const r1 = three.step(Float64Array.of(0));
+  const r2 = three.step(Float64Array.of(0));
+  const r3 = three.step(Float64Array.of(0));
+  assert.deepEqual([c0[0], r1.done, r2.done, r3.done], [c, false, false, true]);
+  assert.notEqual(r1.obs[0], c);
+  assert.equal(three.reset(5)[0], c);
   assert.ok(best < 0.45 && best > 0.44, `best Gaussian ${best}`);
 });
