@@ -68,6 +68,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
 };
 
 interface ControlRaw {
+  preset?: string;
   policy?: PolicyConfig;
   env?: {
     name: string;
@@ -126,6 +127,11 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
     );
   if (p.kind === "gorl" && !p.squash)
     throw new ConfigError("a gorl policy squashes its decoded action with tanh; remove squash: false", "policy.squash");
+  if (c.preset === "gorl" && p.kind !== "gorl")
+    throw new ConfigError(
+      `preset gorl trains a latent policy with a flow-matching decoder: set policy.kind gorl (got ${p.kind})`,
+      "policy.kind",
+    );
   if (p.decoder !== undefined && p.kind !== "gorl")
     throw new ConfigError(`applies to policy.kind gorl only (the kind is ${p.kind}); remove it`, "policy.decoder");
   if (p.decoder !== undefined && p.decoder.collect > p.decoder.decoderEvery)

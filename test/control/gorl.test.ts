@@ -295,7 +295,7 @@ test("gorl configs fail early with clear errors", () => {
     /policy\.kind: a gorl policy decodes continuous actions/,
   );
   assert.throws(
-    () => parseTrainConfig({ ...base, policy: { kind: "gaussian_mlp", critic: {}, decoder: {} } }),
+    () => parseTrainConfig({ ...base, preset: "ppo", policy: { kind: "gaussian_mlp", critic: {}, decoder: {} } }),
     /policy\.decoder: applies to policy\.kind gorl only/,
   );
   assert.throws(
@@ -305,4 +305,8 @@ test("gorl configs fail early with clear errors", () => {
   assert.throws(() => parseTrainConfig({ ...base, policy: { ...pol, squash: false } }), /policy\.squash/);
   assert.throws(() => parseTrainConfig({ ...base, policy: { ...pol, decoder: { elite: 0 } } }), /elite/);
   assert.throws(() => parseTrainConfig({ ...base, policy: { kind: "gorl" } }), /stepValues.*policy\.critic/);
+  assert.throws(
+    () => parseTrainConfig({ ...base, policy: { kind: "gaussian_mlp", critic: {} } }),
+    /policy\.kind: preset gorl trains a latent policy .*set policy\.kind gorl/,
+  );
 });
