@@ -22,7 +22,9 @@
  * data" without any likelihood; stages are K steps of the loop instead of tens of millions of environment steps;
  * each refit trains a fresh decoder for `steps` Adam steps on minibatches of `batch` pairs (the code: 50 epochs
  * with a validation split, best checkpoint kept); the decoder is not frozen into the critic's view (the critic is
- * kept across refits, the code restarts it with the encoder); the latent regulariser c_z(μ² + σ²) is not applied.
+ * kept across refits, the code restarts it with the encoder); the latent regulariser c_z(μ² + σ²) is not applied;
+ * on a latent restart the run's AdamW moments of the latent parameters are zeroed but its step count goes on (so
+ * the bias correction is ≈ 1 and the first updates after a restart are up to ~3× lr per coordinate).
  *
  * Checkpoints: the decoder (weights, its data's obs statistics, the active flag) and the collection buffer are
  * named tensors of the run (`gorl.decoder.*`, `gorl.buffer.*`), so a resume inside a stage is exact; every
