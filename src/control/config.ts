@@ -9,6 +9,7 @@
  *   std: learned              # gaussian: state | learned | fixed
  *   squash: true              # gaussian: tanh into the environment's action bounds (with the log-det term)
  *   critic: {hidden: [64, 64], coef: 0.5}   # a learned V(s) (estimators that need step values: gae)
+ *   decoder: {decoderEvery: 10, collect: 2, elite: 0.5}   # gorl: the flow-matching decoder (gorl.ts)
  * env: {name: pendulum, options: {horizon: 200}}
  * ```
  * @module
@@ -18,10 +19,11 @@ import type { Need } from "../algo/component.js";
 import type { AlgoConfig } from "../algo/config.js";
 import { ConfigError } from "../errors.js";
 import { controlEnvSpec } from "./env.js";
+import { gorlDecoderSchema } from "./gorl.js";
 import { parseControlAlgo } from "./methods.js";
 
 export const policyConfigSchema = z.strictObject({
-  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp"]),
+  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "gorl"]),
   /** Hidden layer widths of an MLP policy (tanh). */
   hidden: z.array(z.number().int().positive()).default([64, 64]),
   /** Gaussian σ: state-dependent head, learned state-independent vector, or fixed at `initStd`. */
@@ -41,6 +43,8 @@ export const policyConfigSchema = z.strictObject({
       coef: z.number().positive().default(0.5),
     })
     .optional(),
+  /** gorl: the conditional flow-matching decoder and its two-timescale schedule (src/control/gorl.ts). */
+  decoder: gorlDecoderSchema.optional(),
 });
 export type PolicyConfig = z.output<typeof policyConfigSchema>;
 
@@ -61,9 +65,13 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   attention_rank: "discrete",
   robust_garnet: "discrete",
   grouped_garnet: "discrete",
+  reacher: "continuous",
+  hopper: "continuous",
+  bimodal: "continuous",
 };
 
 interface ControlRaw {
+  preset?: string;
   policy?: PolicyConfig;
   env?: {
     name: string;
@@ -113,8 +121,27 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
       `${c.env.name} has discrete actions; a Gaussian policy is for continuous ones: use categorical_mlp${c.env.name === "garnet" ? " or tabular" : ""}`,
       "policy.kind",
     );
-  if (p.kind !== "gaussian_mlp" && actions === "continuous")
-    throw new ConfigError(`${c.env.name} has continuous actions: use policy.kind gaussian_mlp`, "policy.kind");
+  if (p.kind !== "gaussian_mlp" && p.kind !== "gorl" && actions === "continuous")
+    throw new ConfigError(`${c.env.name} has continuous actions: use policy.kind gaussian_mlp or gorl`, "policy.kind");
+  if (p.kind === "gorl" && actions !== "continuous")
+    throw new ConfigError(
+      `a gorl policy decodes continuous actions; ${c.env.name} has discrete ones: use categorical_mlp`,
+      "policy.kind",
+    );
+  if (p.kind === "gorl" && !p.squash)
+    throw new ConfigError("a gorl policy squashes its decoded action with tanh; remove squash: false", "policy.squash");
+  if (c.preset === "gorl" && p.kind !== "gorl")
+    throw new ConfigError(
+      `preset gorl trains a latent policy with a flow-matching decoder: set policy.kind gorl (got ${p.kind})`,
+      "policy.kind",
+    );
+  if (p.decoder !== undefined && p.kind !== "gorl")
+    throw new ConfigError(`applies to policy.kind gorl only (the kind is ${p.kind}); remove it`, "policy.decoder");
+  if (p.decoder !== undefined && p.decoder.collect > p.decoder.decoderEvery)
+    throw new ConfigError(
+      `collect (${p.decoder.collect}) must be ≤ decoderEvery (${p.decoder.decoderEvery}): the decoder's data come from the last steps of a stage`,
+      "policy.decoder.collect",
+    );
   if ((algo.rollout as { wrapper?: unknown; dynamicSampling?: unknown }).wrapper !== undefined)
     throw new ConfigError("rollout wrappers rewrite prompts; a control run has none", "algo.rollout.wrapper");
   if ((algo.rollout as { dynamicSampling?: unknown }).dynamicSampling !== undefined)

@@ -13,8 +13,12 @@
  * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
  * | robust_garnet  | the state index           | one of A                | R(s, a) of the nominal model; a span of models (IWOCS) |
  * | grouped_garnet | the state index           | one of A (latent types) | R(s, a); `horizon` steps (action grouping) |
+ * | reacher   | joint cos/sin, target, q̇, tip − target | 2 torques in [−1, 1] | −‖tip − target‖ − ctrlCost‖u‖²; `horizon` steps |
+ * | hopper    | qpos[1:], clip(qvel, ±10)       | 3 torques in [−1, 1]    | stand: standing·upright·control ∈ [0, 1] per step (hop: ·hopping); `horizon` steps (reacher.ts, hopper.ts) |
+ * | bimodal   | context c                       | a ∈ [−1, 1]             | Σ± exp(−(a − m±)²/2w²), two optima; `horizon` rounds, default 1 (bimodal.ts) |
  *
- * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
+ * pendulum, cartpole, reacher and hopper are MuJoCo models (mujoco.ts, reacher.ts, hopper.ts, the `mujoco-js`
+ * WebAssembly build); mjbatch.ts steps many MjData of one model together.
  * @module
  */
 import { z } from "zod";
@@ -23,11 +27,14 @@ import { Rng } from "../task/rng.js";
 import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
 import { airqPretrain } from "./airq-sft.js";
 import { attentionRankSpec } from "./attention-rank.js";
+import { BimodalEnv } from "./bimodal.js";
 import { groupedGarnet, groupedGarnetOptions } from "./grouping.js";
+import { hopperEnv } from "./hopper.js";
 import { type ModelSpan, robustGarnetOptions, robustGarnetSpan } from "./iwocs.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace, Policy } from "./policy.js";
+import { reacherEnv } from "./reacher.js";
 
 export interface StepResult {
   obs: Float64Array;
@@ -205,6 +212,64 @@ const groupedGarnetSpec: ControlEnvSpec<typeof groupedGarnetOptions> = {
   },
 };
 
+const reacherOptions = z.strictObject({
+  horizon: z.number().int().positive().default(50),
+  /** Weight of the control cost ‖u‖² in the reward. */
+  ctrlCost: z.number().min(0).default(0.1),
+  /** Targets are uniform in the disc of this radius (the arm reaches 0.21 m). */
+  targetRadius: z.number().positive().max(0.21).default(0.2),
+});
+
+const reacherSpec: ControlEnvSpec<typeof reacherOptions> = {
+  name: "reacher",
+  doc: "MuJoCo two-link planar reacher: torques on two hinges bring the fingertip to a target drawn from the seed",
+  options: reacherOptions,
+  bounds: () => ({ low: [-1, -1], high: [1, 1] }),
+  create: (o) => reacherEnv(o),
+};
+
+const hopperOptions = z.strictObject({
+  /** stand: stay tall and upright; hop: and move forward at hopSpeed. */
+  task: z.enum(["stand", "hop"]).default("stand"),
+  horizon: z.number().int().positive().default(200),
+  /** Fraction of the joint ranges the start pose is drawn from (0: upright). */
+  crouch: z.number().min(0).max(1).default(0.3),
+  /** Half-width of the uniform start velocities. */
+  noise: z.number().min(0).default(0.1),
+  /** Torso height above the foot (m) from which `standing` is 1 (upright: 1.15). */
+  standHeight: z.number().positive().default(1),
+  hopSpeed: z.number().positive().default(2),
+  /** End the episode when the torso drops below this height above the foot (0: never). */
+  fallHeight: z.number().min(0).default(0),
+});
+
+const hopperSpec: ControlEnvSpec<typeof hopperOptions> = {
+  name: "hopper",
+  doc: "MuJoCo planar hopper, stand (or hop) from a crouched start drawn from the seed; reward per step in [0, 1]",
+  options: hopperOptions,
+  bounds: () => ({ low: [-1, -1, -1], high: [1, 1, 1] }),
+  create: (o) => hopperEnv(o),
+};
+
+const bimodalOptions = z.strictObject({
+  /** Distance between the two optima. */
+  gap: z.number().positive().max(1.6).default(1.2),
+  /** Width w of each optimum. */
+  width: z.number().positive().default(0.1),
+  /** The optima move with the context: m± = shift·c ± gap/2. */
+  shift: z.number().min(0).max(0.2).default(0.2),
+  /** Independent rounds per episode (a fresh context each). */
+  horizon: z.number().int().positive().default(1),
+});
+
+const bimodalSpec: ControlEnvSpec<typeof bimodalOptions> = {
+  name: "bimodal",
+  doc: "one-step contextual bandit with two separated optimal actions (a unimodal Gaussian is limited)",
+  options: bimodalOptions,
+  bounds: () => ({ low: [-1], high: [1] }),
+  create: async (o) => () => new BimodalEnv(o),
+};
+
 // biome-ignore lint/suspicious/noExplicitAny: each spec keeps its own options type
 const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
@@ -214,6 +279,9 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   attention_rank: attentionRankSpec,
   robust_garnet: robustGarnetSpec,
   grouped_garnet: groupedGarnetSpec,
+  reacher: reacherSpec,
+  hopper: hopperSpec,
+  bimodal: bimodalSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);

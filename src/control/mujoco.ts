@@ -27,7 +27,8 @@ export function loadMujoco(): Promise<Mujoco> {
 
 const models = new Map<string, Mujoco>();
 
-async function compiled(name: string, xml: string): Promise<{ mj: Mujoco; model: Mujoco }> {
+/** The MuJoCo module and the model compiled from `xml` (once per process and name). */
+export async function compiled(name: string, xml: string): Promise<{ mj: Mujoco; model: Mujoco }> {
   const mj = await loadMujoco();
   let model = models.get(name);
   if (model === undefined) {

@@ -33,6 +33,7 @@ import { type RolloutSource, requestSeed } from "../train/sources.js";
 import { stepLearningRate } from "../train/update.js";
 import type { PolicyConfig } from "./config.js";
 import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
+import { GorlPolicy, gorlDecoderSchema } from "./gorl.js";
 import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
 import { CategoricalMLP, GaussianMLP, mlpForward, mlpLayers, type Policy, TabularSoftmax } from "./policy.js";
 import { controlMethods, controlOptimizer, hessianBatchOf } from "./run-methods.js";
@@ -192,8 +193,26 @@ export class Critic {
   }
 }
 
-function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, options: Record<string, unknown>): Policy {
+function makePolicy(
+  p: PolicyConfig,
+  env: ControlEnv,
+  spec: ControlEnvSpec,
+  options: Record<string, unknown>,
+  episodesPerStep: number,
+): Policy {
   const a = env.action;
+  if (p.kind === "gorl") {
+    const bounds = spec.bounds?.(options);
+    if (a.kind !== "continuous" || !bounds) throw new CohortError("gorl needs continuous actions in a box");
+    return new GorlPolicy(env.obsDim, a.dim, {
+      hidden: p.hidden,
+      std: p.std,
+      ...(p.initStd !== undefined ? { initStd: p.initStd } : {}),
+      bounds,
+      decoder: p.decoder ?? gorlDecoderSchema.parse({}),
+      rowsPerStep: episodesPerStep * env.horizon,
+    });
+  }
   if (p.kind === "tabular") {
     const mdp = spec.mdp?.(options) as TabularMdp;
     return new TabularSoftmax(mdp.states, mdp.actions);
@@ -245,7 +264,8 @@ export async function setupControlRun(
   const methods = controlMethods(cfg, spec, options, Number(options.horizon ?? 0));
   const make = methods.make ?? (await spec.create(options));
   const probe = make();
-  const policy = methods.policy?.() ?? makePolicy(pc, probe, spec, options);
+  const policy =
+    methods.policy?.() ?? makePolicy(pc, probe, spec, options, cfg.train.promptsPerStep * cfg.train.groupSize);
   const obsDim = probe.obsDim;
   probe.dispose();
   if (pc.init !== undefined) loadPolicyInit(policy, resolvePath(cfg, pc.init));
@@ -255,6 +275,9 @@ export async function setupControlRun(
     ...(critic ? critic.params.map(([n, t]): [string, Tensor] => [`critic.${n}`, t]) : []),
   ];
   const params = named().map(([, t]) => t);
+  // state a checkpoint holds beside the optimised parameters (GoRL's decoder and its data buffer)
+  const slow = (): [string, Tensor][] =>
+    policy instanceof GorlPolicy ? policy.slowState().map(([n, t]): [string, Tensor] => [`gorl.${n}`, t]) : [];
   const pipeline = new Pipeline(cfg.resolvedAlgo);
   let currentStep = 0;
   const hessian = hessianBatchOf({
@@ -462,6 +485,25 @@ export async function setupControlRun(
         }
       }
       opt.zeroGrad();
+      const slowMetrics: Record<string, number> = {};
+      if (policy instanceof GorlPolicy) {
+        // GoRL's slow timescale: the decoder's data and refits; a fresh latent policy restarts its moments
+        const r = policy.afterUpdate(step, col, cfg.seed);
+        Object.assign(slowMetrics, r.metrics);
+        if (r.reset) {
+          const st = opt.state().tensors;
+          noGrad(() =>
+            tidy(() => {
+              policy.parameters().forEach((_, i) => {
+                for (const k of [`exp_avg.${i}`, `exp_avg_sq.${i}`]) {
+                  const t = st[k] as Tensor;
+                  t.copy_(t.mul(0));
+                }
+              });
+            }),
+          );
+        }
+      }
       const mean = col.returns.reduce((a, b) => a + b, 0) / n;
       const std = Math.sqrt(col.returns.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
       const passes = Math.max(1, optSteps + skipped);
@@ -481,6 +523,7 @@ export async function setupControlRun(
         "time/train_s": (performance.now() - tTrain0) / 1000,
         "time/step_s": (performance.now() - t0) / 1000,
         ...stage.metrics,
+        ...slowMetrics,
       };
       if (critic) m.value_loss = valueLoss;
       if (pgOpt) for (const [k, v] of Object.entries(pgOpt.last)) m[`pg/${k}`] = v;
@@ -501,7 +544,7 @@ export async function setupControlRun(
     source,
     sync: noSync,
     diagnostics,
-    trainable: named,
+    trainable: () => [...named(), ...slow()],
     check() {
       for (const [name, t] of named()) {
         const ok = noGrad(() => tidy(() => t.isfinite().all().item() === 1));
@@ -523,7 +566,9 @@ export async function setupControlRun(
 
   function exportPolicy(dir: string): void {
     mkdirSync(dir, { recursive: true });
-    const st = Object.fromEntries(named().map(([k, t]) => [k, noGrad(() => t.detach().clone())]));
+    const decoder =
+      policy instanceof GorlPolicy ? policy.decoderState().map(([n, t]): [string, Tensor] => [`gorl.${n}`, t]) : [];
+    const st = Object.fromEntries([...named(), ...decoder].map(([k, t]) => [k, noGrad(() => t.detach().clone())]));
     try {
       writeSafetensors(join(dir, "policy.safetensors"), st, { format: "pt" });
     } finally {

@@ -1478,6 +1478,31 @@ define({
   },
 });
 
+// arXiv 2512.02581 [CODE] (stages of K loop steps, elite decoder data: design choices, src/control/gorl.ts)
+define({
+  name: "gorl",
+  summary:
+    "PPO on a latent Gaussian (critic, GAE, clip 0.3) + flow-matching decoder refit every K steps (policy.kind gorl)",
+  title: "GoRL",
+  arxiv: "2512.02581",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Generative online RL: the policy is `policy.kind: gorl` — a latent Gaussian z ~ N(μ(s), σ²) decoded into the " +
+    "action by a conditional flow-matching decoder (policy.decoder). The loop optimises the latent policy every step " +
+    "with PPO on z (its log-probs are the exact Gaussian ones; the decoder is part of the environment): a learned " +
+    "critic with GAE (γ = 0.99, λ = 0.95, standardised), the ratio clipped at 0.3 (the code's value after the first " +
+    "stage), token-mean. The decoder is refit every decoderEvery steps by flow matching on the (s, a_pre) pairs of the " +
+    "elite episodes of the stage's last steps — no action likelihood — and the latent policy restarts from N(0, " +
+    "(ln 2)²). Design choices: the stage length in loop steps, the elite fraction, no z-regulariser. Needs " +
+    "`policy.critic`.",
+  config: {
+    advantage: { estimator: "gae" },
+    gate: { type: "clip", low: 0.3, high: 0.3 },
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");

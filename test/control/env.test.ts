@@ -129,6 +129,6 @@ test("MuJoCo physics: the pendulum falls from upright, the cart-pole falls witho
   } finally {
     cp.dispose();
   }
-  assert.throws(() => controlEnvSpec("hopper", {}), /unknown control environment "hopper"/);
+  assert.throws(() => controlEnvSpec("walker", {}), /unknown control environment "walker"/);
   assert.throws(() => controlEnvSpec("garnet", { states: 1 }), /env\.options\.states/);
 });
