@@ -51,6 +51,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   garnet: "discrete",
   cartpole: "discrete",
   pendulum: "continuous",
+  procmaze: "discrete",
 };
 
 interface ControlRaw {

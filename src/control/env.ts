@@ -9,6 +9,7 @@
  * | garnet    | the state index                | one of A                | R(s, a); `horizon` steps                  |
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
+ * | procmaze  | a grid window around the agent | up / down / left / right | `goalReward` at the goal (procmaze.ts)     |
  *
  * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
  * @module
@@ -19,6 +20,7 @@ import { Rng } from "../task/rng.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace } from "./policy.js";
+import { procmazeSpec } from "./procmaze.js";
 
 export interface StepResult {
   obs: Float64Array;
@@ -48,6 +50,10 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   create(o: z.output<O>): Promise<() => ControlEnv>;
   /** The tabular MDP behind the environment, for exact solvers (optimality gaps). */
   mdp?: (o: z.output<O>) => TabularMdp;
+  /** Episodes for evaluation (held-out levels); absent: those of `create`. */
+  createEval?(o: z.output<O>): Promise<() => ControlEnv>;
+  /** What counts as a success in evaluation: ending in a terminal state, or (default) running the horizon without one. */
+  success?: "terminated" | "survived";
 }
 
 /** A finite MDP stepped by sampling P(·|s, a); obs = [s]. */
@@ -137,6 +143,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
+  procmaze: procmazeSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);
