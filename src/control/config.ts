@@ -4,11 +4,12 @@
  *
  * ```yaml
  * policy:
- *   kind: gaussian_mlp        # tabular | categorical_mlp | gaussian_mlp
+ *   kind: gaussian_mlp        # tabular | categorical_mlp | gaussian_mlp | hyper_mlp
  *   hidden: [64, 64]          # MLP widths (tanh)
  *   std: learned              # gaussian: state | learned | fixed
  *   squash: true              # gaussian: tanh into the environment's action bounds (with the log-det term)
  *   critic: {hidden: [64, 64], coef: 0.5}   # a learned V(s) (estimators that need step values: gae)
+ *   hyper: {manifold: hyperboloid}          # hyper_mlp: Hyper++'s heads and feature scaling (hyper.ts)
  * env: {name: pendulum, options: {horizon: 200}}
  * ```
  * @module
@@ -18,9 +19,11 @@ import type { Need } from "../algo/component.js";
 import type { AlgoConfig } from "../algo/config.js";
 import { ConfigError } from "../errors.js";
 import { controlEnvSpec } from "./env.js";
+import { checkHyperConfig, hyperOptionsSchema } from "./hyper.js";
+import { hlGaussSchema } from "./value.js";
 
 export const policyConfigSchema = z.strictObject({
-  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp"]),
+  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "hyper_mlp"]),
   /** Hidden layer widths of an MLP policy (tanh). */
   hidden: z.array(z.number().int().positive()).default([64, 64]),
   /** Gaussian σ: state-dependent head, learned state-independent vector, or fixed at `initStd`. */
@@ -33,8 +36,12 @@ export const policyConfigSchema = z.strictObject({
     .strictObject({
       hidden: z.array(z.number().int().positive()).default([64, 64]),
       coef: z.number().positive().default(0.5),
+      /** A categorical critic trained with the HL-Gauss loss (value.ts) instead of the squared error. */
+      categorical: hlGaussSchema.optional(),
     })
     .optional(),
+  /** hyper_mlp: the manifold of its heads and the scaling of its features (Hyper++, hyper.ts). */
+  hyper: hyperOptionsSchema.optional(),
 });
 export type PolicyConfig = z.output<typeof policyConfigSchema>;
 
@@ -106,6 +113,7 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
     );
   if (p.kind !== "gaussian_mlp" && actions === "continuous")
     throw new ConfigError(`${c.env.name} has continuous actions: use policy.kind gaussian_mlp`, "policy.kind");
+  checkHyperConfig(p, raw, (c as { preset?: string }).preset);
   if ((algo.rollout as { wrapper?: unknown; dynamicSampling?: unknown }).wrapper !== undefined)
     throw new ConfigError("rollout wrappers rewrite prompts; a control run has none", "algo.rollout.wrapper");
   if ((algo.rollout as { dynamicSampling?: unknown }).dynamicSampling !== undefined)

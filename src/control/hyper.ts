@@ -28,6 +28,7 @@
  * @module
  */
 import { z } from "zod";
+import { ConfigError } from "../errors.js";
 import type { Rng } from "../task/rng.js";
 import { cat, type DType, noGrad, randn, type Tensor, tensor, tidy, where, zeros } from "../tensor/index.js";
 import {
@@ -374,5 +375,37 @@ export class HyperCritic implements ValueFunction {
   }
   dispose(): void {
     for (const [, p] of this.params) p.dispose();
+  }
+}
+
+/**
+ * The checks of a config with hyper_mlp or preset hyper_pp beyond the schema (control/config.ts calls it):
+ * `hyper` only with hyper_mlp; its critic shares the encoder (no `critic.hidden`); `hyper_pp` is all of
+ * Hyper++ — the hyper_mlp policy and a categorical critic (ablations: preset `ppo` with hyper_mlp).
+ */
+export function checkHyperConfig(
+  p: { kind: string; hyper?: unknown; critic?: { categorical?: unknown } },
+  raw: unknown,
+  preset: string | undefined,
+): void {
+  const rawCritic = (raw as { policy?: { critic?: Record<string, unknown> } }).policy?.critic;
+  if (p.hyper !== undefined && p.kind !== "hyper_mlp")
+    throw new ConfigError(`applies to policy.kind hyper_mlp, not ${p.kind}; remove it`, "policy.hyper");
+  if (p.kind === "hyper_mlp" && rawCritic?.hidden !== undefined)
+    throw new ConfigError(
+      "a hyper_mlp critic is a head on the policy's encoder (Hyper++ shares it); remove critic.hidden (policy.hidden sizes the encoder)",
+      "policy.critic.hidden",
+    );
+  if (preset === "hyper_pp") {
+    if (p.kind !== "hyper_mlp")
+      throw new ConfigError(
+        `preset hyper_pp trains Hyper++'s hyperbolic policy: set policy.kind hyper_mlp (got ${p.kind}); for Euclidean PPO use preset ppo`,
+        "policy.kind",
+      );
+    if (p.critic?.categorical === undefined)
+      throw new ConfigError(
+        "preset hyper_pp trains a categorical critic: set policy.critic.categorical ({} for 51 bins on [−10, 10]); for the squared-error ablation use preset ppo",
+        "policy.critic.categorical",
+      );
   }
 }

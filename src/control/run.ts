@@ -33,8 +33,11 @@ import { type RolloutSource, requestSeed } from "../train/sources.js";
 import { stepLearningRate } from "../train/update.js";
 import type { PolicyConfig } from "./config.js";
 import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
+import { HyperCritic, HyperMLP } from "./hyper.js";
 import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
 import { CategoricalMLP, GaussianMLP, mlpForward, mlpLayers, type Policy, TabularSoftmax } from "./policy.js";
+import { trustRegionMetrics } from "./trust.js";
+import { HlGauss, type HlGaussOptions, maskedStepMean, type ValueFunction } from "./value.js";
 
 /** One step's episodes, rows = episodes, columns = time steps (padded to the longest). */
 export interface EpisodeBatch {
@@ -164,12 +167,14 @@ export function episodeGroups(
   };
 }
 
-/** A state-value network V(s) (tanh MLP, one output). */
-export class Critic {
+/** A state-value network V(s) (tanh MLP): one output, or HL-Gauss bins (value.ts) when `categorical`. */
+export class Critic implements ValueFunction {
   readonly params: [string, Tensor][] = [];
   readonly #net: { w: Tensor; b: Tensor }[];
-  constructor(obsDim: number, hidden: number[]) {
-    this.#net = mlpLayers(this, "v", [obsDim, ...hidden, 1], "f32", 1);
+  readonly #hl: HlGauss | null;
+  constructor(obsDim: number, hidden: number[], categorical?: HlGaussOptions) {
+    this.#hl = categorical ? new HlGauss(categorical) : null;
+    this.#net = mlpLayers(this, "v", [obsDim, ...hidden, this.#hl ? this.#hl.o.bins : 1], "f32", 1);
   }
   param(name: string, t: Tensor): Tensor {
     const p = t.requireGrad(true);
@@ -178,7 +183,14 @@ export class Critic {
   }
   /** V [n] at obs [n, obsDim]. */
   value(obs: Tensor): Tensor {
-    return mlpForward(this.#net, obs.to("f32")).squeeze(1);
+    const out = mlpForward(this.#net, obs.to("f32"));
+    return this.#hl ? this.#hl.value(out) : out.squeeze(1);
+  }
+  /** Masked mean of (V − target)², or of the HL-Gauss cross-entropy. */
+  loss(obs: Tensor, targets: Tensor, mask: Tensor): Tensor {
+    const out = mlpForward(this.#net, obs.to("f32"));
+    const y = targets.reshape(-1);
+    return maskedStepMean(this.#hl ? this.#hl.crossEntropy(out, y) : out.squeeze(1).sub(y).square(), mask);
   }
   dispose(): void {
     for (const [, p] of this.params) p.dispose();
@@ -194,6 +206,10 @@ function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, opti
   if (p.kind === "categorical_mlp") {
     if (a.kind !== "discrete") throw new CohortError("categorical_mlp needs discrete actions");
     return new CategoricalMLP(env.obsDim, a.n, { hidden: p.hidden });
+  }
+  if (p.kind === "hyper_mlp") {
+    if (a.kind !== "discrete") throw new CohortError("hyper_mlp needs discrete actions");
+    return new HyperMLP(env.obsDim, a.n, { hidden: p.hidden, ...(p.hyper ? { hyper: p.hyper } : {}) });
   }
   if (a.kind !== "continuous") throw new CohortError("gaussian_mlp needs continuous actions");
   const bounds = p.squash ? spec.bounds?.(options) : undefined;
@@ -221,11 +237,17 @@ export async function setupControlRun(
   manualSeed(cfg.seed);
   const { spec, options } = controlEnvSpec(envCfg.name, envCfg.options, "env");
   const make = await spec.create(options);
+  // evaluation episodes: held-out levels where the environment has them (procmaze), else the training ones
+  const makeEval = spec.createEval ? await spec.createEval(options) : make;
   const probe = make();
   const policy = makePolicy(pc, probe, spec, options);
   const obsDim = probe.obsDim;
   probe.dispose();
-  const critic = pc.critic ? new Critic(obsDim, pc.critic.hidden) : null;
+  const critic: ValueFunction | null = !pc.critic
+    ? null
+    : policy instanceof HyperMLP
+      ? new HyperCritic(policy, pc.critic.categorical)
+      : new Critic(obsDim, pc.critic.hidden, pc.critic.categorical);
   const named = (): [string, Tensor][] => [
     ...policy.namedParameters().map(([n, t]): [string, Tensor] => [`policy.${n}`, t]),
     ...(critic ? critic.params.map(([n, t]): [string, Tensor] => [`critic.${n}`, t]) : []),
@@ -247,14 +269,21 @@ export async function setupControlRun(
     const n = cfg.eval.problems;
     const seeds = Array.from({ length: n }, (_, i) => requestSeed(cfg.seed + 1, 0, i));
     const greedy = cfg.eval.temperature === 0;
-    const b = playEpisodes(make, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 2, step, 0)), { greedy });
+    const b = playEpisodes(makeEval, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 2, step, 0)), { greedy });
     let sum = 0;
     let full = 0;
     for (let i = 0; i < n; i++) {
       sum += b.returns[i] as number;
-      if (b.terminated[i] === 0) full++;
+      // success: reaching a terminal goal (procmaze), or running the whole horizon without a terminal
+      // failure (cart-pole: the pole stayed up)
+      if ((b.terminated[i] === 1) === (spec.success === "terminated")) full++;
     }
     const metrics: Record<string, number> = { eval_return: sum / n };
+    if (spec.createEval) {
+      // the same number of episodes on the training levels: the generalisation gap is the difference
+      const bt = playEpisodes(make, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 3, step, 0)), { greedy });
+      metrics.eval_train_return = bt.returns.reduce((a, r) => a + r, 0) / n;
+    }
     if (mdp && optimum !== null && policy instanceof TabularSoftmax) {
       // exact: J* − J(π) of the current softmax table under the MDP's discount
       const pi = noGrad(() => tidy(() => policy.theta.softmax(1).to("f64").data() as Float64Array));
@@ -267,7 +296,6 @@ export async function setupControlRun(
       length: b.lengths[i],
       terminated: b.terminated[i] === 1,
     }));
-    // success: the episode ran its whole horizon without a terminal failure (cart-pole: the pole stayed up)
     return { accuracy: full / n, format: 1, samples, metrics };
   };
 
@@ -381,8 +409,7 @@ export async function setupControlRun(
             const res = pipeline.loss.compute(lb, counts, { step, global });
             let loss = res.loss;
             if (critic && targets && pc.critic) {
-              const v = critic.value(obsAll.indexSelect(0, stepIdx)).reshape(rows.length, T);
-              const se = v.sub(targets.indexSelect(0, idx)).square().mul(m).sum().div(m.sum().clamp(1, null));
+              const se = critic.loss(obsAll.indexSelect(0, stepIdx), targets.indexSelect(0, idx), m);
               if (it === 0) valueLoss += se.item() / miniBatches.length;
               loss = loss.add(se.mul(pc.critic.coef));
             }
@@ -434,6 +461,9 @@ export async function setupControlRun(
         ...stage.metrics,
       };
       if (critic) m.value_loss = valueLoss;
+      // trust-region violations of the step's update (every step of every kept episode, after the last pass)
+      Object.assign(m, trustRegionMetrics(policy, obsAll, rawAll, oldLp, maskT, kept, algo.gate));
+      if (policy instanceof HyperMLP) Object.assign(m, policy.featureMetrics(obsAll, maskT));
       for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
       return m;
     } finally {
