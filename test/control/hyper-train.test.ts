@@ -55,6 +55,8 @@ test("hyper_pp on procmaze: trust-region and feature-norm metrics, held-out eval
   }
   const last = r.metrics.at(-1) as Record<string, unknown>;
   assert.ok(Number.isFinite(last.eval_return as number) && Number.isFinite(last.eval_train_return as number));
+  // success on procmaze is reaching the goal (10 points, nothing else pays): accuracy = return / 10
+  assert.ok(Math.abs((last.eval_accuracy as number) * 10 - (last.eval_return as number)) < 1e-9);
   // the update moved the policy: some ratio left 1
   assert.ok(r.metrics.slice(1).some((m) => (m["trust/max_ratio_dev"] as number) > 1e-4));
   const ck = latestCheckpoint(r.runDir);
