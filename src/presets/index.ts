@@ -1234,8 +1234,9 @@ define({
     "and are required with this preset: `policy: {kind: hyper_mlp}` (actor and critic heads are hyperboloid " +
     "MLRs on exp₀ of the features; features bounded by RMSNorm → tanh → a learned scale below atanh(0.95)) and " +
     "`policy.critic.categorical` (the HL-Gauss loss, 51 bins on [−10, 10]); src/control/hyper.ts, value.ts. " +
-    "The authors run 2 epochs per batch: set train.innerIterations. Rewards are not normalised (design choice: " +
-    "set the categorical support to the task's returns).",
+    "The authors run 2 epochs per batch (set train.innerIterations) and weigh the value loss 0.5 " +
+    "(policy.critic.coef; on procmaze's small scale 0.05 learns and 0.5 does not: npm run bench:hyper). Rewards are " +
+    "not normalised (design choice: set the categorical support to the task's returns).",
   config: {
     advantage: { estimator: "gae", options: { gamma: 0.999, lambda: 0.95 } },
     gate: { type: "clip", low: 0.2, high: 0.2 },
