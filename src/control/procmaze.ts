@@ -1,6 +1,7 @@
 /**
  * `procmaze`: a small procedurally generated grid task family in the spirit of ProcGen's maze, for measuring
- * generalisation to held-out levels (Hyper++, arXiv 2512.14202, evaluates on ProcGen's test levels).
+ * generalisation to held-out levels (Hyper++, arXiv 2512.14202, evaluates on ProcGen's test levels). The task,
+ * its generator and its observations are a design choice of ours, not ProcGen's code.
  *
  * A level is a `size × size` grid: walls (each cell with probability `wallDensity`), a start and a goal cell,
  * the goal reachable from the start in at least `minDistance` moves (breadth-first search). Everything about
