@@ -31,6 +31,11 @@ export const policyConfigSchema = z.strictObject({
   initStd: z.number().positive().optional(),
   /** Gaussian: squash with tanh into the environment's action bounds (log-det corrected); false: clip in the env. */
   squash: z.boolean().default(true),
+  /**
+   * Start from these weights: a policy.safetensors (`policy.*` tensors) written by a control run's export or
+   * by `cohort pretrain --env NAME`; relative to the config file.
+   */
+  init: z.string().optional(),
   /** A learned state-value function trained beside the policy (loss coef·mean (V − target)²). */
   critic: z
     .strictObject({
@@ -59,6 +64,8 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   cartpole: "discrete",
   pendulum: "continuous",
   procmaze: "discrete",
+  airq: "discrete",
+  attention_rank: "discrete",
 };
 
 interface ControlRaw {
