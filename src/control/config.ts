@@ -4,12 +4,13 @@
  *
  * ```yaml
  * policy:
- *   kind: gaussian_mlp        # tabular | categorical_mlp | gaussian_mlp
+ *   kind: gaussian_mlp        # tabular | categorical_mlp | gaussian_mlp | hyper_mlp
  *   hidden: [64, 64]          # MLP widths (tanh)
  *   std: learned              # gaussian: state | learned | fixed
  *   squash: true              # gaussian: tanh into the environment's action bounds (with the log-det term)
  *   critic: {hidden: [64, 64], coef: 0.5}   # a learned V(s) (estimators that need step values: gae)
  *   decoder: {decoderEvery: 10, collect: 2, elite: 0.5}   # gorl: the flow-matching decoder (gorl.ts)
+ *   hyper: {manifold: hyperboloid}          # hyper_mlp: Hyper++'s heads and feature scaling (hyper.ts)
  * env: {name: pendulum, options: {horizon: 200}}
  * ```
  * @module
@@ -20,10 +21,12 @@ import type { AlgoConfig } from "../algo/config.js";
 import { ConfigError } from "../errors.js";
 import { controlEnvSpec } from "./env.js";
 import { gorlDecoderSchema } from "./gorl.js";
+import { checkHyperConfig, hyperOptionsSchema } from "./hyper.js";
 import { parseControlAlgo } from "./methods.js";
+import { hlGaussSchema } from "./value.js";
 
 export const policyConfigSchema = z.strictObject({
-  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "gorl"]),
+  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "gorl", "hyper_mlp"]),
   /** Hidden layer widths of an MLP policy (tanh). */
   hidden: z.array(z.number().int().positive()).default([64, 64]),
   /** Gaussian σ: state-dependent head, learned state-independent vector, or fixed at `initStd`. */
@@ -41,10 +44,14 @@ export const policyConfigSchema = z.strictObject({
     .strictObject({
       hidden: z.array(z.number().int().positive()).default([64, 64]),
       coef: z.number().positive().default(0.5),
+      /** A categorical critic trained with the HL-Gauss loss (value.ts) instead of the squared error. */
+      categorical: hlGaussSchema.optional(),
     })
     .optional(),
   /** gorl: the conditional flow-matching decoder and its two-timescale schedule (src/control/gorl.ts). */
   decoder: gorlDecoderSchema.optional(),
+  /** hyper_mlp: the manifold of its heads and the scaling of its features (Hyper++, hyper.ts). */
+  hyper: hyperOptionsSchema.optional(),
 });
 export type PolicyConfig = z.output<typeof policyConfigSchema>;
 
@@ -61,6 +68,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   garnet: "discrete",
   cartpole: "discrete",
   pendulum: "continuous",
+  procmaze: "discrete",
   airq: "discrete",
   attention_rank: "discrete",
   robust_garnet: "discrete",
@@ -142,6 +150,7 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
       `collect (${p.decoder.collect}) must be ≤ decoderEvery (${p.decoder.decoderEvery}): the decoder's data come from the last steps of a stage`,
       "policy.decoder.collect",
     );
+  checkHyperConfig(p, raw, (c as { preset?: string }).preset);
   if ((algo.rollout as { wrapper?: unknown; dynamicSampling?: unknown }).wrapper !== undefined)
     throw new ConfigError("rollout wrappers rewrite prompts; a control run has none", "algo.rollout.wrapper");
   if ((algo.rollout as { dynamicSampling?: unknown }).dynamicSampling !== undefined)

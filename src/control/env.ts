@@ -9,6 +9,7 @@
  * | garnet    | the state index                | one of A                | R(s, a); `horizon` steps                  |
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
+ * | procmaze  | a grid window around the agent | up / down / left / right | `goalReward` at the goal (procmaze.ts)     |
  * | airq      | 3 ozone lags, weather, flags    | one of 14 ozone bins    | class-wise alert reward; 1–3 days (airq.ts) |
  * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
  * | robust_garnet  | the state index           | one of A                | R(s, a) of the nominal model; a span of models (IWOCS) |
@@ -34,6 +35,7 @@ import { type ModelSpan, robustGarnetOptions, robustGarnetSpan } from "./iwocs.j
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace, Policy } from "./policy.js";
+import { procmazeSpec } from "./procmaze.js";
 import { reacherEnv } from "./reacher.js";
 
 export interface StepResult {
@@ -65,6 +67,10 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   create(o: z.output<O>): Promise<() => ControlEnv>;
   /** The tabular MDP behind the environment, for exact solvers (optimality gaps). */
   mdp?: (o: z.output<O>) => TabularMdp;
+  /** Episodes for evaluation (held-out levels); absent: those of `create`. */
+  createEval?(o: z.output<O>): Promise<() => ControlEnv>;
+  /** What counts as a success in evaluation: ending in a terminal state, or (default) running the horizon without one. */
+  success?: "terminated" | "survived";
   /** The episode length at training step k (1-based): a curriculum over the horizon; absent: `horizon`. */
   horizonAt?: (o: z.output<O>, step: number) => number;
   /** Held-out metrics of the policy beyond `eval_return`, logged under their own keys (`seed`: the run's). */
@@ -275,6 +281,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
+  procmaze: procmazeSpec,
   airq: airqSpec,
   attention_rank: attentionRankSpec,
   robust_garnet: robustGarnetSpec,

@@ -21,7 +21,7 @@ import { CohortError } from "../errors.js";
 import type { Rng } from "../task/rng.js";
 import { type DType, noGrad, randn, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 
-export type PolicyKind = "tabular" | "categorical_mlp" | "gaussian_mlp" | "gorl";
+export type PolicyKind = "tabular" | "categorical_mlp" | "gaussian_mlp" | "gorl" | "hyper_mlp";
 
 export type ActionSpace = { kind: "discrete"; n: number } | { kind: "continuous"; dim: number };
 
@@ -97,7 +97,7 @@ function drawIndex(logp: Float64Array, off: number, n: number, rng: Rng, greedy:
   return n - 1;
 }
 
-abstract class Base {
+export abstract class Base {
   readonly dtype: DType;
   protected readonly params: [string, Tensor][] = [];
 
@@ -138,7 +138,7 @@ abstract class Base {
 }
 
 /** Log-softmax rows → categorical sampling (shared by the tabular and MLP policies). */
-function sampleCategorical(logits: () => Tensor, n: number, A: number, rng: Rng, greedy: boolean): Sampled {
+export function sampleCategorical(logits: () => Tensor, n: number, A: number, rng: Rng, greedy: boolean): Sampled {
   const logp = noGrad(() => tidy(() => logits().logSoftmax(-1).to("f64").data() as Float64Array));
   const actions = new Float64Array(n);
   const logprobs = new Float64Array(n);
@@ -150,7 +150,7 @@ function sampleCategorical(logits: () => Tensor, n: number, A: number, rng: Rng,
   return { actions, raw: Float64Array.from(actions), logprobs };
 }
 
-function categoricalLogProb(logits: Tensor, raw: Tensor, entropy: boolean): { lp: Tensor; entropy?: Tensor } {
+export function categoricalLogProb(logits: Tensor, raw: Tensor, entropy: boolean): { lp: Tensor; entropy?: Tensor } {
   const logp = logits.logSoftmax(-1);
   const idx = raw.reshape(-1, 1).to("i64");
   const lp = logp.gather(1, idx).squeeze(1);
@@ -158,7 +158,7 @@ function categoricalLogProb(logits: Tensor, raw: Tensor, entropy: boolean): { lp
   return { lp, entropy: logp.exp().mul(logp).sum(1).neg() };
 }
 
-function categoricalKl(logits: Tensor, old: PolicySnapshot): Tensor {
+export function categoricalKl(logits: Tensor, old: PolicySnapshot): Tensor {
   if (!("logits" in old)) throw new CohortError("klTo: the snapshot is not of a categorical policy");
   const lp = logits.logSoftmax(-1);
   const lq = old.logits.logSoftmax(-1);

@@ -34,9 +34,12 @@ import { stepLearningRate } from "../train/update.js";
 import type { PolicyConfig } from "./config.js";
 import { type ControlEnv, type ControlEnvSpec, controlEnvSpec } from "./env.js";
 import { GorlPolicy, gorlDecoderSchema } from "./gorl.js";
+import { HyperCritic, HyperMLP } from "./hyper.js";
 import { expectedReturn, policyEvaluation, type TabularMdp, valueIteration } from "./mdp.js";
 import { CategoricalMLP, GaussianMLP, mlpForward, mlpLayers, type Policy, TabularSoftmax } from "./policy.js";
 import { controlMethods, controlOptimizer, hessianBatchOf } from "./run-methods.js";
+import { trustRegionMetrics } from "./trust.js";
+import { HlGauss, type HlGaussOptions, maskedStepMean, type ValueFunction } from "./value.js";
 
 /** One step's episodes, rows = episodes, columns = time steps (padded to the longest). */
 export interface EpisodeBatch {
@@ -172,12 +175,14 @@ export function episodeGroups(
   };
 }
 
-/** A state-value network V(s) (tanh MLP, one output). */
-export class Critic {
+/** A state-value network V(s) (tanh MLP): one output, or HL-Gauss bins (value.ts) when `categorical`. */
+export class Critic implements ValueFunction {
   readonly params: [string, Tensor][] = [];
   readonly #net: { w: Tensor; b: Tensor }[];
-  constructor(obsDim: number, hidden: number[]) {
-    this.#net = mlpLayers(this, "v", [obsDim, ...hidden, 1], "f32", 1);
+  readonly #hl: HlGauss | null;
+  constructor(obsDim: number, hidden: number[], categorical?: HlGaussOptions) {
+    this.#hl = categorical ? new HlGauss(categorical) : null;
+    this.#net = mlpLayers(this, "v", [obsDim, ...hidden, this.#hl ? this.#hl.o.bins : 1], "f32", 1);
   }
   param(name: string, t: Tensor): Tensor {
     const p = t.requireGrad(true);
@@ -186,7 +191,14 @@ export class Critic {
   }
   /** V [n] at obs [n, obsDim]. */
   value(obs: Tensor): Tensor {
-    return mlpForward(this.#net, obs.to("f32")).squeeze(1);
+    const out = mlpForward(this.#net, obs.to("f32"));
+    return this.#hl ? this.#hl.value(out) : out.squeeze(1);
+  }
+  /** Masked mean of (V − target)², or of the HL-Gauss cross-entropy. */
+  loss(obs: Tensor, targets: Tensor, mask: Tensor): Tensor {
+    const out = mlpForward(this.#net, obs.to("f32"));
+    const y = targets.reshape(-1);
+    return maskedStepMean(this.#hl ? this.#hl.crossEntropy(out, y) : out.squeeze(1).sub(y).square(), mask);
   }
   dispose(): void {
     for (const [, p] of this.params) p.dispose();
@@ -220,6 +232,10 @@ function makePolicy(
   if (p.kind === "categorical_mlp") {
     if (a.kind !== "discrete") throw new CohortError("categorical_mlp needs discrete actions");
     return new CategoricalMLP(env.obsDim, a.n, { hidden: p.hidden });
+  }
+  if (p.kind === "hyper_mlp") {
+    if (a.kind !== "discrete") throw new CohortError("hyper_mlp needs discrete actions");
+    return new HyperMLP(env.obsDim, a.n, { hidden: p.hidden, ...(p.hyper ? { hyper: p.hyper } : {}) });
   }
   if (a.kind !== "continuous") throw new CohortError("gaussian_mlp needs continuous actions");
   const bounds = p.squash ? spec.bounds?.(options) : undefined;
@@ -263,13 +279,19 @@ export async function setupControlRun(
   // algo.control: the optimizer, IWOCS's models, action grouping's reduced problem (run-methods.ts)
   const methods = controlMethods(cfg, spec, options, Number(options.horizon ?? 0));
   const make = methods.make ?? (await spec.create(options));
+  // evaluation episodes: held-out levels where the environment has them (procmaze), else the training ones
+  const makeEval = spec.createEval ? await spec.createEval(options) : make;
   const probe = make();
   const policy =
     methods.policy?.() ?? makePolicy(pc, probe, spec, options, cfg.train.promptsPerStep * cfg.train.groupSize);
   const obsDim = probe.obsDim;
   probe.dispose();
   if (pc.init !== undefined) loadPolicyInit(policy, resolvePath(cfg, pc.init));
-  const critic = pc.critic ? new Critic(obsDim, pc.critic.hidden) : null;
+  const critic: ValueFunction | null = !pc.critic
+    ? null
+    : policy instanceof HyperMLP
+      ? new HyperCritic(policy, pc.critic.categorical)
+      : new Critic(obsDim, pc.critic.hidden, pc.critic.categorical);
   const named = (): [string, Tensor][] => [
     ...policy.namedParameters().map(([n, t]): [string, Tensor] => [`policy.${n}`, t]),
     ...(critic ? critic.params.map(([n, t]): [string, Tensor] => [`critic.${n}`, t]) : []),
@@ -315,14 +337,21 @@ export async function setupControlRun(
     const n = cfg.eval.problems;
     const seeds = Array.from({ length: n }, (_, i) => requestSeed(cfg.seed + 1, 0, i));
     const greedy = cfg.eval.temperature === 0;
-    const b = playEpisodes(make, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 2, step, 0)), { greedy });
+    const b = playEpisodes(makeEval, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 2, step, 0)), { greedy });
     let sum = 0;
     let full = 0;
     for (let i = 0; i < n; i++) {
       sum += b.returns[i] as number;
-      if (b.terminated[i] === 0) full++;
+      // success: reaching a terminal goal (procmaze), or running the whole horizon without a terminal
+      // failure (cart-pole: the pole stayed up)
+      if ((b.terminated[i] === 1) === (spec.success === "terminated")) full++;
     }
     const metrics: Record<string, number> = { eval_return: sum / n };
+    if (spec.createEval) {
+      // the same number of episodes on the training levels: the generalisation gap is the difference
+      const bt = playEpisodes(make, policy, seeds, 1, Rng.fromSeed(requestSeed(cfg.seed + 3, step, 0)), { greedy });
+      metrics.eval_train_return = bt.returns.reduce((a, r) => a + r, 0) / n;
+    }
     // the environment's own held-out metrics (airq: FAR, POD, F1, CRPS), the same draws at every evaluation
     if (spec.evaluate) Object.assign(metrics, spec.evaluate(options, policy, cfg.seed));
     if (mdp && optimum !== null && policy instanceof TabularSoftmax) {
@@ -338,7 +367,6 @@ export async function setupControlRun(
       length: b.lengths[i],
       terminated: b.terminated[i] === 1,
     }));
-    // success: the episode ran its whole horizon without a terminal failure (cart-pole: the pole stayed up)
     return { accuracy: full / n, format: 1, samples, metrics };
   };
 
@@ -453,8 +481,7 @@ export async function setupControlRun(
             const res = pipeline.loss.compute(lb, counts, { step, global });
             let loss = res.loss;
             if (critic && targets && pc.critic) {
-              const v = critic.value(obsAll.indexSelect(0, stepIdx)).reshape(rows.length, T);
-              const se = v.sub(targets.indexSelect(0, idx)).square().mul(m).sum().div(m.sum().clamp(1, null));
+              const se = critic.loss(obsAll.indexSelect(0, stepIdx), targets.indexSelect(0, idx), m);
               if (it === 0) valueLoss += se.item() / miniBatches.length;
               loss = loss.add(se.mul(pc.critic.coef));
             }
@@ -528,6 +555,9 @@ export async function setupControlRun(
       if (critic) m.value_loss = valueLoss;
       if (pgOpt) for (const [k, v] of Object.entries(pgOpt.last)) m[`pg/${k}`] = v;
       Object.assign(m, methods.stepMetrics());
+      // trust-region violations of the step's update (every step of every kept episode, after the last pass)
+      Object.assign(m, trustRegionMetrics(policy, obsAll, rawAll, oldLp, maskT, kept, algo.gate));
+      if (policy instanceof HyperMLP) Object.assign(m, policy.featureMetrics(obsAll, maskT));
       for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
       return m;
     } finally {

@@ -1503,6 +1503,33 @@ define({
   },
 });
 
+// arXiv 2512.14202 [CODE] (the loss settings; the method's parts are the hyper_mlp policy and its critic)
+define({
+  name: "hyper_pp",
+  summary:
+    "Hyper++: PPO (GAE 0.999/0.95, clip 0.2, entropy 0.01) for a hyper_mlp policy with a categorical critic (control)",
+  title: "Hyper++",
+  arxiv: "2512.14202",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Hyperbolic PPO as in the authors' ProcGen settings: per-step advantages by GAE (γ = 0.999, λ = 0.95, " +
+    "standardised over the batch's steps; the authors standardise per minibatch), the ratio clipped at 0.2, an " +
+    "entropy bonus of 0.01, the loss averaged over the step's time steps. Hyper++'s three parts live in the policy " +
+    "and are required with this preset: `policy: {kind: hyper_mlp}` (actor and critic heads are hyperboloid " +
+    "MLRs on exp₀ of the features; features bounded by RMSNorm → tanh → a learned scale below atanh(0.95)) and " +
+    "`policy.critic.categorical` (the HL-Gauss loss, 51 bins on [−10, 10]); src/control/hyper.ts, value.ts. " +
+    "The authors run 2 epochs per batch (set train.innerIterations) and weigh the value loss 0.5 " +
+    "(policy.critic.coef; on procmaze's small scale 0.05 learns and 0.5 does not: npm run bench:hyper). Rewards are " +
+    "not normalised (design choice: set the categorical support to the task's returns).",
+  config: {
+    advantage: { estimator: "gae", options: { gamma: 0.999, lambda: 0.95 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [{ type: "entropy", coef: 0.01 }],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");

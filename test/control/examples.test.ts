@@ -15,10 +15,10 @@ const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
 
 test("examples/control has an example for each control preset", () => {
   const presets = new Set(files.map((f) => loadTrainConfig(join(dir, f)).preset));
-  for (const p of ["mdpo", "ppo", "reinforce", "npg_igt", "harpg", "iwocs", "action_grouping", "gorl"])
+  for (const p of ["mdpo", "ppo", "reinforce", "npg_igt", "harpg", "iwocs", "action_grouping", "gorl", "hyper_pp"])
     assert.ok(presets.has(p), `no example uses preset ${p}`);
   const kinds = new Set<string | undefined>(files.map((f) => loadTrainConfig(join(dir, f)).policy?.kind));
-  for (const k of ["tabular", "categorical_mlp", "gaussian_mlp", "gorl"])
+  for (const k of ["tabular", "categorical_mlp", "gaussian_mlp", "gorl", "hyper_mlp"])
     assert.ok(kinds.has(k), `no example with ${k}`);
 });
 
