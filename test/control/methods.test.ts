@@ -310,6 +310,17 @@ test("control methods refuse bad configs with clear errors", () => {
   );
   assert.throws(
     () => parseTrainConfig({ preset: "harpg", outputDir: root(), model: { path: "m" }, task: { name: "arithmetic" } }),
+    /preset: preset "harpg" applies to control policies/,
+  );
+  assert.throws(
+    () =>
+      parseTrainConfig({
+        preset: "grpo",
+        outputDir: root(),
+        model: { path: "m" },
+        task: { name: "arithmetic" },
+        algo: { control: { optimizer: { type: "harpg" } } },
+      }),
     /algo\.control: applies to control policies/,
   );
 });
