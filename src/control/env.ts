@@ -10,15 +10,17 @@
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
  *
- * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build).
+ * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build). digits_flow (the denoising
+ * steps of a flow-matching digit generator, src/generators/env.ts) trains the generator itself (policy flow_sde).
  * @module
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { digitsFlowSpec } from "../generators/env.js";
 import { Rng } from "../task/rng.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
-import type { ActionSpace } from "./policy.js";
+import type { ActionSpace, Policy } from "./policy.js";
 
 export interface StepResult {
   obs: Float64Array;
@@ -34,6 +36,9 @@ export interface ControlEnv {
   readonly horizon: number;
   reset(seed: number): Float64Array;
   step(action: Float64Array): StepResult;
+  /** Environments whose rewards read the policy being trained (digits_flow: the generator's projection) get it here,
+   * once per instance before the first reset. */
+  bind?(policy: Policy): void;
   /** Frees native/WebAssembly memory. */
   dispose(): void;
 }
@@ -48,6 +53,9 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   create(o: z.output<O>): Promise<() => ControlEnv>;
   /** The tabular MDP behind the environment, for exact solvers (optimality gaps). */
   mdp?: (o: z.output<O>) => TabularMdp;
+  /** Extra fields of an evaluation sample row from an episode's first and last observation (digits_flow: the
+   * asked digit and the 8×8 picture). */
+  sampleFields?: (first: Float64Array, last: Float64Array) => Record<string, unknown>;
 }
 
 /** A finite MDP stepped by sampling P(·|s, a); obs = [s]. */
@@ -137,6 +145,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
+  digits_flow: digitsFlowSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);

@@ -19,6 +19,8 @@ import { gaeReturns } from "../algo/advantage.js";
 import { Pipeline } from "../algo/pipeline.js";
 import { stepCounts } from "../algo/step.js";
 import { CohortError } from "../errors.js";
+import { FlowSdePolicy } from "../generators/policy.js";
+import { loadGenerator } from "../generators/pretrain.js";
 import { writeSafetensors } from "../io/safetensors.js";
 import type { ProcessGroup } from "../parallel/index.js";
 import { Rng } from "../task/rng.js";
@@ -187,6 +189,11 @@ export class Critic {
 
 function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, options: Record<string, unknown>): Policy {
   const a = env.action;
+  if (p.kind === "flow_sde")
+    return new FlowSdePolicy(loadGenerator(options.generator as string), {
+      noiseLevel: p.sde?.noiseLevel ?? 0.7,
+      logprob: p.sde?.logprob ?? "mean",
+    });
   if (p.kind === "tabular") {
     const mdp = spec.mdp?.(options) as TabularMdp;
     return new TabularSoftmax(mdp.states, mdp.actions);
@@ -205,6 +212,26 @@ function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, opti
   });
 }
 
+/**
+ * How much group signal a step carries: the mean |A| over valid steps (`advantage/abs_mean`) and the fraction of
+ * groups whose episode returns are all equal (`groups/equal_reward`, where a group-relative advantage is 0).
+ */
+function groupSignal(col: EpisodeBatch, adv: Tensor, mask: Tensor): Record<string, number> {
+  const absMean = noGrad(() =>
+    tidy(() => {
+      const a = adv.ndim === 1 ? adv.reshape(-1, 1).expand(...mask.shape) : adv;
+      return a.abs().mul(mask).sum().item() / Math.max(1, mask.sum().item());
+    }),
+  );
+  const byGroup = new Map<number, number[]>();
+  col.groupIndex.forEach((g, i) => {
+    byGroup.set(g, [...(byGroup.get(g) ?? []), col.returns[i] as number]);
+  });
+  let equal = 0;
+  for (const rs of byGroup.values()) if (rs.every((r) => Math.abs(r - (rs[0] as number)) <= 1e-12)) equal++;
+  return { "advantage/abs_mean": absMean, "groups/equal_reward": equal / Math.max(1, byGroup.size) };
+}
+
 const asTensor = (a: Float64Array, shape: number[], dtype: "f32" | "i64" = "f32") => tensor(a, { shape, dtype });
 
 /** The control run of a config with `policy` (config.ts has checked it). */
@@ -220,9 +247,14 @@ export async function setupControlRun(
   setNumThreads(cfg.threads ?? 1);
   manualSeed(cfg.seed);
   const { spec, options } = controlEnvSpec(envCfg.name, envCfg.options, "env");
-  const make = await spec.create(options);
-  const probe = make();
+  const unbound = await spec.create(options);
+  const probe = unbound();
   const policy = makePolicy(pc, probe, spec, options);
+  const make = () => {
+    const e = unbound();
+    e.bind?.(policy);
+    return e;
+  };
   const obsDim = probe.obsDim;
   probe.dispose();
   const critic = pc.critic ? new Critic(obsDim, pc.critic.hidden) : null;
@@ -266,6 +298,10 @@ export async function setupControlRun(
       return: b.returns[i],
       length: b.lengths[i],
       terminated: b.terminated[i] === 1,
+      ...spec.sampleFields?.(
+        b.obs.subarray(i * b.T * b.obsDim, (i * b.T + 1) * b.obsDim),
+        b.lastObs.subarray(i * b.obsDim, (i + 1) * b.obsDim),
+      ),
     }));
     // success: the episode ran its whole horizon without a terminal failure (cart-pole: the pole stayed up)
     return { accuracy: full / n, format: 1, samples, metrics };
@@ -434,6 +470,7 @@ export async function setupControlRun(
         ...stage.metrics,
       };
       if (critic) m.value_loss = valueLoss;
+      Object.assign(m, groupSignal(col, adv, maskT));
       for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
       return m;
     } finally {
