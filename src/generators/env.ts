@@ -64,6 +64,8 @@ export class DigitsFlowEnv implements ControlEnv {
     if (!(policy instanceof FlowSdePolicy))
       throw new CohortError(`digits_flow needs the flow_sde policy (the generator), got ${policy.kind}`);
     this.#policy = policy;
+    // the process rewards read every draw's projection: let the policy compute them batched
+    if (this.options.process) policy.projectAhead = true;
   }
 
   get digit(): number {
@@ -96,6 +98,7 @@ export class DigitsFlowEnv implements ControlEnv {
   step(action: Float64Array): StepResult {
     if (action.length !== PIXELS)
       throw new CohortError(`digits_flow: an action is ${PIXELS} values, got ${action.length}`);
+    const drawn = action;
     this.#x = Float64Array.from(action);
     this.#j++;
     const K = this.horizon;
@@ -104,7 +107,7 @@ export class DigitsFlowEnv implements ControlEnv {
     else if (this.options.process) {
       if (this.#policy === null) throw new CohortError("digits_flow: no policy bound for the process rewards");
       const t = this.sigmas[this.#j] as number;
-      phi = this.reward(this.#policy.project(this.#x, Float64Array.of(t), Int32Array.of(this.#c)));
+      phi = this.reward(this.#policy.projectAction(drawn, t, this.#c));
     }
     const r = phi - this.#phi;
     this.#phi = phi;

@@ -37,6 +37,9 @@ export class FlowSdePolicy implements Policy {
   readonly net: VelocityNet;
   readonly noiseLevel: number;
   readonly reduce: "mean" | "sum";
+  /** With `projectAhead`, every sample call also projects its draws (one batched forward) for `projectAction`. */
+  projectAhead = false;
+  #ahead: { buffer: ArrayBufferLike; values: Float64Array } | null = null;
 
   constructor(net: VelocityNet, o: FlowSdeOptions = {}) {
     this.net = net;
@@ -102,7 +105,13 @@ export class FlowSdePolicy implements Policy {
       }
       logprobs[i] = this.reduce === "mean" ? lp / PIXELS : lp;
     }
-    return { actions: Float64Array.from(raw), raw, logprobs };
+    const actions = Float64Array.from(raw);
+    if (this.projectAhead) {
+      const next = Float64Array.from({ length: n }, (_, i) => obs[i * FLOW_OBS_DIM + PIXELS + 1] as number);
+      const c = Int32Array.from({ length: n }, (_, i) => Math.round(obs[i * FLOW_OBS_DIM + PIXELS + 2] as number));
+      this.#ahead = { buffer: actions.buffer, values: this.project(actions, next, c) };
+    } else this.#ahead = null;
+    return { actions, raw, logprobs };
   }
 
   logProb(obs: Tensor, raw: Tensor, opts: { entropy?: boolean } = {}): { lp: Tensor; entropy?: Tensor } {
@@ -158,6 +167,19 @@ export class FlowSdePolicy implements Policy {
         );
       }),
     );
+  }
+
+  /**
+   * x̂_0 of one action (a row of the latest `sample` call's actions, as the environment received it) at flow
+   * time t: read from the batched projection of that call when `projectAhead` is on, else computed.
+   */
+  projectAction(action: Float64Array, t: number, c: number): Float64Array {
+    const a = this.#ahead;
+    if (a !== null && action.buffer === a.buffer && action.length === PIXELS) {
+      const row = action.byteOffset / Float64Array.BYTES_PER_ELEMENT;
+      return a.values.subarray(row, row + PIXELS);
+    }
+    return this.project(Float64Array.from(action), Float64Array.of(t), Int32Array.of(c));
   }
 
   namedParameters(): [string, Tensor][] {

@@ -3,7 +3,9 @@
  * (held-out accuracy, its float64 forward against a PyTorch oracle) and the aesthetic scores on hand-made images.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import {
   contrast,
@@ -12,7 +14,10 @@ import {
   smoothness,
   trainClassifier,
 } from "../../src/generators/classifier.js";
+import { pretrainFlowCommand } from "../../src/generators/command.js";
 import { digitsSplit, loadDigits, PIXELS } from "../../src/generators/digits.js";
+import { loadGenerator } from "../../src/generators/pretrain.js";
+import { sampleQuality } from "../../src/generators/quality.js";
 import { PYTHON, runOracle } from "../helpers/oracle.js";
 
 test("data/digits holds the 1,797 UCI test-set images with sklearn's class sizes", () => {
@@ -86,4 +91,45 @@ test("contrast and smoothness on hand-made images", () => {
   const dot = Float64Array.from(black);
   dot[0] = 1;
   assert.ok(Math.abs(smoothness(dot) - (1 - 2 / 112)) < 1e-12);
+});
+
+test("sample quality: real digits are their own nearest neighbours; identical images have no diversity", () => {
+  const { classifier } = trainClassifier({ seed: 1, steps: 150 });
+  const train = digitsSplit("train");
+  const n = 40;
+  const imgs = train.images.slice(0, n * PIXELS);
+  const cls = train.labels.slice(0, n);
+  const q = sampleQuality(imgs, cls, classifier);
+  assert.equal(q.nn_distance, 0);
+  assert.ok(q.accuracy > 0.9 && q.diversity > 1, JSON.stringify(q));
+  const same = new Float64Array(4 * PIXELS);
+  for (let i = 0; i < 4; i++) same.set(train.images.subarray(0, PIXELS), i * PIXELS);
+  assert.equal(sampleQuality(same, new Int32Array(4).fill(train.labels[0] as number), classifier).diversity, 0);
+});
+
+test("cohort pretrain-flow writes the generator and the classifier; bad flags fail before any work", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "cohort-pretrain-flow-")), "gen");
+  await assert.rejects(
+    () => pretrainFlowCommand.run(["--out", out, "--steps", "0"]) as Promise<number>,
+    /--steps: expected an integer ≥ 1/,
+  );
+  await assert.rejects(() => pretrainFlowCommand.run(["--steps", "3"]) as Promise<number>, /need --out/);
+  assert.ok(!existsSync(out));
+  const code = await pretrainFlowCommand.run([
+    "--out",
+    out,
+    "--steps",
+    "3",
+    "--hidden",
+    "8",
+    "--classifier-steps",
+    "2",
+  ]);
+  assert.equal(code, 0);
+  const meta = JSON.parse(readFileSync(join(out, "generator.json"), "utf8"));
+  assert.deepEqual(meta.shape, { hidden: 8, layers: 3 });
+  assert.match(meta.command, /^npx cohort pretrain-flow --out .* --steps 3 --hidden 8/);
+  for (const f of ["generator.safetensors", "classifier.safetensors", "classifier.json"])
+    assert.ok(existsSync(join(out, f)));
+  assert.throws(() => loadGenerator(join(out, "missing")), /no generator in .*cohort pretrain-flow --out/);
 });

@@ -57,7 +57,8 @@ test("digits_flow: per-step rewards sum to the terminal reward; their running su
     // step 1's running sum is the reward of x̂_0 projected from the latent after step 1
     const x1 = b.obs.subarray((i * b.T + 1) * b.obsDim, (i * b.T + 1) * b.obsDim + 64);
     const proj = policy.project(Float64Array.from(x1), Float64Array.of(0.75), Int32Array.of(env.digit));
-    assert.ok(Math.abs((b.rewards[i * b.T] as number) - env.reward(proj)) < 1e-12, "Φ after step 1");
+    // (batched in the policy's sample call: float32 rounding of a batched matmul)
+    assert.ok(Math.abs((b.rewards[i * b.T] as number) - env.reward(proj)) < 1e-5, "Φ after step 1");
   }
   // without process rewards, everything sits on the last step
   const plain = digitsFlowOptions.parse({ generator: gen, steps: 4, process: false });
