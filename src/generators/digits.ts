@@ -7,7 +7,7 @@
  * fifth image (index % 5 == 0, 360 images) is held out, the other 1,437 train the generator and the classifier.
  * @module
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CohortError } from "../errors.js";
 
@@ -22,8 +22,12 @@ export interface Digits {
   n: number;
 }
 
-/** data/digits/digits.txt of this package. */
-export const DIGITS_FILE = fileURLToPath(new URL("../../data/digits/digits.txt", import.meta.url));
+/** data/digits/digits.txt of this package (beside src/ when run from the sources, two levels up from dist/src/). */
+export const DIGITS_FILE =
+  [
+    fileURLToPath(new URL("../../data/digits/digits.txt", import.meta.url)),
+    fileURLToPath(new URL("../../../data/digits/digits.txt", import.meta.url)),
+  ].find((p) => existsSync(p)) ?? fileURLToPath(new URL("../../data/digits/digits.txt", import.meta.url));
 
 let cache: Digits | null = null;
 
