@@ -140,7 +140,10 @@ export function sdeCoefficients(
   };
 }
 
-/** A shape-checked f64 helper: per-row coefficient columns [n, 1] as tensors of `dtype`. */
+/**
+ * Per-row coefficient columns [n, 1] as tensors of `dtype`. Rows with t = 0 (padding after an episode's end)
+ * get the identity step (xCoef 1, vCoef 0, log std 0): finite values that the loss mask leaves out.
+ */
 export function coefficientColumns(
   s: Float64Array,
   next: Float64Array,
@@ -152,6 +155,10 @@ export function coefficientColumns(
   const vc = new Float64Array(n);
   const ls = new Float64Array(n);
   for (let i = 0; i < n; i++) {
+    if (s[i] === 0 && next[i] === 0) {
+      xc[i] = 1;
+      continue;
+    }
     const k = sdeCoefficients(s[i] as number, next[i] as number, noiseLevel);
     xc[i] = k.xCoef;
     vc[i] = k.vCoef;

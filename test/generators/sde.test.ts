@@ -176,3 +176,31 @@ test("the one-step projection x̂_0 = x − t·v and the Euler (greedy) step", (
   assert.throws(() => new FlowSdePolicy(net, { noiseLevel: 0 }), /noiseLevel must be > 0/);
   net.dispose();
 });
+
+test("padding rows (t = t' = 0, after an episode's end) give finite log-probs; a bad schedule row fails", () => {
+  manualSeed(5);
+  const net = new VelocityNet({ hidden: 8, layers: 1 }, "f64");
+  const policy = new FlowSdePolicy(net);
+  const obs = observations(2, 7);
+  obs.fill(0, FLOW_OBS_DIM); // row 1: padding
+  const lp = tidy(() => {
+    const { lp } = policy.logProb(
+      tensor(obs, { shape: [2, FLOW_OBS_DIM], dtype: "f64" }),
+      tensor(new Float64Array(2 * PIXELS), { shape: [2, PIXELS], dtype: "f64" }),
+    );
+    return Array.from(lp.data() as Float64Array);
+  });
+  assert.ok(lp.every(Number.isFinite), `${lp}`);
+  obs[FLOW_OBS_DIM + PIXELS + 1] = 0.5; // t' > t = 0
+  assert.throws(
+    () =>
+      tidy(() =>
+        policy.logProb(
+          tensor(obs, { shape: [2, FLOW_OBS_DIM], dtype: "f64" }),
+          tensor(new Float64Array(2 * PIXELS), { shape: [2, PIXELS], dtype: "f64" }),
+        ),
+      ),
+    /need 0 ≤ t' < t ≤ 1/,
+  );
+  net.dispose();
+});
