@@ -509,6 +509,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerModelOps(env, exports);
   registerDist(env, exports);
   registerQuantOps(env, exports);
+  registerLinalgOps(env, exports);
   return exports;
 }
 

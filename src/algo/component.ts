@@ -71,6 +71,10 @@ export const NEEDS = {
     what: "agent step rows (trajectory, step index, observation key, agent id) of multi-turn episodes",
     from: "cohort train (an environment's episodes; a task's completion is a one-step episode)",
   },
+  rowFields: {
+    what: "the fields of each row's prompt (JSONL columns, a task's problem meta, an environment task's scalar fields)",
+    from: "cohort train",
+  },
   wholeGroups: {
     what: "every group (question) whole inside one micro-batch and one data-parallel rank",
     from: "cohort train (micro-batches are cut at group boundaries)",
@@ -97,6 +101,7 @@ export const TRAIN_SOURCES: ReadonlySet<Need> = new Set<Need>([
   "targetRatio",
   "curvature",
   "agentSteps",
+  "rowFields",
   "wholeGroups",
 ]);
 

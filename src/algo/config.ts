@@ -12,6 +12,7 @@ import { ConfigError } from "../errors.js";
 import { validateRolloutConfig } from "../rollout/validate.js";
 import { advantageEstimators } from "./advantage.js";
 import "./agent.js"; // registers the agent estimators m_grpo and hi_agent
+import "./hrpo.js"; // registers hop_grouped and mashost_hrpo
 import { AGGREGATE_MODES } from "./aggregate.js";
 import { type ComponentDef, ComponentRegistry, NEEDS, type Need, needsOf } from "./component.js";
 import { sampleFilters, tokenFilters } from "./filters.js";

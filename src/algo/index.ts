@@ -9,6 +9,7 @@ export * from "./component.js";
 export * from "./config.js";
 export * from "./filters.js";
 export * from "./gates.js";
+export * from "./hrpo.js";
 export * from "./importance.js";
 export * from "./losses.js";
 export * from "./pair-mask.js";

@@ -361,3 +361,90 @@ function defineStatefulReweighter<P extends z.ZodType, S extends Record<string, 
   advantageReweighters.define(def);
   return { def };
 }
+
+// ---- FAKER-Air rank + EMA advantages ------------------------------------------------------------------
+
+const fakerAirParams = z.strictObject({
+  /** Weight of the centred rank advantage; 1 − rankWeight goes to the EMA-normalised reward. */
+  rankWeight: z.number().min(0).max(1).default(0.9),
+  /** EMA rate α of the group-mean reward's running mean and variance. */
+  emaRate: z.number().gt(0).max(1).default(0.05),
+  eps: z.number().positive().default(1e-6),
+});
+export type FakerAirOptions = z.input<typeof fakerAirParams>;
+
+/**
+ * FAKER-Air's advantages (ALGORITHMS.md §F.3), replacing the estimator's: groups in order of their index, each
+ * first moves the running statistics of the group-mean reward μ_g, m ← (1 − α)m + αμ_g, v ← (1 − α)v + α(μ_g − m)²,
+ * then A_i = w·A_rank + (1 − w)·(R_i − m)/(√v + eps) with the centred rank A_rank = 2(rank_i/(G − 1) − ½)
+ * (G valid rewards; a group of one gets A_rank 0). Design choices: tied rewards share their average rank (the
+ * code's argsort breaks ties by position); NaN rewards get 0 and stay out of μ_g. Returns the advantages and the
+ * statistics after the batch.
+ */
+export function fakerAirAdvantages(
+  rewards: Float64Array,
+  groupIndex: Int32Array,
+  opts: FakerAirOptions,
+  stats: { m: number; v: number },
+): { values: Float64Array; m: number; v: number } {
+  const p = parseParams(FAKER_AIR, opts, "options");
+  const values = new Float64Array(rewards.length);
+  let { m, v } = stats;
+  const groups = groupMembers(groupIndex).sort((a, b) => groupIndex[a[0]!]! - groupIndex[b[0]!]!);
+  for (const members of groups) {
+    const idx = members.filter((i) => !Number.isNaN(rewards[i]!));
+    if (idx.length === 0) continue;
+    const mu = validStats(rewards, idx).mean;
+    m = (1 - p.emaRate) * m + p.emaRate * mu;
+    v = (1 - p.emaRate) * v + p.emaRate * (mu - m) ** 2;
+    const G = idx.length;
+    for (const i of idx) {
+      const r = rewards[i]!;
+      let below = 0;
+      let ties = 0;
+      for (const j of idx) {
+        if (rewards[j]! < r) below++;
+        else if (rewards[j] === r) ties++;
+      }
+      const rank = below + (ties - 1) / 2; // 0-based average rank
+      const aRank = G > 1 ? 2 * (rank / (G - 1) - 0.5) : 0;
+      values[i] = p.rankWeight * aRank + (1 - p.rankWeight) * ((r - m) / (Math.sqrt(v) + p.eps));
+    }
+  }
+  return { values, m, v };
+}
+
+/**
+ * FAKER-Air's advantage as a stateful reweighter: the running (m, v) start at (0, 1e-6) and advance with every
+ * applied step (the code resets them every epoch; a run here has no epochs, so they are never reset — design
+ * choice). The statistics of a step are computed when its advantages are and kept at `endStep` if it applied.
+ */
+// arXiv 2511.22169 [CODE]
+const FAKER_AIR = defineStatefulReweighter({
+  name: "faker_air",
+  paper: "2511.22169",
+  confidence: "CODE",
+  doc: "w·centred rank + (1 − w)·(R − m)/(√v + eps) with EMAs m, v of the group-mean reward (replaces A)",
+  params: fakerAirParams,
+  state: {
+    init: () => ({ m: 0, v: 1e-6, nextM: 0, nextV: 1e-6 }),
+    endStep(s, _p, applied) {
+      if (applied) {
+        s.m = s.nextM;
+        s.v = s.nextV;
+      } else {
+        s.nextM = s.m;
+        s.nextV = s.v;
+      }
+    },
+  },
+  reweight(adv, batch, p, _inputs, s) {
+    if (adv.kind !== "sequence")
+      throw new CohortError("faker_air replaces sequence advantages; use a sequence-level estimator (grpo)");
+    const r = fakerAirAdvantages(batch.rewards, batch.groupIndex, p, { m: s.m, v: s.v });
+    s.nextM = r.m;
+    s.nextV = r.v;
+    return { kind: "sequence", values: r.values };
+  },
+}).def;
+export const fakerAir = FAKER_AIR;

@@ -47,6 +47,8 @@ export interface RewardBatch {
   executed?: Uint8Array;
   /** Completion text of each row (DaGRPO pair masking compares the completions of a group). */
   texts?: readonly string[];
+  /** The fields of each row's prompt (a JSONL line's columns, a task problem's meta), e.g. Dr. Zero's hop count. */
+  fields?: readonly Record<string, unknown>[];
 }
 
 /** Advantages: one per sequence (broadcast over its tokens) or one per token ([N, T] tensor). */

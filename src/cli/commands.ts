@@ -498,6 +498,34 @@ export const pretrainCommand: Command = {
       console.log(`saved ${o.out}: ${r.steps} steps, ${acc}`);
       return 0;
     }
+    if (values.env !== undefined && (await import("../control/env.js")).isControlEnv(values.env as string)) {
+      // a control environment's own supervised stage (src/control, e.g. airq's forecaster)
+      const { controlEnvSpec } = await import("../control/env.js");
+      const { spec, options } = controlEnvSpec(
+        values.env as string,
+        jsonObjectFlag(values, "options", "{}"),
+        "--options",
+      );
+      if (spec.pretrain === undefined)
+        throw new ConfigError(`control environment ${values.env} has no supervised stage\nusage: ${this.usage}`);
+      const o: Parameters<NonNullable<typeof spec.pretrain>>[1] = {
+        out: values.out as string,
+        command: `npx cohort pretrain ${args.map(shellQuote).join(" ")}`,
+        log: (l) => process.stderr.write(`${l}\n`),
+      };
+      for (const [k, f] of [
+        ["seed", "seed"],
+        ["steps", "steps"],
+        ["lr", "lr"],
+        ["hidden", "hidden"],
+      ] as const) {
+        const v = num(f);
+        if (v !== undefined) o[k] = v;
+      }
+      const r = spec.pretrain(options, o);
+      console.log(`saved ${o.out}: ${r.steps} steps; ${JSON.stringify(r.metrics)}`);
+      return 0;
+    }
     if (values.env !== undefined) {
       // scripted episodes of a multi-turn environment (src/env/sft.ts)
       const { pretrainEnv } = await import("../env/sft.js");

@@ -10,6 +10,7 @@ import { tfgrpoCommand } from "../tfgrpo/command.js";
 import type { Command } from "./command.js";
 import { evalCommand, presetsCommand, pretrainCommand, trainCommand } from "./commands.js";
 import { compareCommand, reportCommand } from "./compare.js";
+import { preferenceModelCommand } from "./preference-model.js";
 
 export type { Command } from "./command.js";
 
@@ -18,6 +19,7 @@ const commands: Record<string, Command> = {
   eval: evalCommand,
   pretrain: pretrainCommand,
   presets: presetsCommand,
+  "preference-model": preferenceModelCommand,
   compare: compareCommand,
   report: reportCommand,
   serve: serveCommand,

@@ -28,6 +28,11 @@ export const policyConfigSchema = z.strictObject({
   initStd: z.number().positive().optional(),
   /** Gaussian: squash with tanh into the environment's action bounds (log-det corrected); false: clip in the env. */
   squash: z.boolean().default(true),
+  /**
+   * Start from these weights: a policy.safetensors (`policy.*` tensors) written by a control run's export or
+   * by `cohort pretrain --env NAME`; relative to the config file.
+   */
+  init: z.string().optional(),
   /** flow_sde (a flow-matching generator, src/generators/policy.ts): the SDE step's noise level a and the
    * reduction of its per-pixel log-densities (`mean`: Flow-GRPO's code). */
   sde: z
@@ -59,6 +64,8 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   garnet: "discrete",
   cartpole: "discrete",
   pendulum: "continuous",
+  airq: "discrete",
+  attention_rank: "discrete",
   digits_flow: "continuous",
 };
 

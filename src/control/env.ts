@@ -9,6 +9,9 @@
  * | garnet    | the state index                | one of A                | R(s, a); `horizon` steps                  |
  * | pendulum  | cos θ, sin θ, θ̇ (θ = 0 upright) | torque in [−2, 2]       | −(θ² + 0.1 θ̇² + 0.001 u²); 200 steps     |
  * | cartpole  | x, ẋ, θ, θ̇                      | push left / right       | +1 per step; ends at |θ| > 0.2 or |x| > 2.4 |
+ * | airq      | 3 ozone lags, weather, flags    | one of 14 ozone bins    | class-wise alert reward; 1–3 days (airq.ts) |
+ * | attention_rank | layer features (attention-rank.ts) | a rank of the set | DR-RL fidelity − FLOPs − ‖ΔA‖; one step per layer |
+ * | digits_flow | latent x (64), σ_j, σ_{j+1}, digit | the next latent (64) | classifier reward of the image, as Φ_{j+1} − Φ_j (src/generators/env.ts); 10 steps |
  *
  * pendulum and cartpole are MuJoCo models (mujoco.ts, the `mujoco-js` WebAssembly build). digits_flow (the denoising
  * steps of a flow-matching digit generator, src/generators/env.ts) trains the generator itself (policy flow_sde).
@@ -18,6 +21,9 @@ import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import { digitsFlowSpec } from "../generators/env.js";
 import { Rng } from "../task/rng.js";
+import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
+import { airqPretrain } from "./airq-sft.js";
+import { attentionRankSpec } from "./attention-rank.js";
 import { garnet, type TabularMdp } from "./mdp.js";
 import { cartpoleEnv, pendulumEnv } from "./mujoco.js";
 import type { ActionSpace, Policy } from "./policy.js";
@@ -34,7 +40,8 @@ export interface ControlEnv {
   readonly action: ActionSpace;
   /** Steps per episode at most. */
   readonly horizon: number;
-  reset(seed: number): Float64Array;
+  /** `horizon`: this episode's length when shorter than `horizon` (a curriculum over the horizon). */
+  reset(seed: number, opts?: { horizon?: number }): Float64Array;
   step(action: Float64Array): StepResult;
   /** Environments whose rewards read the policy being trained (digits_flow: the generator's projection) get it here,
    * once per instance before the first reset. */
@@ -53,9 +60,33 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   create(o: z.output<O>): Promise<() => ControlEnv>;
   /** The tabular MDP behind the environment, for exact solvers (optimality gaps). */
   mdp?: (o: z.output<O>) => TabularMdp;
+  /** The episode length at training step k (1-based): a curriculum over the horizon; absent: `horizon`. */
+  horizonAt?: (o: z.output<O>, step: number) => number;
+  /** Held-out metrics of the policy beyond `eval_return`, logged under their own keys (`seed`: the run's). */
+  evaluate?: (o: z.output<O>, policy: Policy, seed: number) => Record<string, number>;
+  /** Supervised pre-training of a starting policy (`cohort pretrain --env NAME`). */
+  pretrain?: (o: z.output<O>, opts: ControlPretrainOptions) => ControlPretrainResult;
   /** Extra fields of an evaluation sample row from an episode's first and last observation (digits_flow: the
    * asked digit and the 8×8 picture). */
   sampleFields?: (first: Float64Array, last: Float64Array) => Record<string, unknown>;
+}
+
+export interface ControlPretrainOptions {
+  out: string;
+  seed?: number;
+  steps?: number;
+  lr?: number;
+  /** Width of the policy's hidden layer. */
+  hidden?: number;
+  /** The command line, recorded in the output directory. */
+  command?: string;
+  log?: (line: string) => void;
+}
+
+export interface ControlPretrainResult {
+  steps: number;
+  /** Held-out metrics of the saved policy. */
+  metrics: Record<string, number>;
 }
 
 /** A finite MDP stepped by sampling P(·|s, a); obs = [s]. */
@@ -140,11 +171,23 @@ const cartpoleSpec: ControlEnvSpec<typeof cartpoleOptions> = {
   create: (o) => cartpoleEnv(o),
 };
 
+const airqSpec: ControlEnvSpec<typeof airqOptions> = {
+  name: "airq",
+  doc: "ozone alert forecasting on R's airquality (New York 1973): categorical ozone bins, class-wise rewards, a curriculum over the 1–3 day horizon",
+  options: airqOptions,
+  horizonAt: (o, step) => curriculumHorizon(o, step),
+  evaluate: (o, policy, seed) => evaluateAirq(policy, o, airqEvalSeed(seed)),
+  pretrain: (o, opts) => airqPretrain(o, opts),
+  create: async (o) => () => new AirqEnv(o),
+};
+
 // biome-ignore lint/suspicious/noExplicitAny: each spec keeps its own options type
 const SPECS: Record<string, ControlEnvSpec<any>> = {
   garnet: garnetSpec,
   pendulum: pendulumSpec,
   cartpole: cartpoleSpec,
+  airq: airqSpec,
+  attention_rank: attentionRankSpec,
   digits_flow: digitsFlowSpec,
 };
 

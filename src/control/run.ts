@@ -13,15 +13,15 @@
  *   step's rollout seeds are a hash of (run seed, step).
  * @module
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gaeReturns } from "../algo/advantage.js";
 import { Pipeline } from "../algo/pipeline.js";
 import { stepCounts } from "../algo/step.js";
-import { CohortError } from "../errors.js";
+import { CohortError, ConfigError } from "../errors.js";
 import { FlowSdePolicy } from "../generators/policy.js";
 import { loadGenerator } from "../generators/pretrain.js";
-import { writeSafetensors } from "../io/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
 import type { ProcessGroup } from "../parallel/index.js";
 import { Rng } from "../task/rng.js";
 import { AdamW, clipGradNorm, manualSeed, noGrad, setNumThreads, type Tensor, tensor, tidy } from "../tensor/index.js";
@@ -68,14 +68,14 @@ export function playEpisodes(
   seeds: readonly number[],
   G: number,
   rng: Rng,
-  opts: { greedy?: boolean } = {},
+  opts: { greedy?: boolean; horizon?: number } = {},
 ): EpisodeBatch {
   const t0 = performance.now();
   const n = seeds.length * G;
   const envs = Array.from({ length: n }, make);
   try {
     const env0 = envs[0] as ControlEnv;
-    const H = env0.horizon;
+    const H = Math.min(env0.horizon, opts.horizon ?? env0.horizon);
     const obsDim = env0.obsDim;
     const actDim = env0.action.kind === "discrete" ? 1 : env0.action.dim;
     const obs = new Float64Array(n * H * obsDim);
@@ -85,7 +85,9 @@ export function playEpisodes(
     const mask = new Float64Array(n * H);
     const lengths = new Int32Array(n);
     const terminated = new Uint8Array(n);
-    const cur = envs.map((e, i) => e.reset(seeds[Math.floor(i / G)] as number));
+    const cur = envs.map((e, i) =>
+      e.reset(seeds[Math.floor(i / G)] as number, opts.horizon !== undefined ? { horizon: H } : undefined),
+    );
     let active = Array.from({ length: n }, (_, i) => i);
     for (let t = 0; t < H && active.length > 0; t++) {
       const batch = new Float64Array(active.length * obsDim);
@@ -148,17 +150,21 @@ export function playEpisodes(
   }
 }
 
-/** B groups of G episodes per step; group b starts from seed hash(run seed, step, b). */
+/**
+ * B groups of G episodes per step; group b starts from seed hash(run seed, step, b). `horizonAt`: the episode
+ * length at each step (a curriculum), else the environment's horizon.
+ */
 export function episodeGroups(
   make: () => ControlEnv,
   policy: Policy,
-  o: { seed: number; groups: number; groupSize: number },
+  o: { seed: number; groups: number; groupSize: number; horizonAt?: (step: number) => number },
 ): RolloutSource<EpisodeBatch> {
   return {
     collect: async (step) => {
       const seeds = Array.from({ length: o.groups }, (_, b) => requestSeed(o.seed, step, b));
       const rng = Rng.fromSeed(requestSeed(o.seed ^ 0x5a5a5a5a, step, 0));
-      return playEpisodes(make, policy, seeds, o.groupSize, rng);
+      const horizon = o.horizonAt?.(step);
+      return playEpisodes(make, policy, seeds, o.groupSize, rng, horizon !== undefined ? { horizon } : {});
     },
     // the rollouts of a step are a function of (seed, step) and the weights: nothing else to checkpoint
     state: () => ({}),
@@ -212,6 +218,20 @@ function makePolicy(p: PolicyConfig, env: ControlEnv, spec: ControlEnvSpec, opti
   });
 }
 
+/** Loads `policy.*` tensors of a safetensors file (an exported run, or `cohort pretrain --env`) into `policy`. */
+export function loadPolicyInit(policy: Policy, path: string): void {
+  if (!existsSync(path))
+    throw new ConfigError(`no such file: ${path} (a policy.safetensors to start from)`, "policy.init");
+  const { tensors } = readSafetensors(path);
+  try {
+    const own: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) if (k.startsWith("policy.")) own[k.slice("policy.".length)] = t;
+    policy.load(own);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
+
 /**
  * How much group signal a step carries: the mean |A| over valid steps (`advantage/abs_mean`) and the fraction of
  * groups whose episode returns are all equal (`groups/equal_reward`, where a group-relative advantage is 0).
@@ -257,6 +277,7 @@ export async function setupControlRun(
   };
   const obsDim = probe.obsDim;
   probe.dispose();
+  if (pc.init !== undefined) loadPolicyInit(policy, resolvePath(cfg, pc.init));
   const critic = pc.critic ? new Critic(obsDim, pc.critic.hidden) : null;
   const named = (): [string, Tensor][] => [
     ...policy.namedParameters().map(([n, t]): [string, Tensor] => [`policy.${n}`, t]),
@@ -270,6 +291,9 @@ export async function setupControlRun(
     seed: cfg.seed,
     groups: cfg.train.promptsPerStep,
     groupSize: cfg.train.groupSize,
+    ...(spec.horizonAt
+      ? { horizonAt: (step: number) => (spec.horizonAt as NonNullable<typeof spec.horizonAt>)(options, step) }
+      : {}),
   });
   const mdp = pc.kind === "tabular" ? (spec.mdp?.(options) ?? null) : null;
   const optimum = mdp ? expectedReturn(mdp, valueIteration(mdp).V) : null;
@@ -287,6 +311,8 @@ export async function setupControlRun(
       if (b.terminated[i] === 0) full++;
     }
     const metrics: Record<string, number> = { eval_return: sum / n };
+    // the environment's own held-out metrics (airq: FAR, POD, F1, CRPS), the same draws at every evaluation
+    if (spec.evaluate) Object.assign(metrics, spec.evaluate(options, policy, cfg.seed));
     if (mdp && optimum !== null && policy instanceof TabularSoftmax) {
       // exact: J* − J(π) of the current softmax table under the MDP's discount
       const pi = noGrad(() => tidy(() => policy.theta.softmax(1).to("f64").data() as Float64Array));

@@ -3,7 +3,7 @@
  *
  * ```yaml
  * env:
- *   name: maze                  # a registered environment (maze, calculator)
+ *   name: maze                  # a registered environment (maze, calculator, wordnet)
  *   options: {wallDensity: 0.2} # validated by the environment's own schema (unknown keys rejected)
  *   template: auto              # auto (text for char tokenizers, chat otherwise), text or chat
  *   maxTurns: 10                # actions per episode (default: the environment's)
@@ -17,10 +17,12 @@ import { Registry } from "../algo/registry.js";
 import { calculatorSpec } from "./calculator.js";
 import { mazeSpec } from "./maze.js";
 import type { EnvFactory, EnvSpec } from "./types.js";
+import { wordnetSpec } from "./wordnet.js";
 
 export const envRegistry = new Registry<EnvSpec>("environment");
 envRegistry.register(mazeSpec.name, mazeSpec as EnvSpec);
 envRegistry.register(calculatorSpec.name, calculatorSpec as EnvSpec);
+envRegistry.register(wordnetSpec.name, wordnetSpec as EnvSpec);
 
 /** Builds a registered environment; unknown names and invalid options are ConfigErrors at `path`. */
 export function createEnv(name: string, options: unknown = {}, path = "env"): EnvFactory {
@@ -28,7 +30,7 @@ export function createEnv(name: string, options: unknown = {}, path = "env"): En
 }
 
 export const envConfigSchema = z.strictObject({
-  /** A registered environment: maze, calculator. */
+  /** A registered environment: maze, calculator, wordnet. */
   name: z.string().min(1),
   /** The environment's options (its own schema validates them). */
   options: z.record(z.string(), z.unknown()).default({}),

@@ -228,11 +228,13 @@ export class EpisodeSource {
     rows: readonly Completion[],
     groupIndex: Int32Array,
     inputs: Omit<StageInputs, "mask"> = {},
+    problems?: readonly Problem[],
   ): RewardStage {
     const eps = episodesOf(rows);
     const ecs = rows as readonly EpisodeCompletion[];
     const base = {
       groupIndex,
+      ...(problems ? { fields: problems.map((p) => taskFields(taskOf(p))) } : {}),
       lengths: Int32Array.from(eps, (e) => e.tokens.length),
       meanLogprobs: Float64Array.from(eps, (e) => meanAt(e.logprobs, e.lossMask)),
       truncated: Uint8Array.from(eps, (e) => (e.finish === "tokens" ? 1 : 0)),
@@ -282,6 +284,14 @@ export class EpisodeSource {
   }
 }
 
+/** The scalar fields of an environment task (its hop count, size, …): the prompt fields estimators may group by. */
+function taskFields(task: unknown): Record<string, unknown> {
+  if (task === null || typeof task !== "object") return {};
+  return Object.fromEntries(
+    Object.entries(task).filter(([, v]) => typeof v === "number" || typeof v === "string" || typeof v === "boolean"),
+  );
+}
+
 function taskOf(p: Problem): unknown {
   const t = (p.meta as { task?: unknown }).task;
   if (t === undefined) {
@@ -318,6 +328,7 @@ function stepAdvantages(
   const actionKey: string[] = [];
   const agentId: number[] = [];
   const episodeRewards: number[] = [];
+  const fields: Record<string, unknown>[] = [];
   const executed: number[] = [];
   const lengths: number[] = [];
   const spans: [number, number, number][] = []; // episode, start, end
@@ -332,6 +343,7 @@ function stepAdvantages(
       actionKey.push(s.action);
       agentId.push(s.info.agent ?? 0);
       episodeRewards.push(rE);
+      if (base.fields) fields.push(base.fields[i] as Record<string, unknown>);
       executed.push(s.info.executed === true ? 1 : 0);
       lengths.push(s.end - s.start);
       spans.push([i, s.start, s.end]);
@@ -346,6 +358,7 @@ function stepAdvantages(
     actionKey,
     agentId: Int32Array.from(agentId),
     episodeRewards: Float64Array.from(episodeRewards),
+    ...(base.fields ? { fields } : {}),
     executed: Uint8Array.from(executed),
     lengths: Int32Array.from(lengths),
   };

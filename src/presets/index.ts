@@ -1176,6 +1176,91 @@ define({
   },
 });
 
+// arXiv 2601.07055 [CODE]
+define({
+  name: "drzero_hrpo",
+  summary: "hop-grouped baselines: rows with the same hop count share one group across prompts (1 sample/prompt)",
+  title: "Dr. Zero HRPO (hop-grouped relative PO)",
+  arxiv: "2601.07055",
+  confidence: "CODE",
+  doc:
+    "Dr. Zero's hop-grouped relative policy optimisation: instead of G samples per prompt, every row whose " +
+    "prompt has the same hop count (the prompt field `hops`: a JSONL column, a task's meta or an environment " +
+    "task's field, e.g. the wordnet environment's) joins one group, A = (R − mean)/(std_unbiased + 1e-6), and a " +
+    "singleton group gets mean 0, std 1, as the authors' code does; so `train.groupSize: 1` carries a signal. " +
+    "Clip ε = 0.2, token-mean, no KL (the released scripts). The proposer/solver self-evolution loop around it " +
+    "is not part of the preset.",
+  config: {
+    advantage: { estimator: "hop_grouped", options: { field: "hops" } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2506.08507 [ABSTRACT] (formula: design choice, ALGORITHMS.md G.5)
+define({
+  name: "mashost_hrpo",
+  summary:
+    "group-relative advantage of the episode reward + λ·standardised action-wise reward of each step (design choice)",
+  title: "MasHost HRPO (hierarchical relative PO)",
+  arxiv: "2506.08507",
+  confidence: "ABSTRACT",
+  doc:
+    "MasHost's hierarchical relative policy optimisation: each agent step (a sampling decision) gets the " +
+    "group-relative advantage of its episode's reward plus λ = 0.5 times its own action-wise reward (the " +
+    "environment's step reward: component rationality) standardised over all steps of the group. Clip ε = 0.2, " +
+    "token-mean, no KL. Design choice (abstract only): the sum form and λ.",
+  config: {
+    advantage: { estimator: "mashost_hrpo", options: { lambda: 0.5 } },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2507.23581 [ABSTRACT] (rewards: design choice, ALGORITHMS.md G.7)
+define({
+  name: "graphrag_r1",
+  summary: "GRPO over retrieval rollouts with the process-constrained rewards PRA then CAF (environment rewards)",
+  title: "GraphRAG-R1",
+  arxiv: "2507.23581",
+  confidence: "ABSTRACT",
+  doc:
+    "GRPO (clip ε = 0.2, token-mean, no KL) for retrieval agents trained in phases: a cold start on the format " +
+    "(`cohort pretrain --env wordnet`), then Progressive Retrieval Attenuation (env.options.reward.kind `pra`: " +
+    "em + 0.5·Σ_{k≤n} 0.5^{k−1} over n retrievals, encouraging necessary retrievals), then Cost-Aware F1 (`caf`: " +
+    "F1·exp(−0.1·n − 1e-4·characters), against over-retrieval and over-thinking), each phase starting from the " +
+    "previous one's model (examples/graphrag_r1/). Design choice (abstract only): both reward formulas.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2507.20187 [ABSTRACT] (reward weights: design choice, ALGORITHMS.md G.8)
+define({
+  name: "multirole",
+  summary: "GRPO on the verifiable reward + perspective diversity + distinct-2, weights 1, 0.5, 0.5 (design choice)",
+  title: "MultiRole-R1",
+  arxiv: "2507.20187",
+  confidence: "ABSTRACT",
+  doc:
+    "Diversity as a reward beside the verifiable one: the run lists three rewards, the verifiable one, " +
+    "`perspective` (min(#distinct `<role>…</role>` tags, 3)/3) and `distinct_2` (unique bigrams / bigrams), " +
+    "summed with the run's weights (the example: `algo.reward.weights: [1, 0.5, 0.5]`, one per reward, so the " +
+    "preset itself fits any number of rewards); GRPO clip ε = 0.2, token-mean, no KL. Design choice (abstract " +
+    "only): the role-tag form, K = 3 and the weights.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 // arXiv 2005.09814 [CODE] (GRPO-family form: design choice, ALGORITHMS.md E.1)
 define({
   name: "mdpo",
@@ -1214,6 +1299,58 @@ define({
   config: {
     advantage: { estimator: "gae" },
     gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2511.22169 [CODE]
+define({
+  name: "airq_grpo",
+  summary:
+    "advantages 0.9·centred rank + 0.1·EMA-normalised return (faker_air), no ratio clip (μ = 1), no KL, seq-mean-token-mean; env airq: class-wise rewards, horizon curriculum",
+  title: "FAKER-Air GRPO",
+  arxiv: "2511.22169",
+  confidence: "CODE",
+  policies: ["language", "control"],
+  doc:
+    "GRPO after SFT for air-quality forecasting (FAKER-Air, released code): G sampled forecast trajectories of one " +
+    "input form a group; advantages A = 0.9·centred rank + 0.1·(R − m)/(√v + 1e-6) with EMAs (α = 0.05) m, v of " +
+    "the group-mean reward (reweighter faker_air, replacing the estimator's); one on-policy gradient step per batch " +
+    "(train.innerIterations 1, no ratio clipping) on −A·log π averaged over each trajectory's steps and then over " +
+    "trajectories. The class-wise reward (exact class 1, false alarm −0.1), the step weights linspace(1, 0.75, H) " +
+    "and the curriculum rollout over the horizon come with the `airq` control environment (src/control/airq.ts); " +
+    "start from `cohort pretrain --env airq` via policy.init. Design choices: the EMAs are never reset (no epochs), " +
+    "tied rewards share their average rank, no PI-controlled recall/FAR constraint terms and no KL to the SFT " +
+    "model (a control run has no reference policy); a missed severe event costs 0.3 (env option).",
+  config: {
+    advantage: { estimator: "grpo" },
+    reweighters: [{ name: "faker_air" }],
+    gate: { type: "none" },
+    regularizers: [],
+    aggregate: { mode: "seq-mean-token-mean" },
+  },
+});
+
+// arXiv 2512.15973 [CODE] (components from the author's prototype; the training loop is a design choice, ALGORITHMS.md F.4)
+define({
+  name: "dr_rl",
+  summary:
+    "attention rank per layer and input (env attention_rank); group-normalised episode returns, no clip, token-mean",
+  title: "DR-RL",
+  arxiv: "2512.15973",
+  confidence: "CODE",
+  policies: ["control"],
+  doc:
+    "Dynamic Rank RL: a small policy picks, layer by layer for one input, the rank of the truncated-SVD queries and " +
+    "keys of a shipped causal LM (env attention_rank, src/control/attention-rank.ts), rewarded per layer by " +
+    "R = α·cos(O_full, O_r) − β·FLOPs − γ·‖ΔA‖_F (α 1, β 0.05, γ 0.1 as in the prototype; FLOPs and ‖ΔA‖ relative " +
+    "to full rank, a design choice). The components (truncation, Eq. 8 rank-change perturbation, reward) follow the " +
+    "author's code; the prototype's loop (REINFORCE without a baseline on placeholder tensors) is replaced by a " +
+    "design choice: a group is G rank choices for the same input, episode returns are group-normalised (GRPO), " +
+    "the ratio is not clipped and the loss is the mean over layer steps. No KL.",
+  config: {
+    advantage: { estimator: "grpo" },
+    gate: { type: "none" },
     aggregate: { mode: "token-mean" },
   },
 });

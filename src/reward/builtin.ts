@@ -1,11 +1,13 @@
 /**
  * Built-in rewards over a Task's verifier: `correctness` (1 when the answer is right, else 0) and `format`
  * (1 when the completion has exactly one well-formed answer span, else 0). They are separate so that a
- * run can weight, log or drop them independently.
+ * run can weight, log or drop them independently. `distinct_2` and `perspective` are MultiRole-R1's diversity
+ * rewards (process.ts), which read only the completion.
  * @module
  */
 import { Registry } from "../algo/registry.js";
 import type { Problem, Task } from "../task/types.js";
+import { distinctN, perspectiveDiversity, roleTags } from "./process.js";
 import type { RewardFn, RewardSample } from "./types.js";
 
 /** The reward-function view of a problem and one completion of it. */
@@ -41,3 +43,7 @@ export interface BuiltinRewardContext {
 export const builtinRewards = new Registry<(ctx: BuiltinRewardContext) => RewardFn>("built-in reward");
 builtinRewards.register("correctness", (ctx) => correctnessReward(ctx.task));
 builtinRewards.register("format", (ctx) => formatReward(ctx.task));
+/** MultiRole-R1's lexical diversity of the completion: distinct-2 of its whitespace tokens (process.ts). */
+builtinRewards.register("distinct_2", () => (s) => distinctN(s.completion, 2));
+/** MultiRole-R1's perspective diversity: min(#distinct `<role>…</role>` tags, 3)/3 (process.ts). */
+builtinRewards.register("perspective", () => (s) => perspectiveDiversity(roleTags(s.completion), 3));

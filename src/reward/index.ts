@@ -4,7 +4,9 @@
  * @module
  */
 export * from "./builtin.js";
+export * from "./judge.js";
 export * from "./load.js";
 export * from "./preference.js";
+export * from "./process.js";
 export * from "./score.js";
 export type * from "./types.js";

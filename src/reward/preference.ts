@@ -9,7 +9,9 @@
  * - `verifier`: the task's verifier turned into a preference, `P = ½ + ½·(c(a) − c(b))` with c = 1 for a
  *   correct answer (ties ½);
  * - `rps_style`: an intransitive preference on purpose, rock–paper–scissors over answer styles (the first
- *   non-space character of the completion is a digit, a letter, or anything else), for tests and examples.
+ *   non-space character of the completion is a digit, a letter, or anything else), for tests and examples;
+ * - `{judge: {baseUrl, model, …}}`: an LLM judge behind an OpenAI-compatible endpoint (judge.ts);
+ * - `{bt: {path}}`: a Bradley–Terry model trained in Cohort on labelled pairs (bt.ts, `cohort preference-model`).
  *
  * In a run, every group's completions are compared pairwise (each unordered pair queried once, in both
  * orientations by `P(b ≻ a) = 1 − P(a ≻ b)`), and each completion's reward is its win rate against the rest
@@ -22,6 +24,7 @@ import { Registry } from "../algo/registry.js";
 import { CohortError, ConfigError } from "../errors.js";
 import type { Problem, Task } from "../task/types.js";
 import { problemOf, toRewardSample } from "./builtin.js";
+import type { JudgeOptions } from "./judge.js";
 import { loadRewardFn } from "./load.js";
 import { callReward, DEFAULT_REWARD_CONCURRENCY, DEFAULT_REWARD_TIMEOUT_MS, type RewardFailureKind } from "./score.js";
 import type { RewardSample } from "./types.js";
@@ -90,18 +93,33 @@ builtinPreferences.register("verifier", (ctx) => {
 });
 builtinPreferences.register("rps_style", () => rpsStylePreference());
 
-/** `preference:` in a train config: a built-in name or `<module path>#<export name>`. */
-export const preferenceEntrySchema = z.string().min(1).meta({
-  description:
-    'A built-in preference ("verifier", "rps_style") or "<module path>#<export name>" of a function (prompt, a, b) → P(a ≻ b).',
-});
+/** `preference:` in a train config: a built-in name, `<module path>#<export name>`, `{judge: {…}}` or `{bt: {path}}`. */
+export const preferenceEntrySchema = z
+  .union([
+    z.string().min(1),
+    z.strictObject({ judge: z.record(z.string(), z.unknown()) }),
+    z.strictObject({ bt: z.strictObject({ path: z.string().min(1) }) }),
+  ])
+  .meta({
+    description:
+      'A built-in preference ("verifier", "rps_style"), "<module path>#<export name>" of a function (prompt, a, b) → P(a ≻ b), {judge: {baseUrl, model, …}}: an LLM judge behind an OpenAI-compatible endpoint, or {bt: {path}}: a Bradley–Terry model made by cohort preference-model.',
+  });
+export type PreferenceEntry = z.output<typeof preferenceEntrySchema>;
 
 /** Resolves a config entry to a named preference. */
 export async function resolvePreference(
-  entry: string,
+  entry: PreferenceEntry,
   options: { task?: Task; configFile?: string; path?: string } = {},
 ): Promise<NamedPreference> {
   const path = options.path ?? "preference";
+  if (typeof entry !== "string" && "bt" in entry) {
+    const { btDirOf, btPreference } = await import("./bt.js");
+    return { name: "bt", fn: btPreference(btDirOf(options.configFile, entry.bt.path)) };
+  }
+  if (typeof entry !== "string") {
+    const { llmJudgePreference } = await import("./judge.js");
+    return { name: "judge", fn: llmJudgePreference(entry.judge as JudgeOptions, `${path}.judge`) };
+  }
   if (!entry.includes("#")) {
     if (!builtinPreferences.has(entry)) {
       throw new ConfigError(

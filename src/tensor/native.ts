@@ -265,6 +265,11 @@ export interface NativeAddon {
     tokens: TensorHandle,
     col: number,
   ): TensorHandle;
+  // batched linear algebra (linalg.cc)
+  /** torch::linalg_svd of A [..., m, n]: [U, S, Vh] (reduced unless `fullMatrices`). */
+  svd(a: TensorHandle, fullMatrices: boolean): TensorHandle[];
+  /** Singular values [..., min(m, n)] of A [..., m, n], descending. */
+  svdvals(a: TensorHandle): TensorHandle;
   // int8 weight-only quantization (quant.cc)
   /** Per-output-channel symmetric int8 of a weight [N, K]: [q [N, K] int8, scale [N] f32], w ≈ q · scale. */
   quantizeInt8(weight: TensorHandle): [TensorHandle, TensorHandle];

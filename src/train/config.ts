@@ -338,6 +338,14 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   const weights = c.rewards.map((e) => (typeof e === "string" ? 1 : (e.weight ?? 1)));
   const reward = (algoOverrides.reward ?? {}) as Record<string, unknown>;
   if (reward.weights === undefined && weights.some((w) => w !== 1)) algoOverrides.reward = { ...reward, weights };
+  // a preset made for policies that are not language models only (a control environment's own rewards and
+  // episodes) is refused for a language model; presets without `policies` run wherever their inputs exist
+  const forPolicies = getPreset(c.preset).policies;
+  if (c.policy === undefined && forPolicies !== undefined && !forPolicies.includes("language"))
+    throw new ConfigError(
+      `preset "${c.preset}" applies to ${forPolicies.join(" and ")} policies (set \`policy:\` and a control \`env:\`); this run trains a language model`,
+      "preset",
+    );
   const resolvedAlgo = resolvePreset(c.preset, algoOverrides, { rewardFunctions, root: "algo" });
   // schedules over the run (MDPO's t_k): the option a regularizer names as its run length defaults to train.steps
   for (const r of resolvedAlgo.regularizers as unknown as Record<string, unknown>[]) {

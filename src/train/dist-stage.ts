@@ -21,6 +21,7 @@ interface Share {
   meanLogprobs?: number[];
   truncated?: number[];
   texts?: string[];
+  fields?: Record<string, unknown>[];
   trajectoryIndex?: number[];
   stepIndex?: number[];
   observationKey?: string[];
@@ -66,6 +67,7 @@ export function advantagesOverRanks(
     ...(base.meanLogprobs ? { meanLogprobs: arr(base.meanLogprobs) } : {}),
     ...(base.truncated ? { truncated: arr(base.truncated) } : {}),
     ...(base.texts ? { texts: [...base.texts] } : {}),
+    ...(base.fields ? { fields: [...base.fields] } : {}),
     ...(base.trajectoryIndex ? { trajectoryIndex: arr(base.trajectoryIndex) } : {}),
     ...(base.stepIndex ? { stepIndex: arr(base.stepIndex) } : {}),
     ...(base.observationKey ? { observationKey: [...base.observationKey] } : {}),
@@ -110,6 +112,8 @@ export function advantagesOverRanks(
   if (truncated) gBase.truncated = Uint8Array.from(truncated);
   const texts = cat((s) => s.texts);
   if (texts) gBase.texts = texts;
+  const fields = cat((s) => s.fields);
+  if (fields) gBase.fields = fields;
   const traj = cat((s, r) => s.trajectoryIndex?.map((t) => t + (trajShift[r] as number)));
   if (traj) gBase.trajectoryIndex = Int32Array.from(traj);
   const stepIndex = cat((s) => s.stepIndex);

@@ -386,7 +386,8 @@ export function planSource(o: PlanSourceOptions): RolloutSource {
 export function withEpisodeStage(source: RolloutSource, env: EpisodeSource): RolloutSource {
   return {
     ...source,
-    stage: (pl, col, inputs) => env.advantages(pl, col.byFn, col.ro.completions, col.ro.groupIndex, inputs),
+    stage: (pl, col, inputs) =>
+      env.advantages(pl, col.byFn, col.ro.completions, col.ro.groupIndex, inputs, col.ro.problems),
   };
 }
 

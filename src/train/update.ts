@@ -139,6 +139,7 @@ function stages(
       meanLogprobs: meanLogprobsOf(ro),
       truncated,
       texts: ro.texts,
+      fields: ro.problems.map((p) => (p.meta ?? {}) as Record<string, unknown>),
       ...oneStepEpisodes(ro.problems),
     };
     // the source's own stage (episodes), else the pipeline's over every process's rows

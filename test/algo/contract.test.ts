@@ -103,6 +103,7 @@ function permuted(perm: number[]): { rows: StepRows; tokens: () => StepTokens; r
     meanLogprobs: Float64Array.from(take(r.meanLogprobs as Float64Array)),
     truncated: Uint8Array.from(take(r.truncated as Uint8Array)),
     texts: take(r.texts as string[]),
+    fields: take(r.fields as Record<string, unknown>[]),
     trajectoryIndex: Int32Array.from(take(r.trajectoryIndex as Int32Array)),
     stepIndex: Int32Array.from(take(r.stepIndex as Int32Array)),
     observationKey: take(r.observationKey as string[]),

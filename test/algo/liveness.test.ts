@@ -175,6 +175,8 @@ function perturbations(cfg: Json, path: (string | number)[]): { what: string; cf
     if (path.join(".") === "aggregate.mode") values = [...AGGREGATE_MODES];
     if (path.join(".") === "ratio.hybrid.mix") values = ["average", "entropy"];
     if (last === "kind") values = ["constant", "linear", "cosine"];
+    // a prompt field to group by: the fixture's rows carry two (step-fixture.ts)
+    if (last === "field") values = ["hops", "level"];
     for (const x of values) {
       if (x === v) continue;
       let moved = set(cfg, path, x);

@@ -79,6 +79,12 @@ export function stepFixture(seed = 1, groups = 3, G = 4, T = 6): StepFixture {
     meanLogprobs: Float64Array.from({ length: N }, () => -0.1 - 2 * r()),
     truncated: Uint8Array.from({ length: N }, (_, i) => (i % 5 === 4 ? 1 : 0)),
     texts,
+    // prompt fields (hop-grouped estimators): `hops` joins the first two groups into one and keeps the
+    // all-equal last group apart; `level` is the prompt group itself
+    fields: Array.from({ length: N }, (_, i) => ({
+      hops: groupIndex[i] === groups - 1 ? "last" : "h",
+      level: `l${groupIndex[i]}`,
+    })),
     // two-step episodes: rows 2k and 2k + 1 are steps 0 and 1 of one trajectory; anchor states repeat per group
     trajectoryIndex: Int32Array.from({ length: N }, (_, i) => i >> 1),
     stepIndex: Int32Array.from({ length: N }, (_, i) => i & 1),

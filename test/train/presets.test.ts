@@ -38,8 +38,9 @@ for (const preset of presetNames()) {
       checkpoint: { everySteps: 0 },
     };
     if (!(getPreset(preset).policies ?? ["language"]).includes("language")) {
-      // control-only presets (a learned critic's step values) are refused for a language model at config time
-      assert.throws(() => parseTrainConfig(raw), /need "stepValues"/);
+      // control-only presets (a learned critic, a control environment's episodes) are refused for a language
+      // model at config time
+      assert.throws(() => parseTrainConfig(raw), /applies to control policies .*this run trains a language model/);
       return;
     }
     if (NEEDS_RANKED_DATA.has(preset)) {
@@ -50,7 +51,12 @@ for (const preset of presetNames()) {
       );
       return;
     }
-    const cfg = parseTrainConfig(raw);
+    // hop-grouped baselines group rows by a prompt field: the arithmetic problems' operation stands in for the hop count
+    const cfg = parseTrainConfig(
+      getPreset(preset).config.advantage?.estimator === "hop_grouped"
+        ? { ...raw, algo: { advantage: { options: { field: "op" } } } }
+        : raw,
+    );
     const before = liveTensors();
     const r = await train(cfg, { log: () => {} });
     assert.equal(liveTensors(), before, "no tensor outlives the run");
