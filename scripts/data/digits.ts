@@ -8,6 +8,7 @@
  * Get the file without installing anything:
  *   cd /tmp && apt-get download python3-sklearn && dpkg -x python3-sklearn_*.deb sk
  *   node --import tsx scripts/data/digits.ts /tmp/sk/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+ * (a second argument writes elsewhere than data/digits/digits.txt).
  * The output has one image per line, `label pixels`, the 64 pixels row-major as one base-17 character each
  * (0–9, then a–g for 10–16), after a header of `#` lines with the attribution and the source file's SHA-256.
  */
@@ -16,9 +17,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 
 const DEFAULT = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
-const OUT = "data/digits/digits.txt";
-
 const src = process.argv[2] ?? DEFAULT;
+const OUT = process.argv[3] ?? "data/digits/digits.txt";
 const gz = readFileSync(src);
 const sha = createHash("sha256").update(gz).digest("hex");
 const rows = gunzipSync(gz).toString("utf8").trim().split("\n");

@@ -3,6 +3,7 @@
  * (held-out accuracy, its float64 forward against a PyTorch oracle) and the aesthetic scores on hand-made images.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,3 +134,20 @@ test("cohort pretrain-flow writes the generator and the classifier; bad flags fa
     assert.ok(existsSync(join(out, f)));
   assert.throws(() => loadGenerator(join(out, "missing")), /no generator in .*cohort pretrain-flow --out/);
 });
+
+// the Debian file: installed, or unpacked with `dpkg -x` (DIGITS_CSV names it)
+const CSV = [process.env.DIGITS_CSV, "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"].find(
+  (p): p is string => p !== undefined && existsSync(p),
+);
+test(
+  "scripts/data/digits.ts reproduces the shipped file byte for byte",
+  { skip: CSV === undefined ? "no python3-sklearn digits.csv.gz (set DIGITS_CSV)" : false },
+  () => {
+    const out = join(mkdtempSync(join(tmpdir(), "cohort-digits-")), "digits.txt");
+    const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/data/digits.ts", CSV as string, out], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(readFileSync(out).equals(readFileSync("data/digits/digits.txt")));
+  },
+);
