@@ -21,8 +21,8 @@
  * the difference is within seed noise), for gains ours = after and baseline = before. The claims (VGPO paper):
  * higher reward and quality than Flow-GRPO, and a signal that does not vanish when a group's rewards are equal.
  *
- * Env: FLOW_BENCH_SEEDS (weak start, default 4), FLOW_BENCH_STEPS (default 40), FLOW_BENCH_STRONG_SEEDS (default 3),
- * FLOW_BENCH_STRONG_STEPS (default 20), FLOW_BENCH_FULL=1 (8 and 5 seeds, 100 and 50 steps),
+ * Env: FLOW_BENCH_SEEDS (weak start, default 8), FLOW_BENCH_STEPS (default 100), FLOW_BENCH_STRONG_SEEDS (default 5),
+ * FLOW_BENCH_STRONG_STEPS (default 50), FLOW_BENCH_FULL=1 (12 and 8 seeds, 200 and 100 steps),
  * FLOW_BENCH_KEEP (a directory to keep the runs and generators in, for `cohort report`).
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -43,14 +43,14 @@ const STARTS = [
   {
     start: "weak",
     pretrainSteps: 150,
-    seeds: num("FLOW_BENCH_SEEDS", full ? 8 : 4),
-    steps: num("FLOW_BENCH_STEPS", full ? 100 : 40),
+    seeds: num("FLOW_BENCH_SEEDS", full ? 12 : 8),
+    steps: num("FLOW_BENCH_STEPS", full ? 200 : 100),
   },
   {
     start: "strong",
     pretrainSteps: 1000,
-    seeds: num("FLOW_BENCH_STRONG_SEEDS", full ? 5 : 3),
-    steps: num("FLOW_BENCH_STRONG_STEPS", full ? 50 : 20),
+    seeds: num("FLOW_BENCH_STRONG_SEEDS", full ? 8 : 5),
+    steps: num("FLOW_BENCH_STRONG_STEPS", full ? 100 : 50),
   },
 ];
 const keep = process.env.FLOW_BENCH_KEEP;
