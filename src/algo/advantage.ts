@@ -53,6 +53,9 @@ export interface AdvantageDef<P extends z.ZodType = z.ZodType, R extends Advanta
   /** Reads `batch.tokenRewards` (per-token rewards, where KL in the reward lands per token). Otherwise a
    * per-token reward term is summed into each completion's reward. */
   tokenRewards?: boolean;
+  /** Keeps an absolute (value-anchored) term besides the group-relative one, so a group whose rewards are all
+   * equal still carries a signal (VGPO). */
+  absolute?: boolean;
   estimate(batch: RewardBatch, params: z.output<P>): R;
 }
 

@@ -20,6 +20,7 @@ import { gates } from "./gates.js";
 import { policyLosses } from "./losses.js";
 import "./pair-mask.js"; // registers the sample filter dagrpo_pairs
 import "./preference.js"; // registers the pairwise losses p3o, dno, nash_mp
+import "./vgpo.js"; // registers the estimator vgpo
 import { RATIO_LEVELS } from "./ratio.js";
 import { regularizers } from "./regularizers.js";
 import { rewardCombiners, rewardShapers } from "./rewards.js";

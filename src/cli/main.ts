@@ -3,6 +3,7 @@
  * @module
  */
 import { CohortError } from "../errors.js";
+import { pretrainFlowCommand } from "../generators/command.js";
 import { exportCommand } from "../io/export-command.js";
 import { serveCommand } from "../serve/command.js";
 import { tfgrpoCommand } from "../tfgrpo/command.js";
@@ -24,6 +25,7 @@ const commands: Record<string, Command> = {
   serve: serveCommand,
   export: exportCommand,
   tfgrpo: tfgrpoCommand,
+  "pretrain-flow": pretrainFlowCommand,
   smoke: {
     summary: "train a tiny MLP and print its loss falling (checks the native core)",
     usage: "cohort smoke [--steps N]",

@@ -26,7 +26,7 @@ import { parseControlAlgo } from "./methods.js";
 import { hlGaussSchema } from "./value.js";
 
 export const policyConfigSchema = z.strictObject({
-  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "gorl", "hyper_mlp"]),
+  kind: z.enum(["tabular", "categorical_mlp", "gaussian_mlp", "gorl", "hyper_mlp", "flow_sde"]),
   /** Hidden layer widths of an MLP policy (tanh). */
   hidden: z.array(z.number().int().positive()).default([64, 64]),
   /** Gaussian σ: state-dependent head, learned state-independent vector, or fixed at `initStd`. */
@@ -39,6 +39,14 @@ export const policyConfigSchema = z.strictObject({
    * by `cohort pretrain --env NAME`; relative to the config file.
    */
   init: z.string().optional(),
+  /** flow_sde (a flow-matching generator, src/generators/policy.ts): the SDE step's noise level a and the
+   * reduction of its per-pixel log-densities (`mean`: Flow-GRPO's code). */
+  sde: z
+    .strictObject({
+      noiseLevel: z.number().positive().default(0.7),
+      logprob: z.enum(["mean", "sum"]).default("mean"),
+    })
+    .optional(),
   /** A learned state-value function trained beside the policy (loss coef·mean (V − target)²). */
   critic: z
     .strictObject({
@@ -76,6 +84,7 @@ const ACTIONS: Record<string, "discrete" | "continuous"> = {
   reacher: "continuous",
   hopper: "continuous",
   bimodal: "continuous",
+  digits_flow: "continuous",
 };
 
 interface ControlRaw {
@@ -124,12 +133,21 @@ export function checkControlConfig(c: ControlRaw, raw: unknown, algo: AlgoConfig
       `a tabular policy needs a finite state space (garnet, robust_garnet, grouped_garnet); ${c.env.name} has continuous observations: use categorical_mlp or gaussian_mlp`,
       "policy.kind",
     );
+  if ((c.env.name === "digits_flow") !== (p.kind === "flow_sde"))
+    throw new ConfigError(
+      p.kind === "flow_sde"
+        ? `a flow_sde policy is the generator of env digits_flow, not of ${c.env.name}`
+        : "digits_flow trains its generator: use policy.kind flow_sde",
+      "policy.kind",
+    );
+  if (p.sde !== undefined && p.kind !== "flow_sde")
+    throw new ConfigError("applies to policy.kind flow_sde only; remove it", "policy.sde");
   if (p.kind === "gaussian_mlp" && actions === "discrete")
     throw new ConfigError(
       `${c.env.name} has discrete actions; a Gaussian policy is for continuous ones: use categorical_mlp${c.env.name === "garnet" ? " or tabular" : ""}`,
       "policy.kind",
     );
-  if (p.kind !== "gaussian_mlp" && p.kind !== "gorl" && actions === "continuous")
+  if (p.kind !== "gaussian_mlp" && p.kind !== "gorl" && p.kind !== "flow_sde" && actions === "continuous")
     throw new ConfigError(`${c.env.name} has continuous actions: use policy.kind gaussian_mlp or gorl`, "policy.kind");
   if (p.kind === "gorl" && actions !== "continuous")
     throw new ConfigError(

@@ -17,13 +17,17 @@
  * | reacher   | joint cos/sin, target, q̇, tip − target | 2 torques in [−1, 1] | −‖tip − target‖ − ctrlCost‖u‖²; `horizon` steps |
  * | hopper    | qpos[1:], clip(qvel, ±10)       | 3 torques in [−1, 1]    | stand: standing·upright·control ∈ [0, 1] per step (hop: ·hopping); `horizon` steps (reacher.ts, hopper.ts) |
  * | bimodal   | context c                       | a ∈ [−1, 1]             | Σ± exp(−(a − m±)²/2w²), two optima; `horizon` rounds, default 1 (bimodal.ts) |
+ * | digits_flow | latent x (64), σ_j, σ_{j+1}, digit | the next latent (64) | classifier reward of the image, as Φ_{j+1} − Φ_j (src/generators/env.ts); 10 steps |
  *
  * pendulum, cartpole, reacher and hopper are MuJoCo models (mujoco.ts, reacher.ts, hopper.ts, the `mujoco-js`
  * WebAssembly build); mjbatch.ts steps many MjData of one model together.
+ * digits_flow (the denoising steps of a flow-matching digit generator, src/generators/env.ts) trains the
+ * generator itself (policy flow_sde).
  * @module
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { digitsFlowSpec } from "../generators/env.js";
 import { Rng } from "../task/rng.js";
 import { AirqEnv, airqEvalSeed, airqOptions, curriculumHorizon, evaluateAirq } from "./airq.js";
 import { airqPretrain } from "./airq-sft.js";
@@ -53,6 +57,9 @@ export interface ControlEnv {
   /** `horizon`: this episode's length when shorter than `horizon` (a curriculum over the horizon). */
   reset(seed: number, opts?: { horizon?: number }): Float64Array;
   step(action: Float64Array): StepResult;
+  /** Environments whose rewards read the policy being trained (digits_flow: the generator's projection) get it here,
+   * once per instance before the first reset. */
+  bind?(policy: Policy): void;
   /** Frees native/WebAssembly memory. */
   dispose(): void;
 }
@@ -79,6 +86,9 @@ export interface ControlEnvSpec<O extends z.ZodType = z.ZodType> {
   pretrain?: (o: z.output<O>, opts: ControlPretrainOptions) => ControlPretrainResult;
   /** A span of static transition models around the nominal one (robust MDPs: IWOCS). */
   span?: (o: z.output<O>) => ModelSpan;
+  /** Extra fields of an evaluation sample row from an episode's first and last observation (digits_flow: the
+   * asked digit and the 8×8 picture). */
+  sampleFields?: (first: Float64Array, last: Float64Array) => Record<string, unknown>;
 }
 
 export interface ControlPretrainOptions {
@@ -289,6 +299,7 @@ const SPECS: Record<string, ControlEnvSpec<any>> = {
   reacher: reacherSpec,
   hopper: hopperSpec,
   bimodal: bimodalSpec,
+  digits_flow: digitsFlowSpec,
 };
 
 export const controlEnvNames = (): string[] => Object.keys(SPECS);

@@ -21,7 +21,7 @@ import { CohortError } from "../errors.js";
 import type { Rng } from "../task/rng.js";
 import { type DType, noGrad, randn, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 
-export type PolicyKind = "tabular" | "categorical_mlp" | "gaussian_mlp" | "gorl" | "hyper_mlp";
+export type PolicyKind = "tabular" | "categorical_mlp" | "gaussian_mlp" | "gorl" | "hyper_mlp" | "flow_sde";
 
 export type ActionSpace = { kind: "discrete"; n: number } | { kind: "continuous"; dim: number };
 

@@ -19,6 +19,8 @@ import { gaeReturns } from "../algo/advantage.js";
 import { Pipeline } from "../algo/pipeline.js";
 import { stepCounts } from "../algo/step.js";
 import { CohortError, ConfigError } from "../errors.js";
+import { FlowSdePolicy } from "../generators/policy.js";
+import { loadGenerator } from "../generators/pretrain.js";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.js";
 import type { ProcessGroup } from "../parallel/index.js";
 import { Rng } from "../task/rng.js";
@@ -225,6 +227,11 @@ function makePolicy(
       rowsPerStep: episodesPerStep * env.horizon,
     });
   }
+  if (p.kind === "flow_sde")
+    return new FlowSdePolicy(loadGenerator(options.generator as string), {
+      noiseLevel: p.sde?.noiseLevel ?? 0.7,
+      logprob: p.sde?.logprob ?? "mean",
+    });
   if (p.kind === "tabular") {
     const mdp = spec.mdp?.(options) as TabularMdp;
     return new TabularSoftmax(mdp.states, mdp.actions);
@@ -261,6 +268,26 @@ export function loadPolicyInit(policy: Policy, path: string): void {
   }
 }
 
+/**
+ * How much group signal a step carries: the mean |A| over valid steps (`advantage/abs_mean`) and the fraction of
+ * groups whose episode returns are all equal (`groups/equal_reward`, where a group-relative advantage is 0).
+ */
+function groupSignal(col: EpisodeBatch, adv: Tensor, mask: Tensor): Record<string, number> {
+  const absMean = noGrad(() =>
+    tidy(() => {
+      const a = adv.ndim === 1 ? adv.reshape(-1, 1).expand(...mask.shape) : adv;
+      return a.abs().mul(mask).sum().item() / Math.max(1, mask.sum().item());
+    }),
+  );
+  const byGroup = new Map<number, number[]>();
+  col.groupIndex.forEach((g, i) => {
+    byGroup.set(g, [...(byGroup.get(g) ?? []), col.returns[i] as number]);
+  });
+  let equal = 0;
+  for (const rs of byGroup.values()) if (rs.every((r) => Math.abs(r - (rs[0] as number)) <= 1e-12)) equal++;
+  return { "advantage/abs_mean": absMean, "groups/equal_reward": equal / Math.max(1, byGroup.size) };
+}
+
 const asTensor = (a: Float64Array, shape: number[], dtype: "f32" | "i64" = "f32") => tensor(a, { shape, dtype });
 
 /** The control run of a config with `policy` (config.ts has checked it). */
@@ -278,12 +305,18 @@ export async function setupControlRun(
   const { spec, options } = controlEnvSpec(envCfg.name, envCfg.options, "env");
   // algo.control: the optimizer, IWOCS's models, action grouping's reduced problem (run-methods.ts)
   const methods = controlMethods(cfg, spec, options, Number(options.horizon ?? 0));
-  const make = methods.make ?? (await spec.create(options));
-  // evaluation episodes: held-out levels where the environment has them (procmaze), else the training ones
-  const makeEval = spec.createEval ? await spec.createEval(options) : make;
-  const probe = make();
+  const unbound = methods.make ?? (await spec.create(options));
+  const probe = unbound();
   const policy =
     methods.policy?.() ?? makePolicy(pc, probe, spec, options, cfg.train.promptsPerStep * cfg.train.groupSize);
+  // an environment that reads the policy (digits_flow's projected process rewards) is bound to it
+  const make = () => {
+    const e = unbound();
+    e.bind?.(policy);
+    return e;
+  };
+  // evaluation episodes: held-out levels where the environment has them (procmaze), else the training ones
+  const makeEval = spec.createEval ? await spec.createEval(options) : make;
   const obsDim = probe.obsDim;
   probe.dispose();
   if (pc.init !== undefined) loadPolicyInit(policy, resolvePath(cfg, pc.init));
@@ -366,6 +399,10 @@ export async function setupControlRun(
       return: b.returns[i],
       length: b.lengths[i],
       terminated: b.terminated[i] === 1,
+      ...spec.sampleFields?.(
+        b.obs.subarray(i * b.T * b.obsDim, (i * b.T + 1) * b.obsDim),
+        b.lastObs.subarray(i * b.obsDim, (i + 1) * b.obsDim),
+      ),
     }));
     return { accuracy: full / n, format: 1, samples, metrics };
   };
@@ -558,6 +595,7 @@ export async function setupControlRun(
       // trust-region violations of the step's update (every step of every kept episode, after the last pass)
       Object.assign(m, trustRegionMetrics(policy, obsAll, rawAll, oldLp, maskT, kept, algo.gate));
       if (policy instanceof HyperMLP) Object.assign(m, policy.featureMetrics(obsAll, maskT));
+      Object.assign(m, groupSignal(col, adv, maskT));
       for (const [k, vs] of Object.entries(lossMetrics)) m[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
       return m;
     } finally {

@@ -1530,6 +1530,58 @@ define({
   },
 });
 
+// arXiv 2505.05470 [CODE]
+define({
+  name: "flow_grpo",
+  summary:
+    "flow-matching generators: terminal reward on every denoising step, (r − mean_g)/(pop. std of the batch + 1e-4), clip 1e-4, no KL",
+  title: "Flow-GRPO",
+  arxiv: "2505.05470",
+  confidence: "CODE",
+  policies: ["language", "control"],
+  doc:
+    "GRPO for a flow-matching generator sampled as an SDE (policy flow_sde on env digits_flow, src/generators): each " +
+    "denoising step is a Gaussian transition with a log-prob (the per-pixel mean, as the authors' code), and the " +
+    "terminal reward's advantage A_i = (r_i − mean_group)/(population std of all rewards of the step + 1e-4) " +
+    "(stat tracker with global_std) is repeated on every step; clipped ratio with ε = 1e-4, the loss averaged over " +
+    "steps and samples. Differences from the code: no KL to the reference (the code's β·‖Δmean‖²/(2σ²) term; a " +
+    "control run has no reference policy), no clamp of A at ±5, and every step is trained (the code skips the last).",
+  config: {
+    advantage: { estimator: "grpo", options: { scale: "batch", std: "population", eps: 1e-4 } },
+    ratio: { level: "token" },
+    gate: { type: "clip", low: 1e-4, high: 1e-4 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2512.12387 [ABSTRACT] (design choice, ALGORITHMS.md F.2)
+define({
+  name: "vgpo",
+  summary:
+    "Flow-GRPO with per-step values of instant (projected) rewards, temporal weights and an absolute term k·Q that survives equal groups",
+  title: "VGPO (Value-Anchored Group Policy Optimization)",
+  arxiv: "2512.12387",
+  confidence: "ABSTRACT",
+  policies: ["language", "control"],
+  doc:
+    "Value-anchored GRPO for flow-matching generators, on top of Flow-GRPO's sampler and loss (clip 1e-4, " +
+    "token-mean, no KL). Dense values: every denoising step's latent is projected to an image by one Euler step " +
+    "(x̂_0 = x − t·v_θ) and scored (the instant reward R_{i,j}; digits_flow emits it as per-step rewards whose running " +
+    "sum is R_{i,j}), Q_{i,j} = Σ_k γ^{k−j} R_{i,k} with γ = 0.9, and a temporal weight ω = Q_{i,j}/mean_j Q_{i,j}. " +
+    "Advantages per step: ω·[(Q − μ_j)/(σ_j + ε) + k·Q·1[j < 5]] with k = 0.5 and μ_j, σ_j over the group at step j " +
+    "— the absolute term keeps a signal when a group's rewards are all equal, where GRPO gives 0. Design choice " +
+    "(only the abstract and reviews were available): the projection, γ, k, the σ-cancelled form of α = k·σ and the " +
+    "first 5 steps with the absolute term. On a language model the instant rewards are 0 until the last token.",
+  config: {
+    advantage: { estimator: "vgpo" },
+    ratio: { level: "token" },
+    gate: { type: "clip", low: 1e-4, high: 1e-4 },
+    regularizers: [],
+    aggregate: { mode: "token-mean" },
+  },
+});
+
 /** The preset's data (throws ConfigError listing the known presets for an unknown name). */
 export function getPreset(name: string): Preset {
   return presets.get(name, "preset");

@@ -18,7 +18,7 @@ import {
   NOISE_RULE,
   presentMetrics,
 } from "./aggregate.js";
-import type { ReportSource, RunData, SampleRow } from "./load.js";
+import type { ReportSource, RunData, SampleImage, SampleRow } from "./load.js";
 
 /** Line colours, one per preset in order (colour-blind-friendly Tableau 10). */
 export const PALETTE = [
@@ -306,6 +306,51 @@ function renderSamples(src: ReportSource): string {
   return `<section id="samples"><h2>Sample completions</h2>${blocks.length ? blocks.join("\n") : '<p class="empty">No samples logged yet.</p>'}</section>`;
 }
 
+/** One picture as inline SVG: a grey square per pixel (−1 black … +1 white). */
+export function pictureSvg(img: SampleImage, cell = 6): string {
+  const rects = img.pixels
+    .map((p, k) => {
+      const g = Math.round(255 * Math.max(0, Math.min(1, (p + 1) / 2)));
+      return `<rect x="${(k % img.width) * cell}" y="${Math.floor(k / img.width) * cell}" width="${cell}" height="${cell}" fill="rgb(${g},${g},${g})"/>`;
+    })
+    .join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${img.width * cell}" height="${img.height * cell}" shape-rendering="crispEdges">${rects}</svg>`;
+}
+
+function pictureRow(rows: readonly SampleRow[]): string {
+  return rows
+    .filter((r) => r.image !== undefined)
+    .map(
+      (r) =>
+        `<figure class="pic">${pictureSvg(r.image as SampleImage)}<figcaption>${esc(r.prompt)}<br>${score(r.return)}</figcaption></figure>`,
+    )
+    .join("");
+}
+
+/** Generated pictures (digits_flow): the first evaluation's and the latest one's, per preset (its first run). */
+function renderPictures(src: ReportSource): string {
+  const blocks = groupByPreset(src.runs).flatMap((g) => {
+    for (const r of g.runs) {
+      const pics = r.samples.filter((s) => s.image !== undefined);
+      if (pics.length === 0) continue;
+      const steps = [...new Set(pics.map((s) => s.step))].sort((a, b) => a - b);
+      const first = steps[0] as number;
+      const last = steps.at(-1) as number;
+      const at = (step: number) => pics.filter((s) => s.step === step).slice(0, 16);
+      return [
+        `<h3>${esc(g.preset)} <small>${esc(r.name)}: evaluation samples (deterministic sampler), caption = asked class and reward</small></h3>` +
+          `<div class="pics"><div><b>before</b> (step ${first})<div class="picrow">${pictureRow(at(first))}</div></div>` +
+          (last !== first
+            ? `<div><b>after</b> (step ${last})<div class="picrow">${pictureRow(at(last))}</div></div>`
+            : "") +
+          "</div>",
+      ];
+    }
+    return [];
+  });
+  return blocks.length ? `<section id="pictures"><h2>Generated pictures</h2>${blocks.join("\n")}</section>` : "";
+}
+
 const STYLE = `
 :root { color-scheme: light; --fg:#1d232a; --muted:#5b6470; --line:#d9dee4; --bg:#f6f7f9; }
 * { box-sizing: border-box; }
@@ -342,6 +387,8 @@ pre.error { color: #b42318; white-space: pre-wrap; margin: 4px 0; }
 details { margin: 6px 0; }
 summary { cursor: pointer; }
 table.samples { margin-bottom: 14px; }
+.picrow { display: flex; flex-wrap: wrap; gap: 6px; margin: 4px 0 12px; }
+figure.pic { margin: 0; text-align: center; font-size: 11px; color: var(--muted); }
 table.samples code { white-space: pre-wrap; word-break: break-all; }
 td.ok { color: #23632a; } td.bad { color: #b42318; }
 .empty { color: var(--muted); }
@@ -486,6 +533,7 @@ ${renderTable(src, colors)}
 </section>
 ${renderFailures(src)}
 ${renderCharts(metrics, colors)}
+${renderPictures(src)}
 ${renderSamples(src)}
 ${renderConfigs(src)}
 <script>${chartJsSource()}</script>

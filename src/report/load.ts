@@ -29,6 +29,26 @@ export interface SampleRow {
   reward?: number | null;
   advantage?: number | null;
   group?: number;
+  /** A generated picture (digits_flow evaluations): row-major grey levels in [−1, 1]. */
+  image?: SampleImage;
+  /** The episode's return (control evaluations). */
+  return?: number | null;
+}
+
+export interface SampleImage {
+  width: number;
+  height: number;
+  pixels: number[];
+}
+
+function toImage(v: unknown): SampleImage | null {
+  if (v === null || typeof v !== "object") return null;
+  const { width, height, pixels } = v as Record<string, unknown>;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || !Array.isArray(pixels)) return null;
+  if ((width as number) * (height as number) !== pixels.length || (width as number) > 64 || (height as number) > 64)
+    return null;
+  if (!pixels.every((p) => typeof p === "number" && Number.isFinite(p))) return null;
+  return { width: width as number, height: height as number, pixels: pixels as number[] };
 }
 
 export type RunStatus = "finished" | "running" | "incomplete" | "failed" | "pending" | "stopped";
@@ -147,6 +167,11 @@ function toSample(r: Record<string, unknown>): SampleRow | null {
     correct: typeof r.correct === "boolean" ? r.correct : null,
     rewards,
   };
+  const image = toImage(r.image);
+  if (image !== null) {
+    row.image = image;
+    row.return = numOrNull(r.return);
+  }
   if (row.kind === "rollout") {
     row.reward = numOrNull(r.reward);
     row.advantage = numOrNull(r.advantage);
