@@ -133,7 +133,8 @@ export async function loadAgent(ref: string, configFile?: string): Promise<Agent
       ...(configFile !== undefined ? { configFile } : {}),
     })) as unknown as AgentRun;
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(e.message.replace(/^reward /, "agent "), "agent.run");
+    if (e instanceof ConfigError)
+      throw new ConfigError(e.message.replace(/^agent\.run: /, "").replace(/^reward "/, 'agent "'), "agent.run");
     throw e;
   }
 }
