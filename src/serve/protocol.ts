@@ -81,6 +81,22 @@ export const completionRequestSchema = z.object({
   suffix: z.string().nullish(),
 });
 
+/** One entry of a chat request's `tools` (OpenAI's function format; tool-calls.ts). */
+export const toolSchema = z.looseObject({
+  type: z.literal("function"),
+  function: z.looseObject({
+    name: z.string().min(1),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown()).nullish(),
+  }),
+});
+
+/** `tool_choice` (only "auto" and "none" are honoured: tool-calls.ts `checkToolChoice`). */
+export const toolChoiceSchema = z.union([
+  z.enum(["auto", "none", "required"]),
+  z.looseObject({ type: z.literal("function"), function: z.looseObject({ name: z.string() }) }),
+]);
+
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 const message = z.looseObject({
   role: z.string().min(1),
@@ -96,6 +112,10 @@ export const chatRequestSchema = z.object({
   /** Extra chat template variables (vLLM), e.g. `{"enable_thinking": false}`. */
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   add_generation_prompt: z.boolean().default(true),
+  /** Functions the model may call (tool-calls.ts); calls come back as `tool_calls`. */
+  tools: z.array(toolSchema).nullish(),
+  tool_choice: toolChoiceSchema.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
 });
 
 export type CompletionRequest = z.output<typeof completionRequestSchema>;

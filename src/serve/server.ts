@@ -10,7 +10,12 @@
  *                             requests finish on the old ones. A LoRA adapter snapshot is folded into the base
  *                             weights (adapters.ts). Paths must lie inside the weights directory (load.ts)
  * GET  /health                queue, batches, weights version, counters (the one route that needs no key)
+ * POST /episodes              {"id"?: …} opens an episode to record (recorder.ts); answers {id, base_url}
+ * GET  /episodes/<id>         its record: every turn's prompt and completion token ids, log-probs, policy version
+ * DELETE /episodes/<id>       closes it and answers its record
+ * ANY  /episodes/<id>/v1/…    the /v1 routes, recorded under the episode (or the header X-Cohort-Episode: <id>)
  * ```
+ * Chat requests take OpenAI's `tools` and answer with `tool_calls` (tool-calls.ts), streamed as tool-call deltas.
  * With an API key (auth.ts) every other route needs `Authorization: Bearer <key>`, and /v1/reload the admin key
  * when one is set. Streaming is server-sent events ending with `data: [DONE]`. Errors are OpenAI's JSON error
  * body with a 4xx/5xx status: 400 names the parameter, 401 missing or wrong key, 403 a reload path outside the
@@ -51,7 +56,17 @@ import {
   stopList,
   type Usage,
 } from "./protocol.js";
+import { EPISODE_HEADER, type RecordedTurn, Recorder } from "./recorder.js";
 import { SHA256_HEADER, SHA256_HEX } from "./snapshot.js";
+import {
+  checkToolChoice,
+  type ParsedCall,
+  parseToolCalls,
+  renderToolMessages,
+  type ToolCallDelta,
+  ToolCallStream,
+  templateHandlesTools,
+} from "./tool-calls.js";
 
 export interface ServeOptions {
   /** Interface to listen on. Default 127.0.0.1 (loopback only). */
@@ -91,6 +106,13 @@ export interface ServeOptions {
   weightsDir?: string;
   /** Largest pushed snapshot (a request body of safetensors bytes). Default: `defaultMaxPushBytes(model)`. */
   maxPushBytes?: number;
+  /** Where episode requests are recorded (recorder.ts). Default: a recorder of the server's own. */
+  recorder?: Recorder;
+  /**
+   * Answer requests for any model name with the served model (an agent's code names its production model).
+   * Default false: another name is a 404.
+   */
+  acceptAnyModel?: boolean;
 }
 
 export interface RunningServer {
@@ -103,6 +125,8 @@ export interface RunningServer {
   weightsDir: string;
   /** Largest pushed snapshot, in bytes. */
   maxPushBytes: number;
+  /** The episode recorder (open episodes in process with `recorder.open()`). */
+  recorder: Recorder;
   /** Graceful shutdown (see the module doc); resolves once the listener and every response are closed. */
   close(opts?: { drainTimeoutMs?: number }): Promise<void>;
 }
@@ -122,6 +146,15 @@ const RELOAD_SHAPE =
 export function defaultMaxPushBytes(model: { namedParameters(): [string, { size: number }][] }): number {
   const bytes = model.namedParameters().reduce((a, [, t]) => a + t.size * 4, 0);
   return Math.ceil((bytes * 17) / 16) + (1 << 20);
+}
+
+/** A choice's text split into content and the calls already parsed from it (the same ids in record and response). */
+function parseToolCallsOf(text: string, calls: ParsedCall[]): { content: string | null; calls: ParsedCall[] } {
+  if (calls.length === 0) return { content: text, calls };
+  let content = text;
+  for (const c of calls) content = content.replace(c.raw, "");
+  const t = content.trim();
+  return { content: t === "" ? null : t, calls };
 }
 
 const newId = (prefix: string) => `${prefix}-${randomBytes(12).toString("hex")}`;
@@ -190,6 +223,10 @@ interface Endpoint {
   spec: JobSpec;
   /** Per-prompt token ids. */
   prompts: number[][];
+  /** Parse tool calls out of the completions (chat with tools, tool_choice not "none"). */
+  parseTools: boolean;
+  /** The episode the request is recorded under, or null. */
+  episode: string | null;
 }
 
 export async function startServer(served: ServedModel, opts: ServeOptions = {}): Promise<RunningServer> {
@@ -210,30 +247,41 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     ...(opts.decodePrecision !== undefined ? { precision: opts.decodePrecision } : {}),
   });
   const h = new Handler(engine, tok, modelName, opts);
+  const recorder = opts.recorder ?? new Recorder();
+  const nativeTools = templateHandlesTools((tok as { chatTemplate?: string }).chatTemplate ?? null);
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
   const created = Math.floor(Date.now() / 1000);
   const open = new Set<ServerResponse>();
   let closing = false;
 
-  const completionEndpoint = (body: unknown): Endpoint => {
+  const completionEndpoint = (body: unknown, episode: string | null): Endpoint => {
     const req = parseRequest(completionRequestSchema, body, h.limits);
-    h.checkModel(req.model);
+    if (!opts.acceptAnyModel) h.checkModel(req.model);
     const prompts = promptList(req.prompt).map((p, i) =>
       typeof p === "string" ? h.encodeText(p, promptList(req.prompt).length > 1 ? `prompt.${i}` : "prompt", true) : p,
     );
     const spec = h.spec(req, prompts, "max_tokens", req.max_tokens, req.logprobs ?? 0);
-    return { kind: "completion", req, spec, prompts };
+    if (episode !== null && spec.prompts.length * req.n > 1)
+      throw new ApiError(400, "n: a request under an episode records one completion (one prompt, n = 1)", "n");
+    return { kind: "completion", req, spec, prompts, parseTools: false, episode };
   };
 
-  const chatEndpoint = (body: unknown): Endpoint => {
+  const chatEndpoint = (body: unknown, episode: string | null): Endpoint => {
     const req = parseRequest(chatRequestSchema, body, h.limits);
-    h.checkModel(req.model);
-    const messages: ChatMessage[] = req.messages.map((m) => ({ ...m, content: messageText(m.content) }));
+    if (!opts.acceptAnyModel) h.checkModel(req.model);
+    checkToolChoice(req.tool_choice, req.tools);
+    const plain: ChatMessage[] = req.messages.map((m) => ({ ...m, content: messageText(m.content) }));
+    const messages = renderToolMessages(plain, nativeTools, (id) =>
+      episode !== null ? recorder.rawCall(episode, id) : undefined,
+    );
+    const tools = req.tools && req.tools.length > 0 ? req.tools : null;
     let text: string;
     try {
       text = tok.applyChatTemplate(messages, {
         addGenerationPrompt: req.add_generation_prompt,
-        ...(req.chat_template_kwargs ? { vars: req.chat_template_kwargs } : {}),
+        ...(req.chat_template_kwargs || tools
+          ? { vars: { ...(tools ? { tools } : {}), ...(req.chat_template_kwargs ?? {}) } }
+          : {}),
       });
     } catch (e) {
       throw new ApiError(400, `messages: ${(e as Error).message}`, "messages");
@@ -244,7 +292,56 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     const maxTokens = req.max_completion_tokens ?? req.max_tokens;
     const param = req.max_completion_tokens ? "max_completion_tokens" : "max_tokens";
     const spec = h.spec(req, [prompt], param, maxTokens, req.logprobs ? (req.top_logprobs ?? 0) : 0);
-    return { kind: "chat", req, spec, prompts: [prompt] };
+    if (episode !== null && req.n > 1)
+      throw new ApiError(400, "n: a request under an episode records one completion (n = 1)", "n");
+    return {
+      kind: "chat",
+      req,
+      spec,
+      prompts: [prompt],
+      parseTools: tools !== null && req.tool_choice !== "none",
+      episode,
+    };
+  };
+
+  /** Reserves the episode turn of an accepted request (null outside episodes). */
+  const beginTurn = (ep: Endpoint): RecordedTurn | null =>
+    ep.episode === null
+      ? null
+      : recorder.begin(ep.episode, {
+          endpoint: ep.kind,
+          promptIds: ep.prompts[0] as number[],
+          temperature: ep.req.temperature,
+          policyVersion: engine.weightsVersion,
+        });
+  const endTurn = (
+    ep: Endpoint,
+    turn: RecordedTurn | null,
+    r: {
+      status: "complete" | "cancelled" | "failed";
+      tokens: readonly number[];
+      logprobs: readonly number[];
+      finishReason: FinishReason | null;
+      text: string;
+      calls?: ParsedCall[];
+      policyVersion?: number;
+    },
+  ): void => {
+    if (ep.episode === null || turn === null) return;
+    recorder.end(ep.episode, turn, {
+      status: r.status,
+      tokens: r.tokens,
+      logprobs: r.logprobs,
+      finishReason: r.finishReason,
+      text: r.text,
+      toolCalls: (r.calls ?? []).map((c) => ({
+        id: c.call.id,
+        name: c.call.function.name,
+        arguments: c.call.function.arguments,
+        raw: c.raw,
+      })),
+      ...(r.policyVersion !== undefined ? { policyVersion: r.policyVersion } : {}),
+    });
   };
 
   const usageOf = (prompts: number[][], n: number, choices: { tokens: readonly number[] }[]): Usage => {
@@ -253,7 +350,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
   };
 
-  const respond = (ep: Endpoint, choices: ChoiceResult[], version: number) => {
+  const respond = (ep: Endpoint, choices: ChoiceResult[], version: number, calls: (ParsedCall[] | null)[]) => {
     const { req, prompts } = ep;
     const stops = stopList(req.stop);
     const asIds = req.return_tokens_as_token_ids;
@@ -284,14 +381,21 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
       id: newId("chatcmpl"),
       object: "chat.completion",
       ...base,
-      choices: choices.map((c) => ({
-        index: c.index,
-        message: { role: "assistant", content: h.finalText(c, stops) },
-        logprobs: chat.logprobs ? { content: h.chatLogprobs(c.tokens, c.logprobs, c.top, asIds) } : null,
-        finish_reason: c.finishReason,
-        stop_reason: null,
-        ...(req.return_token_ids ? { token_ids: c.tokens } : {}),
-      })),
+      choices: choices.map((c, i) => {
+        const text = h.finalText(c, stops);
+        const mine = calls[i];
+        const parsed = mine && mine.length > 0 ? parseToolCallsOf(text, mine) : null;
+        return {
+          index: c.index,
+          message: parsed
+            ? { role: "assistant", content: parsed.content, tool_calls: parsed.calls.map((x) => x.call) }
+            : { role: "assistant", content: text },
+          logprobs: chat.logprobs ? { content: h.chatLogprobs(c.tokens, c.logprobs, c.top, asIds) } : null,
+          finish_reason: parsed && c.finishReason === "stop" ? "tool_calls" : c.finishReason,
+          stop_reason: null,
+          ...(req.return_token_ids ? { token_ids: c.tokens } : {}),
+        };
+      }),
       usage,
       ...(req.return_token_ids ? { prompt_token_ids: prompts[0] } : {}),
     };
@@ -300,24 +404,50 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
   /** Runs a generation request, streamed or not. */
   const generate = async (res: ServerResponse, ep: Endpoint): Promise<void> => {
     const { req, spec, prompts } = ep;
+    const stops = stopList(req.stop);
+    /** Tool calls of each choice's final text (null: no tool parsing). */
+    const callsOf = (choices: ChoiceResult[]) =>
+      choices.map((c) => (ep.parseTools ? parseToolCalls(h.finalText(c, stops)).calls : null));
     if (!req.stream) {
       const job = engine.submit(spec);
+      const turn = beginTurn(ep);
       res.on("close", () => {
         if (!res.writableFinished) job.cancel();
       });
-      const r = await job.result;
+      let r: Awaited<typeof job.result>;
+      try {
+        r = await job.result;
+      } catch (e) {
+        endTurn(ep, turn, { status: "failed", tokens: [], logprobs: [], finishReason: null, text: "" });
+        throw e;
+      }
       if (r.cancelled) {
+        endTurn(ep, turn, { status: "cancelled", tokens: [], logprobs: [], finishReason: null, text: "" });
         if (!res.destroyed) sendError(res, new ApiError(503, "the request was cancelled: the server is shutting down"));
         return;
       }
-      sendJson(res, 200, respond(ep, r.choices, r.weightsVersion));
+      const calls = callsOf(r.choices);
+      const c0 = r.choices[0] as ChoiceResult;
+      endTurn(ep, turn, {
+        status: "complete",
+        tokens: c0.tokens,
+        logprobs: c0.logprobs,
+        finishReason: c0.finishReason,
+        text: h.finalText(c0, stops),
+        calls: calls[0] ?? [],
+        policyVersion: r.weightsVersion,
+      });
+      sendJson(res, 200, respond(ep, r.choices, r.weightsVersion, calls));
       return;
     }
     // ---- streaming: one SSE chunk per sampled token and choice -------------------------------------
     const id = newId(ep.kind === "chat" ? "chatcmpl" : "cmpl");
-    const stops = stopList(req.stop);
     const rows = prompts.length * req.n;
     const streams = Array.from({ length: rows }, () => new StreamText(h, stops));
+    const toolStreams = ep.parseTools ? Array.from({ length: rows }, () => new ToolCallStream()) : null;
+    /** Log-probs of each choice's sampled tokens so far (what a cut-short episode turn records). */
+    const sampledLps = Array.from({ length: rows }, () => [] as number[]);
+    const finishes = new Array<FinishReason | null>(rows).fill(null);
     const asIds = req.return_tokens_as_token_ids;
     const k = ep.kind === "completion" ? (req as CompletionRequest).logprobs : undefined;
     const chatLp = ep.kind === "chat" && (req as ChatRequest).logprobs;
@@ -326,7 +456,13 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     const write = (obj: unknown) => {
       if (!res.destroyed && !res.writableEnded) res.write(`data: ${JSON.stringify(obj)}\n\n`);
     };
-    const chunk = (index: number, delta: string, ev: TokenEvent | null, finish: FinishReason | null) => {
+    const chunk = (
+      index: number,
+      delta: string,
+      ev: TokenEvent | null,
+      finish: FinishReason | "tool_calls" | null,
+      toolCalls: ToolCallDelta[] = [],
+    ) => {
       const base = {
         id,
         created: Math.floor(Date.now() / 1000),
@@ -364,7 +500,11 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         choices: [
           {
             index,
-            delta: { ...(first ? { role: "assistant" } : {}), ...(delta !== "" || first ? { content: delta } : {}) },
+            delta: {
+              ...(first ? { role: "assistant" } : {}),
+              ...(delta !== "" || (first && toolCalls.length === 0) ? { content: delta } : {}),
+              ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+            },
             logprobs:
               chatLp && ev !== null ? { content: h.chatLogprobs([ev.token], [ev.logprob], [ev.top], asIds) } : null,
             finish_reason: finish,
@@ -374,9 +514,41 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         ...(first && index === 0 && req.return_token_ids ? { prompt_token_ids: prompts[0] } : {}),
       });
     };
-    spec.onToken = (index, ev) => chunk(index, (streams[index] as StreamText).push(ev.token), ev, null);
-    spec.onFinish = (index, finish) => chunk(index, (streams[index] as StreamText).flush(finish, stops), null, finish);
+    spec.onToken = (index, ev) => {
+      (sampledLps[index] as number[]).push(ev.logprob);
+      const text = (streams[index] as StreamText).push(ev.token);
+      if (toolStreams === null) return chunk(index, text, ev, null);
+      const t = (toolStreams[index] as ToolCallStream).push(text);
+      chunk(index, t.content, ev, null, t.calls);
+    };
+    spec.onFinish = (index, finish) => {
+      finishes[index] = finish;
+      const text = (streams[index] as StreamText).flush(finish, stops);
+      if (toolStreams === null) return chunk(index, text, null, finish);
+      const ts = toolStreams[index] as ToolCallStream;
+      const t = ts.push(text);
+      const rest = t.content + ts.flush();
+      const why = ts.calls.length > 0 && finish === "stop" ? "tool_calls" : finish;
+      if (t.calls.length > 0 && rest !== "") {
+        chunk(index, rest, null, null);
+        chunk(index, "", null, why, t.calls);
+      } else chunk(index, rest, null, why, t.calls);
+    };
     const job: Job = engine.submit(spec); // may throw 429/503 before any byte is sent
+    const turn = beginTurn(ep);
+    /** The episode turn of a streamed request, from what was sampled (all of it, or up to a cut). */
+    const endStreamTurn = (status: "complete" | "cancelled" | "failed") => {
+      const st = streams[0] as StreamText;
+      const calls = toolStreams ? (toolStreams[0] as ToolCallStream).calls : [];
+      endTurn(ep, turn, {
+        status,
+        tokens: st.tokens,
+        logprobs: sampledLps[0] as number[],
+        finishReason: finishes[0] ?? null,
+        text: h.text(st.tokens),
+        calls: status === "complete" ? calls : [],
+      });
+    };
     res.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-cache",
@@ -390,10 +562,12 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     try {
       r = await job.result;
     } catch (e) {
+      endStreamTurn("failed");
       write({ error: new ApiError(500, (e as Error).message, null, "server_error").body().error });
       if (!res.writableEnded) res.end("data: [DONE]\n\n");
       return;
     }
+    endStreamTurn(r.cancelled ? "cancelled" : "complete");
     if (res.destroyed) return;
     if (r.cancelled) {
       write({ error: new ApiError(503, "the server is shutting down; the completion was cut short").body().error });
@@ -456,8 +630,18 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const path = url.pathname.replace(/\/+$/, "") || "/";
+    let path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
+    // an episode's routes: /episodes/<id>/v1/... is /v1/... recorded under <id>; the header does the same
+    let episode: string | null = null;
+    const m = /^\/episodes\/([^/]+)(\/v1\/.*)?$/.exec(path);
+    if (m !== null) {
+      episode = decodeURIComponent(m[1] as string);
+      if (m[2] !== undefined) path = m[2];
+    } else {
+      const hdr = req.headers[EPISODE_HEADER];
+      if (typeof hdr === "string" && hdr !== "") episode = hdr;
+    }
     // keys first, before any body is read or any route is told apart
     if (path === "/v1/reload") auth.checkAdmin(req);
     else if (path !== "/health") auth.checkUse(req);
@@ -466,6 +650,37 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     };
     if (closing && method === "POST")
       throw new ApiError(503, "the server is shutting down; send the request elsewhere or retry later");
+    if (path === "/episodes") {
+      allow("POST");
+      const body = (await readBody(req, maxBody, "--max-body-bytes")).toString("utf8").trim();
+      let id: unknown;
+      if (body !== "") {
+        try {
+          id = (JSON.parse(body) as { id?: unknown })?.id;
+        } catch (e) {
+          throw new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`);
+        }
+        if (id !== undefined && typeof id !== "string") throw new ApiError(400, "id: expected a string", "id");
+      }
+      const eid = recorder.open(id as string | undefined);
+      const base = `http://${req.headers.host ?? "localhost"}`;
+      sendJson(res, 201, { id: eid, base_url: `${base}/episodes/${eid}/v1` });
+      return;
+    }
+    if (episode !== null && m !== null && m[2] === undefined) {
+      if (method === "GET") sendJson(res, 200, recorder.get(episode));
+      else if (method === "DELETE") sendJson(res, 200, recorder.close(episode));
+      else throw new ApiError(405, `${path} takes GET or DELETE requests, not ${method}`);
+      return;
+    }
+    if (episode !== null) {
+      if (path !== "/v1/chat/completions" && path !== "/v1/completions" && path !== "/v1/models")
+        throw new ApiError(
+          404,
+          `no route ${method} ${path} under an episode; episodes record /v1/chat/completions and /v1/completions`,
+        );
+      recorder.check(episode);
+    }
     switch (path) {
       case "/v1/models":
         allow("GET");
@@ -489,11 +704,11 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
         return;
       case "/v1/completions":
         allow("POST");
-        await generate(res, completionEndpoint(await readJson(req, maxBody)));
+        await generate(res, completionEndpoint(await readJson(req, maxBody), episode));
         return;
       case "/v1/chat/completions":
         allow("POST");
-        await generate(res, chatEndpoint(await readJson(req, maxBody)));
+        await generate(res, chatEndpoint(await readJson(req, maxBody), episode));
         return;
       case "/v1/reload":
         allow("POST");
@@ -561,6 +776,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     engine,
     weightsDir,
     maxPushBytes: maxPush,
+    recorder,
     close(o = {}) {
       if (closed) return closed;
       closing = true;

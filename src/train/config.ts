@@ -24,6 +24,7 @@ import { jsonlOptions } from "../task/jsonl.js";
 import { parseOptions } from "../task/options.js";
 import { createTask } from "../task/registry.js";
 import { DEVICE_NAME } from "../tensor/index.js";
+import { agentConfigSchema } from "./agent-config.js";
 
 const rewardEntry = z.union([
   z.string().min(1),
@@ -109,6 +110,11 @@ export const trainConfigSchema = z.strictObject({
    * reward, and the held-out evaluation is the success rate.
    */
   env: envConfigSchema.optional(),
+  /**
+   * Your own agent (any SDK speaking OpenAI's chat completions) played against a recording endpoint over the
+   * policy: the tasks of `task` or `dataset` are its tasks, `run`'s return value is the reward (agent-config.ts).
+   */
+  agent: agentConfigSchema.optional(),
   /** Reward functions: built-in names or `./module.ts#export`. */
   rewards: z.array(rewardEntry).min(1).default(["correctness", "format"]),
   /**
@@ -322,7 +328,9 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   // with `env`, the one reward is the episode return
   if (c.preference !== undefined) checkPreferenceConfig(c, raw);
-  const rewardFunctions = c.env !== undefined || c.preference !== undefined ? 1 : c.rewards.length;
+  if (c.agent !== undefined) checkAgentConfig(c, raw);
+  const rewardFunctions =
+    c.env !== undefined || c.preference !== undefined || c.agent !== undefined ? 1 : c.rewards.length;
   const algoOverrides = structuredClone(c.algo) as Record<string, unknown>;
   // Dr. GRPO's constant normaliser L_max defaults to the generation limit.
   const aggregate = (algoOverrides.aggregate ?? {}) as Record<string, unknown>;
@@ -455,6 +463,32 @@ function checkPreferenceConfig(c: { env?: unknown }, raw: unknown): void {
       "rewards",
     );
   }
+}
+
+/** `agent:` checks: tasks from a task or dataset, the reward from the agent, plain sampling of whole groups. */
+function checkAgentConfig(
+  c: { env?: unknown; preference?: unknown; policy?: unknown; sampler: { kind: string }; eval: { metric?: unknown } },
+  raw: unknown,
+): void {
+  const refuse = (msg: string, path: string) => {
+    throw new ConfigError(msg, path);
+  };
+  if (c.env !== undefined) refuse("`agent` plays your agent on the tasks of `task` or `dataset`; remove `env`", "env");
+  if (c.policy !== undefined) refuse("`agent` trains a language model; remove `policy`", "policy");
+  if (c.preference !== undefined)
+    refuse("with `agent`, the reward is what run() returns; remove `preference`", "preference");
+  if ((raw as { rewards?: unknown }).rewards !== undefined)
+    refuse("with `agent`, the reward is what run() returns ({reward} or a number); remove `rewards`", "rewards");
+  if (c.eval.metric !== undefined)
+    refuse(
+      "with `agent`, eval_accuracy counts held-out episodes with reward ≥ agent.passReward; remove eval.metric",
+      "eval.metric",
+    );
+  if (c.sampler.kind !== "local")
+    refuse(
+      "with `agent`, the recording endpoint runs in the trainer over the policy being trained; remove the sampler section",
+      "sampler.kind",
+    );
 }
 
 /** `env:` checks: the environment and its options exist, rewards come from it, and the algorithm fits episodes. */

@@ -7,7 +7,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Pipeline } from "../algo/pipeline.js";
 import { EpisodeSource } from "../env/source.js";
-import { CohortError } from "../errors.js";
+import { CohortError, ConfigError } from "../errors.js";
 import { readModelDir, writeModelDir } from "../io/hf.js";
 import { eosIds } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
@@ -25,6 +25,8 @@ import { templatedDataset } from "../task/template.js";
 import type { Problem, Task } from "../task/types.js";
 import { AdamW, defaultNumThreads, deviceUnavailable, isDevice, manualSeed, setNumThreads } from "../tensor/index.js";
 import { tokenizerFromFiles } from "../tokenizer/index.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { AgentSource, loadAgent } from "./agent-source.js";
 import type { TrainConfig } from "./config.js";
 import { type LoopRun, type PolicyParts, type Run, trainableState } from "./context.js";
 import { Diagnostics } from "./diagnostics.js";
@@ -39,6 +41,7 @@ import {
   offPolicyRollout,
   planSource,
   preferenceScore,
+  type RolloutSource,
   requestSeed,
   rewardScore,
   textGenerate,
@@ -167,9 +170,11 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   const preference = cfg.preference ? await resolvePreference(cfg.preference, { task, ...fileOpts }) : null;
   const rewards = env
     ? env.rewards
-    : preference
-      ? [{ name: "win_rate", fn: () => null }]
-      : await resolveRewards(cfg.rewards, { task, ...fileOpts });
+    : cfg.agent
+      ? [{ name: "agent", fn: () => null }]
+      : preference
+        ? [{ name: "win_rate", fn: () => null }]
+        : await resolveRewards(cfg.rewards, { task, ...fileOpts });
   const evalRng = Rng.fromSeed(BigInt(cfg.seed) ^ 0x5eed5eedn);
   const evalProblems = heldOut ?? Array.from({ length: cfg.eval.problems }, () => task.sample(evalRng, "eval"));
   const stopIds = [...new Set([...eosIds(model.config), tok.eosId])];
@@ -243,18 +248,23 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     seed: cfg.seed,
     dist: dp,
   });
-  const source = feedSource(env ? withEpisodeStage(plain, env) : plain, {
-    overlap: cfg.sampler.kind === "openai" ? cfg.sampler.overlap : 0,
-    remote,
-    sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
-  });
+  // `agent:` runs: the user's agent plays episodes against a recording endpoint over this policy
+  const agent = cfg.agent ? await agentSource(cfg, { model, tok, task, runDir, log, plan, group }) : null;
+  const source: RolloutSource =
+    agent ??
+    feedSource(env ? withEpisodeStage(plain, env) : plain, {
+      overlap: cfg.sampler.kind === "openai" ? cfg.sampler.overlap : 0,
+      remote,
+      sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
+    });
   // what eval_accuracy counts (the verifier, or a reward function at a pass mark), said once at the start
   // (a win rate against the group has no held-out value: preference runs evaluate by the task's verifier)
-  const metric: EvalMetric = env || preference ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
+  const metric: EvalMetric = env || preference || agent ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
   if (metric.kind === "reward")
     log(`eval_accuracy: the share of held-out completions with ${describeMetric(metric)} (eval.metric)`);
   const evaluate = async (step: number): Promise<EvalResult> => {
     const seed = evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
+    if (agent) return agent.evaluate(evalProblems, cfg.eval.logSamples, step);
     if (env) {
       const params = { temperature: cfg.eval.temperature, stopTokenIds: stopIds };
       return env.evaluate(sampler, evalProblems, seed, params, cfg.eval.logSamples, step);
@@ -322,6 +332,46 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     dispose: () => disposeRun(run),
   };
   return run;
+}
+
+/** The rollout source of an `agent:` run (agent-source.ts), after the checks that need the built parts. */
+async function agentSource(
+  cfg: TrainConfig,
+  o: {
+    model: CausalLM;
+    tok: Tokenizer;
+    task: Task;
+    runDir: string;
+    log: (l: string) => void;
+    plan: RolloutPlan;
+    group: ProcessGroup | undefined;
+  },
+): Promise<AgentSource> {
+  const a = cfg.agent as NonNullable<TrainConfig["agent"]>;
+  if (o.group) throw new ConfigError("`agent` runs in one process; remove --nproc", "agent");
+  if (!o.plan.isDefault)
+    throw new ConfigError(
+      "`agent` plays G episodes of B tasks per step; prompt samplers, budget allocators, rollout wrappers and dynamic sampling do not apply to it: remove algo.rollout",
+      "algo.rollout",
+    );
+  if (modelSection(cfg).lora !== undefined)
+    throw new ConfigError(
+      "`agent` serves the full model; LoRA adapters are not served yet: remove model.lora",
+      "model.lora",
+    );
+  const path = resolvePath(cfg, modelSection(cfg).path);
+  return new AgentSource({
+    cfg: a,
+    run: await loadAgent(a.run, cfg.configFile),
+    served: { model: o.model, tokenizer: o.tok, source: path, modelDir: path },
+    task: o.task,
+    promptsPerStep: cfg.train.promptsPerStep,
+    groupSize: cfg.train.groupSize,
+    seed: cfg.seed,
+    temperature: cfg.sampling.temperature,
+    runDir: o.runDir,
+    log: o.log,
+  });
 }
 
 /** The `model` section of a language-model run (absent only with `policy`, which config.ts checks). */
