@@ -61,6 +61,8 @@ export const hopGrouped = defineAdvantage({
   needs: ["rowFields"],
   granularity: "sequence",
   rows: "episode",
+  // groups cross prompts: one sample per prompt carries a signal
+  minGroupSize: (p) => (p.acrossPrompts ? 1 : 2),
   estimate(batch, p) {
     const labels = fieldLabels(batch, p.field, "hop_grouped");
     const groups = groupMembers(p.acrossPrompts ? labels : compositeKeys(batch.groupIndex, labels, p.field));

@@ -443,7 +443,8 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       "train.groupSize",
     );
   }
-  if (c.train.groupSize < 2 && estimator.groupRelative !== false) {
+  // (an estimator whose groups cross prompts, hop_grouped, says so with a minimum group of 1)
+  if (c.train.groupSize < 2 && estimator.groupRelative !== false && minGroup >= 2) {
     throw new ConfigError(
       `groupSize ${c.train.groupSize}: group-relative advantages need at least 2 completions per prompt`,
       "train.groupSize",
