@@ -23,6 +23,7 @@
  * pg, iwocs, grouping, and pg_cartpole, the PG comparison on MuJoCo cart-pole with an MLP; default pg, iwocs,
  * grouping).
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,18 +37,16 @@ import {
 } from "../src/control/grouping.js";
 import { policyReturn } from "../src/control/iwocs.js";
 import { expectedReturn, garnet, valueIteration } from "../src/control/mdp.js";
-import { welchTTest } from "../src/report/stats.js";
 import { Rng } from "../src/task/rng.js";
 import { parseTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
+import { claimLine, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 5);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
 const parts = (process.env.BENCH_PARTS ?? "pg,iwocs,grouping").split(",").map((s) => s.trim());
 const out = mkdtempSync(join(tmpdir(), "cohort-bench-theory-"));
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const round = (x: number, d = 4) => Number(x.toFixed(d));
 const lines: Record<string, unknown>[] = [];
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -60,23 +59,9 @@ function compare(
   higherIsBetter: boolean,
   extra: Record<string, unknown> = {},
 ) {
-  const w = welchTTest(ours, base);
-  const line = {
-    bench: "control",
-    method,
-    metric,
-    ours: round(mean(ours)),
-    baseline: round(mean(base)),
-    baseline_method: baselineMethod,
-    seeds: ours.length,
-    claim_holds: higherIsBetter ? mean(ours) >= mean(base) : mean(ours) <= mean(base),
-    ...(w ? { p: round(w.p) } : {}),
-    ours_per_seed: ours.map((x) => round(x)),
-    baseline_per_seed: base.map((x) => round(x)),
-    ...extra,
-  };
-  lines.push(line);
-  console.log(JSON.stringify(line));
+  lines.push(
+    claimLine({ bench: "control", method, metric, ours, base, baselineMethod, higherIsBetter, fields: extra }),
+  );
 }
 
 // ---- N-HARPG vs N-PG-IGT vs REINFORCE ---------------------------------------------------------------------

@@ -16,13 +16,14 @@
  * Env: BENCH_SEEDS (seeds per method), BENCH_SCALE (multiplies every budget, default 1), BENCH_ENVS
  * (comma list of cartpole, pendulum, garnet; default all).
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { welchTTest } from "../src/report/stats.js";
 import { parseTrainConfig } from "../src/train/config.js";
 import type { MetricRecord } from "../src/train/metrics.js";
 import { train } from "../src/train/trainer.js";
+import { claimLine, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 5);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -93,8 +94,6 @@ async function runBudget(raw: Record<string, unknown>, budget: number): Promise<
   return { last: r.metrics.at(-1) as MetricRecord, used };
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const round = (x: number, d = 4) => Number(x.toFixed(d));
 const lines: Record<string, unknown>[] = [];
 
 function compare(
@@ -105,24 +104,9 @@ function compare(
   baselineMethod: string,
   extra: Record<string, unknown>,
 ) {
-  const w = welchTTest(ours, base);
-  const line = {
-    bench: "control",
-    method: "mdpo",
-    metric,
-    ours: round(mean(ours)),
-    baseline: round(mean(base)),
-    baseline_method: baselineMethod,
-    seeds: ours.length,
-    claim_holds: mean(ours) >= mean(base),
-    ...(w ? { p: round(w.p) } : {}),
-    env,
-    ours_per_seed: ours.map((x) => round(x)),
-    baseline_per_seed: base.map((x) => round(x)),
-    ...extra,
-  };
-  lines.push(line);
-  console.log(JSON.stringify(line));
+  lines.push(
+    claimLine({ bench: "control", method: "mdpo", metric, ours, base, baselineMethod, fields: { env, ...extra } }),
+  );
 }
 
 const t0 = performance.now();

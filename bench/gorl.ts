@@ -21,6 +21,7 @@
  * Env: BENCH_SEEDS, BENCH_SCALE (multiplies the steps of every run, default 1), BENCH_TASKS (comma list of
  * mujoco, bimodal, hopper; default all). The default run takes ~4 minutes on 2 idle cores.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,18 +32,16 @@ import { MjBatch } from "../src/control/mjbatch.js";
 import { compiled } from "../src/control/mujoco.js";
 import { GaussianMLP, type Policy } from "../src/control/policy.js";
 import { readSafetensors } from "../src/io/safetensors.js";
-import { welchTTest } from "../src/report/stats.js";
 import { Rng } from "../src/task/rng.js";
 import { noGrad, type Tensor } from "../src/tensor/index.js";
 import { parseTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
+import { claimLine, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 3);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
 const tasks = (process.env.BENCH_TASKS ?? "mujoco,bimodal,hopper").split(",").map((s) => s.trim());
 const out = mkdtempSync(join(tmpdir(), "cohort-bench-gorl-"));
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const round = (x: number, d = 4) => Number(x.toFixed(d));
 
 interface Case {
   env: string;
@@ -210,25 +209,17 @@ function compare(
   baseline: Baseline,
   extra: object,
 ): void {
-  const w = welchTTest(ours, base);
-  const line = {
-    bench: "control",
-    method: "gorl",
-    metric,
-    ours: round(mean(ours)),
-    baseline: round(mean(base)),
-    baseline_method: BASELINE_NAMES[baseline],
-    seeds,
-    claim_holds: mean(ours) >= mean(base),
-    ...(w ? { p: round(w.p) } : {}),
-    env,
-    steps,
-    ours_per_seed: ours.map((x) => round(x)),
-    baseline_per_seed: base.map((x) => round(x)),
-    ...extra,
-  };
-  lines.push(line);
-  console.log(JSON.stringify(line));
+  lines.push(
+    claimLine({
+      bench: "control",
+      method: "gorl",
+      metric,
+      ours,
+      base,
+      baselineMethod: BASELINE_NAMES[baseline],
+      fields: { env, steps, ...extra },
+    }),
+  );
 }
 
 const t0 = performance.now();

@@ -20,13 +20,14 @@
  * BENCH_UNBOUNDED=1 adds the paper's failure mode as a second baseline: a hyperbolic agent without Hyper++'s
  * fixes (Poincaré-ball heads on unnormalised, unscaled features, squared-error critic).
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { welchTTest } from "../src/report/stats.js";
 import { parseTrainConfig } from "../src/train/config.js";
 import type { MetricRecord } from "../src/train/metrics.js";
 import { train } from "../src/train/trainer.js";
+import { claimLine, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 3);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -74,9 +75,6 @@ interface RunResult {
   seconds: number;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const round = (x: number, d = 4) => Number(x.toFixed(d));
-
 async function runArm(arm: string, coef: number, seed: number): Promise<RunResult> {
   const t = performance.now();
   const cfg = parseTrainConfig({
@@ -113,24 +111,18 @@ function compare(
   baselineMethod: string,
   extra: Record<string, unknown>,
 ) {
-  const w = welchTTest(ours, base);
-  const line = {
-    bench: "control",
-    method: "hyper_pp",
-    metric,
-    ours: round(mean(ours)),
-    baseline: round(mean(base)),
-    baseline_method: baselineMethod,
-    seeds: ours.length,
-    claim_holds: higherIsBetter ? mean(ours) >= mean(base) : mean(ours) <= mean(base),
-    ...(w ? { p: round(w.p) } : {}),
-    env: "procmaze",
-    ours_per_seed: ours.map((x) => round(x)),
-    baseline_per_seed: base.map((x) => round(x)),
-    ...extra,
-  };
-  lines.push(line);
-  console.log(JSON.stringify(line));
+  lines.push(
+    claimLine({
+      bench: "control",
+      method: "hyper_pp",
+      metric,
+      ours,
+      base,
+      baselineMethod,
+      higherIsBetter,
+      fields: { env: "procmaze", ...extra },
+    }),
+  );
 }
 
 const t0 = performance.now();

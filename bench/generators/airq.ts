@@ -17,15 +17,17 @@
  * Env: BENCH_SEEDS (default 10), BENCH_STEPS (GRPO steps, default 60), BENCH_ABLATION=0 skips the ablation,
  * BENCH_SFT_STEPS=N starts GRPO from an SFT stage of N steps instead of the early-stopped one.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { airqOptions } from "../../src/control/airq.js";
 import { airqPretrain } from "../../src/control/airq-sft.js";
-import { NOISE_ALPHA, welchTTest } from "../../src/report/stats.js";
+import { welchTTest } from "../../src/report/stats.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
+import { claimLine, mean, round } from "../claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 10);
 const steps = Number(process.env.BENCH_STEPS ?? 60);
@@ -54,9 +56,7 @@ async function grpo(seed: number, init: string, curriculum: boolean): Promise<Me
   return (await train(cfg, { log: () => {} })).metrics;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
-const round = (x: number, d = 4) => Number(x.toFixed(d));
 const lines: Record<string, unknown>[] = [];
 
 function line(
@@ -67,23 +67,19 @@ function line(
   extra: Record<string, unknown> = {},
   baselineMethod = "sft",
 ) {
-  const w = welchTTest(ours, base);
-  const l = {
-    bench: "generators",
-    method: "airq_grpo",
-    metric,
-    ours: round(mean(ours)),
-    baseline: round(mean(base)),
-    baseline_method: baselineMethod,
-    seeds: ours.length,
-    claim_holds: claim,
-    ...(w ? { p: round(w.p), within_noise: w.p >= NOISE_ALPHA } : {}),
-    ours_per_seed: ours.map((x) => round(x)),
-    baseline_per_seed: base.map((x) => round(x)),
-    ...extra,
-  };
-  lines.push(l);
-  console.log(JSON.stringify(l));
+  lines.push(
+    claimLine({
+      bench: "generators",
+      method: "airq_grpo",
+      metric,
+      ours,
+      base,
+      baselineMethod,
+      holds: claim,
+      noiseFlag: true,
+      fields: extra,
+    }),
+  );
 }
 
 const t0 = performance.now();
