@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
 import { evaluateExpression } from "../task/expression.js";
-import { intRange, parseOptions } from "../task/options.js";
+import { envEvalFraction, intRange, parseOptions } from "../task/options.js";
 import type { Rng } from "../task/rng.js";
 import { drawInSplit } from "../task/split.js";
 import type { Split } from "../task/types.js";
@@ -38,12 +38,7 @@ export const calculatorOptions = z
       .min(1)
       .default(["mul"])
       .meta({ description: "Operations the questions use." }),
-    evalFraction: z
-      .number()
-      .gt(0)
-      .lt(1)
-      .default(0.2)
-      .meta({ description: "Fraction of questions held out for evaluation (by hash)." }),
+    evalFraction: envEvalFraction("questions"),
   })
   .meta({ description: "Arithmetic questions answered with the help of a calculator tool." });
 

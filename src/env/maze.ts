@@ -24,7 +24,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
-import { parseOptions } from "../task/options.js";
+import { envEvalFraction, parseOptions } from "../task/options.js";
 import type { Rng } from "../task/rng.js";
 import { drawInSplit } from "../task/split.js";
 import type { Split } from "../task/types.js";
@@ -55,12 +55,7 @@ export const mazeOptions = z
     progressReward: z.number().min(0).max(1).default(0).meta({
       description: "Reward of a move that brings the agent closer to the goal (0 = sparse: 1 at the goal only).",
     }),
-    evalFraction: z
-      .number()
-      .gt(0)
-      .lt(1)
-      .default(0.2)
-      .meta({ description: "Fraction of layouts held out for evaluation (by hash of the layout)." }),
+    evalFraction: envEvalFraction("layouts"),
   })
   .refine((o) => o.minDistance <= o.maxDistance, { message: "minDistance must be ≤ maxDistance" })
   .meta({ description: "Grid-world maze with one-letter moves and short cell observations." });

@@ -28,7 +28,7 @@ import MiniSearch from "minisearch";
 import { z } from "zod";
 import { CohortError } from "../errors.js";
 import { costAwareF1, progressiveRetrieval, tokenF1 } from "../reward/process.js";
-import { intRange, parseOptions } from "../task/options.js";
+import { envEvalFraction, intRange, parseOptions } from "../task/options.js";
 import type { Rng } from "../task/rng.js";
 import { drawInSplit } from "../task/split.js";
 import { defineTool, parseToolCall } from "./tools.js";
@@ -53,12 +53,7 @@ export const wordnetOptions = z
       })
       .default({ kind: "em", alpha: 0.5, weight: 0.5, lambda: 0.1, mu: 1e-4 })
       .meta({ description: "Final reward: em, pra (em + weight·PRA) or caf (F1 discounted by cost)." }),
-    evalFraction: z
-      .number()
-      .gt(0)
-      .lt(1)
-      .default(0.2)
-      .meta({ description: "Fraction of questions held out for evaluation (by hash)." }),
+    evalFraction: envEvalFraction("questions"),
   })
   .meta({ description: "Multi-hop 'is a kind of' questions over WordNet, answered with a BM25 search tool." });
 

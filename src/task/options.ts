@@ -41,6 +41,16 @@ export const evalFractionSchema = z
   .default(0.1)
   .meta({ description: "Fraction of the problem space held out for evaluation (by hash), in [0, 1]." });
 
+/** An environment's held-out fraction, strictly inside (0, 1) (both splits must have tasks); `what` names them. */
+export function envEvalFraction(what: string) {
+  return z
+    .number()
+    .gt(0)
+    .lt(1)
+    .default(0.2)
+    .meta({ description: `Fraction of ${what} held out for evaluation (by hash).` });
+}
+
 export const tagSchema = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_-]*$/, { message: 'expected a plain tag name such as "answer"' })
