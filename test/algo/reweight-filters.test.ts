@@ -362,6 +362,6 @@ describe("helpers and registry", () => {
     tokenValues(out).dispose();
   });
   test("reweighter names", () => {
-    assert.deepEqual(advantageReweighters.names(), ["arm", "dcpo", "dgpo_dqw", "gtpo_entropy"]);
+    assert.deepEqual(advantageReweighters.names(), ["arm", "dcpo", "dgpo_dqw", "faker_air", "gtpo_entropy"]);
   });
 });
