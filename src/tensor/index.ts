@@ -4,6 +4,7 @@
  */
 
 export { checkBlas } from "./blas.js";
+export { checkpoint } from "./checkpoint.js";
 export * from "./optim.js";
 export { dispose, keep, tidy } from "./scope.js";
 export * from "./tensor.js";
