@@ -1,7 +1,9 @@
 /**
  * `npm run bench:scale-train`: a LoRA GRPO run of `cohort train` on a Qwen2.5-0.5B-shaped model (random
- * seeded weights: 24 layers, d 896, 14 / 2 heads of 64, MLP 4864, vocab 151,936, tied embeddings, q/k/v
- * biases; the Qwen tokenizer from the tokenizer package in devDependencies) with int8 rollouts: B 4 prompts ×
+ * seeded weights: 24 layers, d 896, 14 / 2 heads of 64, MLP 4864, tied embeddings, q/k/v biases; the Qwen
+ * tokenizer from the tokenizer package in devDependencies, and its vocabulary of 151,669 as the model's: Qwen's
+ * 151,936 rows include 267 padding rows that a trained model never samples but a random one does, and those
+ * ids have no text) with int8 rollouts: B 4 prompts ×
  * G 4 completions of up to 128 tokens per step, LoRA r 16 on q and v, activation checkpointing on.
  *
  * It writes the model directory and the run config to a temporary folder, runs `cohort train` on it (the CLI
@@ -12,9 +14,9 @@
  *
  * Env knobs:
  *   SCALE_TRAIN_STEPS (2): optimizer steps (the README's figure: 20; minutes per step on 2 cores)
- *   SCALE_TRAIN_CKPT (1): train.activationCheckpointing; SCALE_TRAIN_MICRO (4): train.microBatchSize
+ *   SCALE_TRAIN_CKPT (1): train.activationCheckpointing; SCALE_TRAIN_MICRO (16): train.microBatchSize
  *   SCALE_TRAIN_PRECISION (int8): sampling.precision; SCALE_TRAIN_NEW_TOKENS (128): sampling.maxNewTokens
- *   SCALE_THREADS (2): threads; SCALE_LAYERS, SCALE_HIDDEN, SCALE_MLP, SCALE_VOCAB: shrink the model (as bench:scale)
+ *   SCALE_THREADS (2): threads; SCALE_LAYERS, SCALE_HIDDEN, SCALE_MLP: shrink the model (as bench:scale)
  *   SCALE_TRAIN_KEEP (0): 1 keeps the temporary folder (model, config, run directory) and prints its path
  */
 import { execFileSync } from "node:child_process";
@@ -32,12 +34,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const env = (k: string, d: number) => Number(process.env[k] ?? d);
 const STEPS = env("SCALE_TRAIN_STEPS", 2);
 const CKPT = process.env.SCALE_TRAIN_CKPT !== "0";
-const MICRO = env("SCALE_TRAIN_MICRO", 4);
+const MICRO = env("SCALE_TRAIN_MICRO", 16);
 const PRECISION = process.env.SCALE_TRAIN_PRECISION ?? "int8";
 const NEW_TOKENS = env("SCALE_TRAIN_NEW_TOKENS", 128);
 const THREADS = env("SCALE_THREADS", 2);
 const LAYERS = env("SCALE_LAYERS", 24);
-const VOCAB = env("SCALE_VOCAB", 151936);
 const HIDDEN = env("SCALE_HIDDEN", 896);
 const MLP = env("SCALE_MLP", 4864);
 const KEEP = process.env.SCALE_TRAIN_KEEP === "1";
@@ -55,7 +56,7 @@ function writeModel(dir: string): void {
   const tok = qwenTokenizer();
   const config = modelConfig({
     modelType: "qwen2",
-    vocabSize: VOCAB,
+    vocabSize: tok.vocabSize,
     hiddenSize: HIDDEN,
     intermediateSize: MLP,
     numHiddenLayers: LAYERS,

@@ -28,7 +28,7 @@
  *   SCALE_ROWS (4): B·G rows of the micro-step (16 takes minutes a step on 2 cores)
  *   SCALE_PROMPT (64), SCALE_COMPLETION (128): micro-step token counts
  *   SCALE_STEPS (2), SCALE_WARMUP (1): timed / warm-up micro-steps
- *   SCALE_BATCHES ("1,16"), SCALE_NEW_TOKENS (32), SCALE_PROMPT_TOKENS (16), SCALE_REPS (3): decoding
+ *   SCALE_BATCHES ("1,16"; "" skips decoding), SCALE_NEW_TOKENS (32), SCALE_PROMPT_TOKENS (16), SCALE_REPS (3): decoding
  *   SCALE_THREADS (2): threads of every side (llama.cpp runs at 1 and at SCALE_THREADS and keeps its faster:
  *   its spinning thread pool collapses on a loaded 2-core box)
  *   SCALE_LLAMA_THREADS ("1,SCALE_THREADS"): the thread counts llama.cpp tries
@@ -75,7 +75,7 @@ const PROMPT = env("SCALE_PROMPT", 64);
 const COMPLETION = env("SCALE_COMPLETION", 128);
 const STEPS = env("SCALE_STEPS", 2);
 const WARMUP = env("SCALE_WARMUP", 1);
-const BATCHES = (process.env.SCALE_BATCHES ?? "1,16").split(",").map(Number);
+const BATCHES = (process.env.SCALE_BATCHES ?? "1,16").split(",").filter(Boolean).map(Number);
 const NEW_TOKENS = env("SCALE_NEW_TOKENS", 32);
 const PROMPT_TOKENS = env("SCALE_PROMPT_TOKENS", 16);
 const REPS = env("SCALE_REPS", 3);
