@@ -16,20 +16,19 @@
 
 namespace cohort {
 
-static std::thread::id g_js_thread;
-
 // The region's JS function and what its backward needs; freed with the graph node (on the JS thread).
 struct JsRegion : torch::CustomClassHolder {
-  JsRegion(Napi::Env e, Napi::Function f) : env(e), fn(Napi::Persistent(f)) {}
+  JsRegion(Napi::Env e, Napi::Function f) : env(e), fn(Napi::Persistent(f)), thread(std::this_thread::get_id()) {}
   Napi::Env env;
   Napi::FunctionReference fn;
+  std::thread::id thread;  // the JS thread that made the region (each worker_thread has its own)
   std::vector<torch::Tensor> inputs;  // detached
   std::vector<torch::Tensor> params;  // the live leaves
 };
 
 // fn(handles of `inputs`) → the tensor it returns, moved out of its JS handle (which reads as disposed after).
 static torch::Tensor callRegion(JsRegion& r, const std::vector<torch::Tensor>& inputs) {
-  if (std::this_thread::get_id() != g_js_thread)
+  if (std::this_thread::get_id() != r.thread)
     throw std::runtime_error(
         "checkpoint: the recomputation must run on the JavaScript thread; activation checkpointing works on CPU "
         "tensors only");
@@ -107,7 +106,6 @@ static Napi::Value checkpoint(const Napi::CallbackInfo& info) {
 }
 
 void registerCheckpoint(Napi::Env env, Napi::Object exports) {
-  g_js_thread = std::this_thread::get_id();
   COHORT_EXPORT(exports, "checkpoint", checkpoint);
 }
 
