@@ -18,6 +18,7 @@
  *   SCALE_TRAIN_PRECISION (int8): sampling.precision; SCALE_TRAIN_NEW_TOKENS (128): sampling.maxNewTokens
  *   SCALE_THREADS (2): threads; SCALE_LAYERS, SCALE_HIDDEN, SCALE_MLP: shrink the model (as bench:scale)
  *   SCALE_TRAIN_KEEP (0): 1 keeps the temporary folder (model, config, run directory) and prints its path
+ *   SCALE_TRAIN_MODEL_DIR: use this model directory (one a kept run wrote) instead of writing a new one
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -42,6 +43,7 @@ const LAYERS = env("SCALE_LAYERS", 24);
 const HIDDEN = env("SCALE_HIDDEN", 896);
 const MLP = env("SCALE_MLP", 4864);
 const KEEP = process.env.SCALE_TRAIN_KEEP === "1";
+const MODEL_DIR = process.env.SCALE_TRAIN_MODEL_DIR;
 const SEED = 1234;
 
 function qwenTokenizer(): HFTokenizer {
@@ -94,10 +96,12 @@ const r2 = (x: number) => Number(x.toFixed(2));
 function main(): void {
   const root = mkdtempSync(join(tmpdir(), "cohort-bench-scale-train-"));
   try {
-    const modelDir = join(root, "model");
+    const modelDir = MODEL_DIR ?? join(root, "model");
     let t0 = performance.now();
-    writeModel(modelDir);
-    console.log(`model directory written in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${modelDir}`);
+    if (MODEL_DIR === undefined) {
+      writeModel(modelDir);
+      console.log(`model directory written in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${modelDir}`);
+    }
     const cfg = {
       name: "scale-train",
       outputDir: join(root, "runs"),

@@ -581,22 +581,31 @@ export class CausalLM implements Policy {
             (t) => t.requiresGrad,
           );
           if (params.length > 0 || x.requiresGrad) {
+            const input = x;
             x = checkpoint(
               ([xi, c, s, m]) =>
                 this.block(L, xi as Tensor, c as Tensor, s as Tensor, (q, k, v) => this.attend(q, k, v, m as Tensor)),
               [x, cos, sin, mask],
               params,
             ); // [B, T, D]
+            input.dispose(); // the node holds what its backward needs
             continue;
           }
         }
-        x = this.block(L, x, cos, sin, (q, k, v) => {
-          if (cache) {
-            (cache.k[i] as Tensor).sliceAssign_(2, 0, k);
-            (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
-          }
-          return this.attend(q, k, v, mask); // [B, H, T, hd]
-        });
+        // a scope per layer: without autograd (reference and old log-probs, prefill) each layer's intermediates
+        // are freed as soon as it is done, not kept until the whole forward ends; with autograd the graph keeps
+        // what the backward needs either way
+        const input = x;
+        x = tidy(() =>
+          this.block(L, input, cos, sin, (q, k, v) => {
+            if (cache) {
+              (cache.k[i] as Tensor).sliceAssign_(2, 0, k);
+              (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
+            }
+            return this.attend(q, k, v, mask); // [B, H, T, hd]
+          }),
+        ); // [B, T, D]
+        input.dispose(); // the residual stream before this layer (autograd keeps its own reference when it needs one)
       }
       if (cache) {
         cache.keyValid.sliceAssign_(
