@@ -16,6 +16,8 @@
  *    weights, or the int8 quantization, which a rollout pays once per weights version and llama.cpp at load)
  *    once before timing; that time is printed, not counted. Ours and PyTorch must decode the same greedy
  *    tokens at fp32 (`tokens_match`).
+ *  - scale-step with `"checkpointing": true`: the same micro-step with train.activationCheckpointing (each layer
+ *    recomputed in the backward pass), for its time and peak RSS against the plain one (SCALE_CKPT).
  *  - peak RSS (GB) of every child: VmHWM of /proc/self/status (ru_maxrss / process.resourceUsage().maxRSS
  *    off Linux; on Linux those carry the parent's high-water mark into the child).
  * JSON lines: one `scale-step`, one `scale-decode` per batch × our precision × peer, and a summary last.
@@ -26,13 +28,14 @@
  *   SCALE_ROWS (4): B·G rows of the micro-step (16 takes minutes a step on 2 cores)
  *   SCALE_PROMPT (64), SCALE_COMPLETION (128): micro-step token counts
  *   SCALE_STEPS (2), SCALE_WARMUP (1): timed / warm-up micro-steps
- *   SCALE_BATCHES ("1,16"), SCALE_NEW_TOKENS (32), SCALE_PROMPT_TOKENS (16), SCALE_REPS (3): decoding
+ *   SCALE_BATCHES ("1,16"; "" skips decoding), SCALE_NEW_TOKENS (32), SCALE_PROMPT_TOKENS (16), SCALE_REPS (3): decoding
  *   SCALE_THREADS (2): threads of every side (llama.cpp runs at 1 and at SCALE_THREADS and keeps its faster:
  *   its spinning thread pool collapses on a loaded 2-core box)
  *   SCALE_LLAMA_THREADS ("1,SCALE_THREADS"): the thread counts llama.cpp tries
  *   SCALE_INIT_STD (0.02): std of the random weights (larger gives less repetitive greedy tokens)
  *   SCALE_LLAMA (1): 0 skips llama.cpp; SCALE_LLAMA_QUANTS ("q8_0,f16")
  *   SCALE_SKIP_STEP (0): 1 skips the micro-step
+ *   SCALE_CKPT (1): 0 skips the micro-step with activation checkpointing
  *   BENCH_PYTHON (/usr/bin/python3): the Python with torch
  */
 import { execFileSync } from "node:child_process";
@@ -72,7 +75,7 @@ const PROMPT = env("SCALE_PROMPT", 64);
 const COMPLETION = env("SCALE_COMPLETION", 128);
 const STEPS = env("SCALE_STEPS", 2);
 const WARMUP = env("SCALE_WARMUP", 1);
-const BATCHES = (process.env.SCALE_BATCHES ?? "1,16").split(",").map(Number);
+const BATCHES = (process.env.SCALE_BATCHES ?? "1,16").split(",").filter(Boolean).map(Number);
 const NEW_TOKENS = env("SCALE_NEW_TOKENS", 32);
 const PROMPT_TOKENS = env("SCALE_PROMPT_TOKENS", 16);
 const REPS = env("SCALE_REPS", 3);
@@ -81,6 +84,7 @@ const LLAMA = process.env.SCALE_LLAMA !== "0";
 const LLAMA_QUANTS = (process.env.SCALE_LLAMA_QUANTS ?? "q8_0,f16").split(",").filter(Boolean) as ("q8_0" | "f16")[];
 const LLAMA_THREADS = [...new Set((process.env.SCALE_LLAMA_THREADS ?? `1,${THREADS}`).split(",").map(Number))];
 const SKIP_STEP = process.env.SCALE_SKIP_STEP === "1";
+const CKPT = process.env.SCALE_CKPT !== "0";
 const PYTHON = process.env.BENCH_PYTHON ?? "/usr/bin/python3";
 const INIT_STD = env("SCALE_INIT_STD", 0.02);
 const SEED = 1234;
@@ -148,9 +152,10 @@ interface StepData {
   advantages: number[];
 }
 
-function workerStep(dir: string): void {
+function workerStep(dir: string, checkpointing: boolean): void {
   setNumThreads(THREADS);
   const model = buildModel();
+  model.activationCheckpointing = checkpointing;
   const lora = applyLora(model, LORA);
   const data = JSON.parse(readFileSync(join(dir, "step.json"), "utf8")) as StepData;
   const packed = packBatch(
@@ -351,9 +356,33 @@ function main(): void {
           peer_peak_rss_gb: r3(p.rss_gb),
           rows: ROWS,
           grad_norm_rel_diff: r3(Math.abs(o.gradNorm - p.gradNorm) / p.gradNorm),
+          checkpointing: false,
         }),
       );
       summary.step_ratio = r3(o.ms / p.ms);
+      if (CKPT) {
+        const c = ours("step", dir, "ckpt");
+        console.log(
+          `micro-step with activation checkpointing: ${c.times.map(r1).join(", ")} ms (loss ${c.loss.toFixed(6)}, ` +
+            `LoRA grad norm ${c.gradNorm.toExponential(4)}), peak RSS ${c.rss_gb.toFixed(2)} GB vs ${o.rss_gb.toFixed(2)} GB without`,
+        );
+        console.log(
+          JSON.stringify({
+            bench: "scale-step",
+            ours_ms: r1(c.ms),
+            peer_ms: r1(p.ms),
+            ratio: r3(c.ms / p.ms),
+            peak_rss_gb: r3(c.rss_gb),
+            peer_peak_rss_gb: r3(p.rss_gb),
+            rows: ROWS,
+            grad_norm_rel_diff: r3(Math.abs(c.gradNorm - p.gradNorm) / p.gradNorm),
+            checkpointing: true,
+            peak_rss_saved_gb: r3(o.rss_gb - c.rss_gb),
+          }),
+        );
+        summary.checkpointing_peak_rss_saved_gb = r3(o.rss_gb - c.rss_gb);
+        summary.checkpointing_time_ratio = r3(c.ms / o.ms);
+      }
     }
     const ratios: Json = {};
     for (const b of BATCHES) {
@@ -429,7 +458,7 @@ function main(): void {
 const wi = process.argv.indexOf("--worker");
 if (wi >= 0) {
   const [kind, dir, a, b, c] = process.argv.slice(wi + 1) as [string, string, string, string, string];
-  if (kind === "step") workerStep(dir);
+  if (kind === "step") workerStep(dir, a === "ckpt");
   else if (kind === "decode") workerDecode(dir, Number(a), b as "fp32" | "int8");
   else await workerLlama(dir, Number(a), b, Number(c));
 } else main();

@@ -523,6 +523,15 @@ static Napi::Value setGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), prev);
 }
 
+// tensorVersions(handles) → the sum of their version counters: libtorch bumps a tensor's counter at every
+// in-place write (optimizer steps, copy_ of loads, LoRA merges), and never lowers it, so the sum changes
+// exactly when one of them was written.
+static Napi::Value tensorVersions(const Napi::CallbackInfo& info) {
+  double sum = 0;
+  for (const auto& t : unwrapList(info[0])) sum += static_cast<double>(t._version());
+  return Napi::Number::New(info.Env(), sum);
+}
+
 static Napi::Value isGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
@@ -562,12 +571,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   COHORT_EXPORT(exports, "zeroGrad", zeroGrad);
   COHORT_EXPORT(exports, "setGradEnabled", setGradEnabled);
   COHORT_EXPORT(exports, "isGradEnabled", isGradEnabled);
+  COHORT_EXPORT(exports, "tensorVersions", tensorVersions);
   registerOps(env, exports);
   registerOptim(env, exports);
   registerModelOps(env, exports);
   registerDist(env, exports);
   registerQuantOps(env, exports);
   registerLinalgOps(env, exports);
+  registerCheckpoint(env, exports);
   return exports;
 }
 

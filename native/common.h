@@ -83,6 +83,7 @@ void registerModelOps(Napi::Env env, Napi::Object exports);
 void registerDist(Napi::Env env, Napi::Object exports);
 void registerQuantOps(Napi::Env env, Napi::Object exports);
 void registerLinalgOps(Napi::Env env, Napi::Object exports);
+void registerCheckpoint(Napi::Env env, Napi::Object exports);
 
 // Int8 weight-only quantization (quant.cc): [q int8 [N, K], scale f32 [N]] of w [N, K], and x · (q·scale)ᵀ + b
 // (mode 0 auto, 1 kernel, 2 torch).

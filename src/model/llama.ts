@@ -21,10 +21,12 @@ import {
   arange,
   attention,
   cat,
+  checkpoint,
   type Device,
   embedding as embed,
   full,
   Generator,
+  isGradEnabled,
   keep,
   linear,
   noGrad,
@@ -69,6 +71,8 @@ export interface ProjectionAdapter {
   apply(name: string, x: Tensor, y: Tensor): Tensor;
   /** The weight with the delta folded in (a new tensor), or null when the adapter leaves `name` as is. */
   effectiveWeight(name: string, w: Tensor): Tensor | null;
+  /** Whether the delta applies now (false while disabled or merged); caches of folded weights key on it. */
+  readonly active?: boolean;
 }
 
 /**
@@ -238,6 +242,13 @@ export class CausalLM implements Policy {
   adapter: ProjectionAdapter | null = null;
   /** When set, `parameters()` returns these (the adapter's tensors; set by `applyLora`). */
   adapterParameters: (() => Tensor[]) | null = null;
+  /**
+   * Activation checkpointing per layer (`train.activationCheckpointing`): with autograd on, each block of the
+   * full forward keeps only its input for the backward and is recomputed there (src/tensor/checkpoint.ts),
+   * trading one more forward pass of the blocks for their activations. Gradients are those of the plain path.
+   * CPU only. The prefill, the decoding step and the shared-prefix forward never checkpoint.
+   */
+  activationCheckpointing = false;
 
   readonly embedTokens: Tensor;
   readonly layers: LayerWeights[] = [];
@@ -390,6 +401,16 @@ export class CausalLM implements Policy {
     for (const t of this.#named.values()) t.dispose();
     this.#cos?.dispose();
     this.#sin?.dispose();
+  }
+
+  /**
+   * A number that changes whenever a weight or an adapter tensor is written in place: optimizer steps,
+   * `load`, LoRA merge/unmerge/load, checkpoint restores (the sum of libtorch's version counters, which
+   * every in-place write bumps and nothing lowers). Caches of derived weights (decoding plans) key on it.
+   */
+  weightsVersion(): number {
+    const ts = [...this.#named.values(), ...(this.adapterParameters?.() ?? [])];
+    return native.tensorVersions(ts.map((t) => t.h));
   }
 
   /** The output projection [V, D] (the embedding matrix when tied). */
@@ -546,14 +567,45 @@ export class CausalLM implements Policy {
       const [cos, sin] = this.ropeAt(positions, T); // [B, 1, T, hd]
       const mask = CausalLM.attentionMask(attentionMask, B, T, this.device); // [B, 1, T, T]
       let x = embed(this.embedTokens, inputIds); // [B, T, D]
+      const ckpt = this.activationCheckpointing && cache === null && isGradEnabled();
+      if (ckpt && this.device !== "cpu")
+        throw new CohortError(
+          `activation checkpointing runs on the CPU only; this model is on ${this.device}. Set train.activationCheckpointing: false`,
+        );
+      const adapterParams = ckpt ? (this.adapterParameters?.() ?? []) : [];
       for (const [i, L] of this.layers.entries()) {
-        x = this.block(L, x, cos, sin, (q, k, v) => {
-          if (cache) {
-            (cache.k[i] as Tensor).sliceAssign_(2, 0, k);
-            (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
+        if (ckpt) {
+          // the trainable tensors this block reads: its own weights (full fine-tuning) or the adapter's
+          const own = [L.inputNorm, L.q, L.k, L.v, L.o, L.qBias, L.kBias, L.vBias, L.postNorm, L.gate, L.up, L.down];
+          const params = [...own.filter((t): t is Tensor => t !== null), ...adapterParams].filter(
+            (t) => t.requiresGrad,
+          );
+          if (params.length > 0 || x.requiresGrad) {
+            const input = x;
+            x = checkpoint(
+              ([xi, c, s, m]) =>
+                this.block(L, xi as Tensor, c as Tensor, s as Tensor, (q, k, v) => this.attend(q, k, v, m as Tensor)),
+              [x, cos, sin, mask],
+              params,
+            ); // [B, T, D]
+            input.dispose(); // the node holds what its backward needs
+            continue;
           }
-          return this.attend(q, k, v, mask); // [B, H, T, hd]
-        });
+        }
+        // a scope per layer: without autograd (reference and old log-probs, prefill) each layer's intermediates
+        // are freed as soon as it is done, not kept until the whole forward ends; with autograd the graph keeps
+        // what the backward needs either way
+        const input = x;
+        x = tidy(() =>
+          this.block(L, input, cos, sin, (q, k, v) => {
+            if (cache) {
+              (cache.k[i] as Tensor).sliceAssign_(2, 0, k);
+              (cache.v[i] as Tensor).sliceAssign_(2, 0, v);
+            }
+            return this.attend(q, k, v, mask); // [B, H, T, hd]
+          }),
+        ); // [B, T, D]
+        input.dispose(); // the residual stream before this layer (autograd keeps its own reference when it needs one)
       }
       if (cache) {
         cache.keyValid.sliceAssign_(
@@ -666,12 +718,14 @@ export class CausalLM implements Policy {
       return null;
     }
     const c = this.config;
-    const [cos, sin] = this.ropeTables(maxPositions);
     const owned: Tensor[] = [];
     const own = (t: Tensor): Tensor => {
       owned.push(keep(t));
       return t;
     };
+    // the plan's own rotary tables: the model's grow (and are replaced) on demand, a cached plan outlives them
+    const [cos, sin] = tidy(() => this.ropeTables(maxPositions).map((t) => own(t.narrow(0, 0, maxPositions).clone())));
+    if (cos === undefined || sin === undefined) throw new CohortError("decodePlan: no rotary tables");
     const eff = (name: string, w: Tensor): Tensor => {
       const folded = this.adapter?.effectiveWeight(name, w) ?? null;
       return folded === null ? w : own(folded);

@@ -118,6 +118,11 @@ export class LoraAdapter implements ProjectionAdapter {
     return tidy(() => w.detach().add(p.b.detach().matmul(p.a.detach()).mul(this.scale)));
   }
 
+  /** Whether the adapter adds its delta now (not merged, not inside `disabled`). */
+  get active(): boolean {
+    return this.#disabled === 0 && !this.#merged;
+  }
+
   get merged(): boolean {
     return this.#merged;
   }

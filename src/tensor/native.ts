@@ -110,6 +110,8 @@ export interface NativeAddon {
   /** Returns the previous mode. */
   setGradEnabled(on: boolean): boolean;
   isGradEnabled(): boolean;
+  /** Sum of the tensors' version counters (bumped by every in-place write; never lowered). */
+  tensorVersions(tensors: TensorHandle[]): number;
 
   // elementwise (ops.cc)
   neg: Unary;
@@ -302,6 +304,16 @@ export interface NativeAddon {
     withEntropy: boolean,
     chunkRows: number,
   ): TensorHandle[];
+
+  /**
+   * Activation checkpointing (checkpoint.cc): fn(inputs) run without autograd, recomputed with it in the
+   * backward; gradients flow to the inputs and `params`. CPU tensors only.
+   */
+  checkpoint(
+    fn: (inputs: TensorHandle[]) => TensorHandle,
+    inputs: TensorHandle[],
+    params: TensorHandle[],
+  ): TensorHandle;
 
   // optimizers (optim.cc)
   adamwStep(

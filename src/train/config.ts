@@ -163,6 +163,13 @@ export const trainConfigSchema = z.strictObject({
        * the backward passes. The sums are the same either way (src/parallel/data-parallel.ts).
        */
       overlapAllreduce: z.boolean().default(true),
+      /**
+       * Activation checkpointing per transformer layer (arXiv:1604.06174): the loss passes keep only each
+       * layer's input and recompute the layer in the backward pass — about one more forward of the layers
+       * per backward, for activation memory of one layer instead of all of them. Same gradients. CPU only,
+       * `forward: plain` only.
+       */
+      activationCheckpointing: z.boolean().default(false),
     })
     .default({
       steps: 100,
@@ -180,6 +187,7 @@ export const trainConfigSchema = z.strictObject({
       maxGradNorm: 1,
       forward: "plain",
       overlapAllreduce: true,
+      activationCheckpointing: false,
     }),
   sampling: z
     .strictObject({
@@ -397,6 +405,23 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       throw new ConfigError(
         `with overlap ${s.overlap} (and syncEvery ${s.syncEvery}) samples are trained up to ${lag} policy versions after the weights that drew them, more than maxStaleness ${s.maxStaleness}; raise maxStaleness to ${lag} or lower overlap`,
         "sampler.overlap",
+      );
+  }
+  if (c.train.activationCheckpointing) {
+    if (c.model === undefined)
+      throw new ConfigError(
+        "train.activationCheckpointing applies to language models; remove it",
+        "train.activationCheckpointing",
+      );
+    if (c.model.device !== undefined && c.model.device !== "cpu")
+      throw new ConfigError(
+        `train.activationCheckpointing runs on the CPU only (its backward calls back into JavaScript); this run has model.device ${c.model.device}. Remove it or use model.device cpu`,
+        "train.activationCheckpointing",
+      );
+    if (c.train.forward !== "plain")
+      throw new ConfigError(
+        `train.activationCheckpointing applies to train.forward plain; this run has ${c.train.forward}. Remove one of them`,
+        "train.activationCheckpointing",
       );
   }
   if (c.sampling.precision === "int8") {

@@ -94,6 +94,7 @@ function loadPolicy(
     throw new CohortError(`${modelDir} has no tokenizer.json; a model directory for training needs its tokenizer`);
   }
   const model = CausalLM.fromHF(dir.config, dir.tensors, place);
+  model.activationCheckpointing = cfg.train.activationCheckpointing;
   let ref: CausalLM | null = null;
   let lora: LoraAdapter | null = null;
   if (mc.lora) {

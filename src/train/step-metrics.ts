@@ -48,6 +48,10 @@ export const STEP_METRICS: readonly (readonly [string, string])[] = [
   ["dist/allreduce_in_backward, time/allreduce_wait_s", "data parallel: gradient all-reduce"],
   ["tokens_per_s/sampling|training, time/sampling_s|training_s|step_s", "throughput and wall time"],
   [
+    "mem/peak_rss_gb",
+    "peak resident memory of the process over the step in GiB (VmHWM after resetting it at the step's start; the process's peak where Linux does not allow the reset)",
+  ],
+  [
     "eval_accuracy, eval_format",
     "held-out evaluation (every eval.everySteps): the share counted correct by the task's verifier or by `eval.metric` (a reward ≥ its pass mark); the share whose answer the verifier could read",
   ],

@@ -24,6 +24,7 @@ import type { ProcessGroup } from "../parallel/index.js";
 import { fallbackHint, restoreRun, saveRun } from "./checkpoint.js";
 import type { TrainConfig } from "./config.js";
 import type { LoopRun, Run } from "./context.js";
+import { PeakRssMeter } from "./memory.js";
 import { type MetricRecord, MetricsLog } from "./metrics.js";
 import { checkFiniteWeights } from "./preflight.js";
 import { appendLines, openRun, planRun } from "./rundir.js";
@@ -124,6 +125,7 @@ async function loop<C>(
     }
     let step = start;
     let stoppedEarly = false;
+    const rss = new PeakRssMeter();
     const last = Math.min(cfg.train.steps, opts.stopAfterStep ?? Number.POSITIVE_INFINITY);
     run.source.begin?.(last);
     while (step < last) {
@@ -131,8 +133,10 @@ async function loop<C>(
       await new Promise((r) => setImmediate(r));
       step++;
       const t0 = performance.now();
+      rss.begin();
       const col = await run.source.collect(step); // pushes the weights to rollout workers first, when due
       const m = run.update(step, col, t0);
+      m["mem/peak_rss_gb"] = rss.end().gb; // this process's peak over the step (src/train/memory.ts)
       Object.assign(m, run.source.metrics?.() ?? {}); // pool/… metrics, time/rollout_wait_s
       if (evalEvery > 0 && sync.isMain && (step % evalEvery === 0 || step === cfg.train.steps)) {
         const ev = await run.evaluate(step);

@@ -33,9 +33,11 @@ export function tmpRunRoot(): string {
   return mkdtempSync(join(tmpdir(), "cohort-runs-"));
 }
 
-/** Metrics without the wall-clock fields, for comparing runs. */
+/** Metrics without the wall-clock and memory fields, for comparing runs. */
 export function deterministicPart(m: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(m).filter(([k]) => !k.startsWith("time/") && !k.startsWith("tokens_per_s/")),
+    Object.entries(m).filter(
+      ([k]) => !k.startsWith("time/") && !k.startsWith("tokens_per_s/") && !k.startsWith("mem/"),
+    ),
   );
 }
