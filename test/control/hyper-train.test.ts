@@ -99,7 +99,7 @@ function writeConfig(dir: string, name: string): string {
 }
 
 const deterministic = (m: Record<string, unknown>) =>
-  Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith("time/")));
+  Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith("time/") && !k.startsWith("mem/")));
 
 test("hyper_pp: SIGKILL mid-run, then resume: the metric trajectory equals the uninterrupted run", async () => {
   const dir = root();
