@@ -28,7 +28,7 @@ test("parseRewardRef splits module and export, and explains the expected form", 
       e instanceof ConfigError &&
       e.path === "rewards[0]" &&
       e.message ===
-        'rewards[0]: reward "./my-reward.ts" is not "<module path>#<export name>"; write e.g. "./my-reward.ts#score" (use #default for a default export), or a built-in name: correctness, format',
+        'rewards[0]: reward "./my-reward.ts" is not "<module path>#<export name>"; write e.g. "./my-reward.ts#score" (use #default for a default export), or a built-in name: correctness, distinct_2, format, perspective',
   );
   assert.throws(() => parseRewardRef("./r.ts#"), ConfigError);
   assert.equal(rewardName("./rewards/my-reward.ts#score"), "my-reward#score");
@@ -115,7 +115,10 @@ test("resolveRewards: built-ins, module references, names, fallbacks and duplica
     resolveReward({ fn: "format", fallback: Number.NaN }, { task }),
     /fallback must be a finite number or null/,
   );
-  await assert.rejects(resolveReward("corectness", { task }), /built-in name: correctness, format/);
+  await assert.rejects(
+    resolveReward("corectness", { task }),
+    /built-in name: correctness, distinct_2, format, perspective/,
+  );
 });
 
 test("rewardEntrySchema accepts the short and long forms only", () => {
