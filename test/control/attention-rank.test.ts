@@ -179,7 +179,9 @@ test("dr_rl trains through the loop; SIGKILL then --resume gives the uninterrupt
   const resumed = await train(loadTrainConfig(cfgFile), { log: () => {}, resume: true });
   assert.equal(resumed.steps, 4);
   const pick = (ms: Record<string, unknown>[]) =>
-    ms.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith("time/") && !k.startsWith("mem/"))));
+    ms.map((m) =>
+      Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith("time/") && !k.startsWith("mem/"))),
+    );
   assert.deepEqual(pick(new MetricsLog(metricsPath).read()), pick(straight.metrics));
 });
 

@@ -48,6 +48,7 @@ test("every step's metrics carry mem/peak_rss_gb, within the process's whole-run
   for (const m of r.metrics) {
     const gb = m["mem/peak_rss_gb"];
     assert.equal(typeof gb, "number");
-    assert.ok((gb as number) > 0.01 && (gb as number) <= whole + 1e-6, `peak ${gb} GiB (process peak ${whole})`);
+    // the kernel keeps ru_maxrss and VmHWM by separate accounting: VmHWM can lead it by a few pages (16 MiB slack)
+    assert.ok((gb as number) > 0.01 && (gb as number) <= whole + 16 / 1024, `peak ${gb} GiB (process peak ${whole})`);
   }
 });
