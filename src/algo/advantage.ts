@@ -112,8 +112,9 @@ export const groupNormParams = z.strictObject({
   std: z.enum(["unbiased", "population"]).default("unbiased"),
   /** Added to the std in the denominator: 1e-6 (verl); TRL uses 1e-4. */
   eps: z.number().min(0).default(1e-6),
-  /** Groups with one valid member: A = 0 (TRL) or A = r (verl). */
-  singleton: z.enum(["zero", "reward"]).default("zero"),
+  /** Groups with one valid member: A = 0 (TRL), A = r (verl), or "unit": mean 0 and std 1 in the formula, so
+   * A = r/(1 + eps) under scale "group", r otherwise (Dr. Zero's code). */
+  singleton: z.enum(["zero", "reward", "unit"]).default("zero"),
 });
 export type GroupNormOptions = z.input<typeof groupNormParams>;
 const singletonParam = { singleton: z.enum(["zero", "reward"]).default("zero") };
@@ -136,7 +137,10 @@ export function groupNormalize(values: Float64Array, groups: number[][], opts: G
     const st = validStats(values, idx, stdKind);
     if (st.n === 0) continue;
     if (st.n === 1) {
-      if (singleton === "reward") for (const i of idx) if (!Number.isNaN(values[i]!)) out[i] = values[i]!;
+      if (singleton === "zero") continue;
+      // mean 0, and std 1 ("unit": divided by 1 + eps under scale "group") or no division ("reward")
+      const d = singleton === "unit" && scale === "group" ? 1 + eps : 1;
+      for (const i of idx) if (!Number.isNaN(values[i]!)) out[i] = values[i]! / d;
       continue;
     }
     const denom = scale === "group" ? st.std + eps : scale === "batch" ? batchStd + eps : 1;

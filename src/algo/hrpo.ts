@@ -66,16 +66,7 @@ export const hopGrouped = defineAdvantage({
   estimate(batch, p) {
     const labels = fieldLabels(batch, p.field, "hop_grouped");
     const groups = groupMembers(p.acrossPrompts ? labels : compositeKeys(batch.groupIndex, labels, p.field));
-    const out = groupNormalize(batch.rewards, groups, {
-      std: p.std,
-      eps: p.eps,
-      singleton: p.singleton === "reward" ? "reward" : "zero",
-    });
-    if (p.singleton === "unit")
-      for (const g of groups) {
-        const valid = g.filter((i) => !Number.isNaN(batch.rewards[i] as number));
-        if (valid.length === 1) out[valid[0] as number] = (batch.rewards[valid[0] as number] as number) / (1 + p.eps);
-      }
+    const out = groupNormalize(batch.rewards, groups, { std: p.std, eps: p.eps, singleton: p.singleton });
     return seq(out);
   },
 });

@@ -119,22 +119,32 @@ export abstract class Base {
     return this.params.map(([, p]) => p);
   }
   state(): Record<string, Tensor> {
-    return Object.fromEntries(this.params.map(([n, p]) => [n, noGrad(() => p.detach().clone())]));
+    return copyNamed(this.params);
   }
   load(state: Record<string, Tensor>): void {
-    noGrad(() => {
-      for (const [n, p] of this.params) {
-        const src = state[n];
-        if (src === undefined) throw new CohortError(`policy state lacks "${n}"`);
-        if (src.shape.join(",") !== p.shape.join(","))
-          throw new CohortError(`policy state "${n}" has shape [${src.shape}], the policy [${p.shape}]`);
-        p.copy_(src);
-      }
-    });
+    loadNamed(this.params, state, "policy");
   }
   dispose(): void {
     for (const [, p] of this.params) p.dispose();
   }
+}
+
+/** Copies of named parameters (owned by the caller): a network's `state()`. */
+export function copyNamed(params: readonly [string, Tensor][]): Record<string, Tensor> {
+  return Object.fromEntries(params.map(([n, p]) => [n, noGrad(() => p.detach().clone())]));
+}
+
+/** Copies `state` into the named parameters (every name present, shapes equal; cast to the parameter's dtype). */
+export function loadNamed(params: readonly [string, Tensor][], state: Record<string, Tensor>, what: string): void {
+  noGrad(() => {
+    for (const [n, p] of params) {
+      const src = state[n];
+      if (src === undefined) throw new CohortError(`${what} state lacks "${n}"`);
+      if (src.shape.join(",") !== p.shape.join(","))
+        throw new CohortError(`${what} state "${n}" has shape [${src.shape}], the ${what} [${p.shape}]`);
+      tidy(() => p.copy_(src.dtype === p.dtype ? src : src.to(p.dtype)));
+    }
+  });
 }
 
 /** Log-softmax rows → categorical sampling (shared by the tabular and MLP policies). */

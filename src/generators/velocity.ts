@@ -19,6 +19,7 @@
  * @module
  */
 // arXiv 2505.05470 [CODE] (the SDE step with its log-prob)
+import { copyNamed, loadNamed } from "../control/policy.js";
 import { CohortError } from "../errors.js";
 import { cat, type DType, noGrad, randn, type Tensor, tensor, tidy, zeros } from "../tensor/index.js";
 import { CLASSES, PIXELS } from "./digits.js";
@@ -90,19 +91,11 @@ export class VelocityNet {
 
   /** Copies of the weights (owned by the caller). */
   state(): Record<string, Tensor> {
-    return Object.fromEntries(this.params.map(([n, p]) => [n, noGrad(() => p.detach().clone())]));
+    return copyNamed(this.params);
   }
 
   load(state: Record<string, Tensor>): void {
-    noGrad(() => {
-      for (const [n, p] of this.params) {
-        const src = state[n];
-        if (src === undefined) throw new CohortError(`generator weights lack "${n}"`);
-        if (src.shape.join(",") !== p.shape.join(","))
-          throw new CohortError(`generator weight "${n}" has shape [${src.shape}], the network [${p.shape}]`);
-        tidy(() => p.copy_(src.to(this.dtype)));
-      }
-    });
+    loadNamed(this.params, state, "generator");
   }
 
   dispose(): void {

@@ -24,7 +24,7 @@ import {
 import { HlGauss, hlGaussSchema } from "../../src/control/value.js";
 import { Rng } from "../../src/task/rng.js";
 import { manualSeed, noGrad, type Tensor, tensor, tidy, zeroGrad } from "../../src/tensor/index.js";
-import { numericalGradient } from "../helpers/finite-diff.js";
+import { assertParamGradients } from "../helpers/finite-diff.js";
 import { assertClose, type PyTensor, py, runOracle } from "../helpers/oracle.js";
 
 const TOL = { rtol: 1e-9, atol: 1e-11 };
@@ -282,20 +282,7 @@ test("hyper_mlp: log-probs and entropy match PyTorch float64; gradients match fi
           .sum()
           .add((f.entropy as Tensor).mul(u).sum());
       });
-    for (const [name, param] of p.namedParameters()) {
-      zeroGrad(p.parameters());
-      const f = objective();
-      f.backward();
-      const g = vals(param.grad as Tensor);
-      f.dispose();
-      const x0 = vals(param);
-      const num = numericalGradient((x) => {
-        noGrad(() => param.copy_(tensor(x, { shape: [...param.shape], dtype: "f64" })));
-        return noGrad(() => objective().item());
-      }, x0);
-      noGrad(() => param.copy_(tensor(x0, { shape: [...param.shape], dtype: "f64" })));
-      assertClose(g, num, { rtol: 1e-5, atol: 1e-7 }, `${c.name} ∂/∂${name}`);
-    }
+    assertParamGradients(p.namedParameters(), objective, c.name);
   }
   const res = runOracle(reqs);
   for (const [k, c] of POLICIES.entries()) {

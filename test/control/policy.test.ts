@@ -12,8 +12,8 @@ import {
   TabularSoftmax,
 } from "../../src/control/policy.js";
 import { Rng } from "../../src/task/rng.js";
-import { manualSeed, noGrad, type Tensor, tensor, tidy, zeroGrad } from "../../src/tensor/index.js";
-import { numericalGradient } from "../helpers/finite-diff.js";
+import { manualSeed, noGrad, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
+import { assertParamGradients } from "../helpers/finite-diff.js";
 import { assertClose, type PyTensor, py, runOracle } from "../helpers/oracle.js";
 
 const TOL = { rtol: 1e-9, atol: 1e-10 };
@@ -180,20 +180,7 @@ test("policies: gradients of Σ w·log π + Σ v·H match central finite differe
           .sum()
           .add((r.entropy as Tensor).mul(v).sum());
       });
-    for (const [name, param] of p.namedParameters()) {
-      zeroGrad(p.parameters());
-      const f = objective();
-      f.backward();
-      const g = values(param.grad as Tensor);
-      f.dispose();
-      const x0 = values(param);
-      const num = numericalGradient((x) => {
-        noGrad(() => param.copy_(tensor(x, { shape: [...param.shape], dtype: "f64" })));
-        return noGrad(() => objective().item());
-      }, x0);
-      noGrad(() => param.copy_(tensor(x0, { shape: [...param.shape], dtype: "f64" })));
-      assertClose(g, num, { rtol: 1e-5, atol: 1e-7 }, `${c.name} ∂/∂${name}`);
-    }
+    assertParamGradients(p.namedParameters(), objective, c.name);
     p.dispose();
   }
 });

@@ -3,7 +3,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { noGrad, type Tensor, tensor, tidy } from "../../src/tensor/index.js";
+import { noGrad, type Tensor, tensor, tidy, zeroGrad } from "../../src/tensor/index.js";
+import { assertClose } from "./oracle.js";
 
 /** ∂f/∂x by central differences: (f(x + h·eᵢ) − f(x − h·eᵢ)) / 2h for every element i. */
 export function numericalGradient(f: (x: Float64Array) => number, x: Float64Array, eps = 1e-6): Float64Array {
@@ -56,4 +57,31 @@ export function finiteDiffGrads(
       );
     return numericalGradient(loss, Float64Array.from(x.toArray()), eps);
   });
+}
+
+/**
+ * For every named f64 parameter: autograd's ∂objective/∂param equals central differences (rtol 1e-5, atol 1e-7).
+ * `objective` returns a scalar built from the parameters; each parameter is restored after its differences.
+ */
+export function assertParamGradients(
+  params: readonly [string, Tensor][],
+  objective: () => Tensor,
+  label: string,
+): void {
+  const all = params.map(([, t]) => t);
+  for (const [name, param] of params) {
+    zeroGrad(all);
+    const f = objective();
+    f.backward();
+    const g = Float64Array.from((param.grad as Tensor).toArray());
+    f.dispose();
+    const x0 = Float64Array.from(param.toArray());
+    const set = (x: Float64Array) => noGrad(() => param.copy_(tensor(x, { shape: [...param.shape], dtype: "f64" })));
+    const num = numericalGradient((x) => {
+      set(x);
+      return noGrad(() => objective().item());
+    }, x0);
+    set(x0);
+    assertClose(g, num, { rtol: 1e-5, atol: 1e-7 }, `${label} ∂/∂${name}`);
+  }
 }

@@ -29,7 +29,7 @@ test("the peak over a span sees a big tensor that was freed before the span ende
   }
 });
 
-test("every step's metrics carry mem/peak_rss_gb, within the process's whole-run peak", async () => {
+test("every step's metrics carry mem/peak_rss_gb; the last step's lies under the process peak", async () => {
   const cfg = parseTrainConfig({
     name: "mem",
     outputDir: tmpRunRoot(),
@@ -44,11 +44,16 @@ test("every step's metrics carry mem/peak_rss_gb, within the process's whole-run
   });
   const r = await train(cfg);
   assert.equal(r.metrics.length, 2);
-  const whole = (process.resourceUsage().maxRSS * 1024) / GIB;
+  // ru_maxrss is max(the high-water mark now, …); every step resets the mark, so only the last step's peak is
+  // certain to lie under it (an earlier step's may have been higher than anything after its reset)
+  const now = (process.resourceUsage().maxRSS * 1024) / GIB;
   for (const m of r.metrics) {
     const gb = m["mem/peak_rss_gb"];
     assert.equal(typeof gb, "number");
-    // the kernel keeps ru_maxrss and VmHWM by separate accounting: VmHWM can lead it by a few pages (16 MiB slack)
-    assert.ok((gb as number) > 0.01 && (gb as number) <= whole + 16 / 1024, `peak ${gb} GiB (process peak ${whole})`);
+    assert.ok((gb as number) > 0.01, `peak ${gb} GiB`);
   }
+  // the kernel batches each thread's RSS counter updates (64 page events a thread), so the two readings can
+  // differ by a few pages a thread: 8 MiB of slack
+  const last = r.metrics.at(-1)?.["mem/peak_rss_gb"] as number;
+  assert.ok(last <= now + 8 / 1024, `the last step's peak ${last} GiB is above the process's ${now} GiB`);
 });
