@@ -221,7 +221,17 @@ export async function sft(o: SftOptions): Promise<SftResult> {
     const batch = Math.min(o.batchSize ?? 32, train.length);
     const evalEvery = o.evalEvery ?? 100;
     const longestTarget = Math.max(...examples.map((e) => e.target.length));
-    const maxNew = o.maxNewTokens ?? Math.min(positions, longestTarget + 4);
+    // the evaluations generate maxNew tokens after each held-out prompt: the default fits the longest one;
+    // a given --max-new-tokens that cannot fit is refused before training (not at the first evaluation)
+    const longestHeld = Math.max(0, ...held.map((e) => e.prompt.length));
+    const maxNew = o.maxNewTokens ?? Math.max(1, Math.min(positions - longestHeld, longestTarget + 4));
+    if (held.length > 0 && longestHeld + maxNew > positions)
+      throw new ConfigError(
+        `held-out prompts of up to ${longestHeld} tokens + ${maxNew} generated tokens exceed the model's ${positions} positions; ` +
+          `set --max-new-tokens ≤ ${Math.max(0, positions - longestHeld)}` +
+          (o.from === undefined ? ` or --max-positions ≥ ${longestHeld + maxNew}` : ""),
+        o.maxNewTokens !== undefined ? "--max-new-tokens" : "--max-positions",
+      );
     const { opt, schedule } = sftOptimizer(model, o, maxSteps, Math.min(100, Math.floor(maxSteps / 10)));
     const stopTokenIds = [...new Set([...eosIds(model.config), tok.eosId])];
     const sampler = new LocalSampler(model, { decode: (ids) => tok.decode(ids), padId: tok.padId, maxBatch: 128 });

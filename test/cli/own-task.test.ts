@@ -145,6 +145,15 @@ test("bad input to eval and pretrain --dataset exits 2 naming the problem, befor
     cli("pretrain", "--dataset", writeLines(join(root, "n.jsonl"), [{ prompt: "x" }]), "--out", out),
     /n\.jsonl:1: missing field "answer"/,
   );
+  const ten = writeLines(
+    join(root, "ten.jsonl"),
+    Array.from({ length: 10 }, (_, i) => ({ prompt: `1${i}+34=`, answer: String(44 + i) })),
+  );
+  const evalHalf = ["--dataset-options", '{"evalFraction":0.5}', "--max-positions", "28"];
+  refused(
+    cli("pretrain", "--dataset", ten, "--out", out, ...evalHalf, "--max-new-tokens", "25"),
+    /held-out prompts of up to 7 tokens \+ 25 generated tokens exceed the model's 28 positions; set --max-new-tokens ≤ 21 or --max-positions ≥ 32/,
+  );
   assert.ok(!existsSync(out), "nothing was written");
 });
 
