@@ -1,11 +1,11 @@
 /**
  * `npm run bench:agent-proxy`: the calculator agent of examples/agents/, written with each SDK (`openai`, `ai` +
- * `@ai-sdk/openai-compatible`, `@openai/agents`), trained with GRPO through the recording endpoint from the
+ * `@ai-sdk/openai-compatible`, `@openai/agents`, LangGraph.js), trained with GRPO through the recording endpoint from the
  * shipped `models/calc-tools-tiny` (see its PRETRAIN.md). Per SDK: the held-out success rate (the agent's final
  * answer is right, which takes a well-formed `calc` call and copying its result; one episode per held-out task,
  * sampled at temperature 1 as the SDKs send no temperature) and the tool-call rate, before and after the run.
  * All runs start from the same weights with the same seed and budget.
- * Settings: BENCH_SDKS (comma list, default all three), BENCH_STEPS (default 6), BENCH_TASKS (tasks per step, 8),
+ * Settings: BENCH_SDKS (comma list of openai, ai, agents, langgraph; default all four), BENCH_STEPS (default 6), BENCH_TASKS (tasks per step, 8),
  * BENCH_G (episodes per task, 8), BENCH_LR (3e-4), BENCH_EVAL (held-out tasks, 100), BENCH_SEED (0).
  * Last line: JSON `{"bench":"agent-proxy","openai":{"start","end","calls_start","calls_end","minutes"},…}`.
  */
@@ -20,8 +20,9 @@ const AGENTS: Record<string, string> = {
   openai: "examples/agents/openai-agent.ts#run",
   ai: "examples/agents/ai-agent.ts#run",
   agents: "examples/agents/agents-agent.ts#run",
+  langgraph: "examples/agents/langgraph-agent.ts#run",
 };
-const sdks = (process.env.BENCH_SDKS ?? "openai,ai,agents").split(",").filter((s) => s !== "");
+const sdks = (process.env.BENCH_SDKS ?? "openai,ai,agents,langgraph").split(",").filter((s) => s !== "");
 for (const s of sdks)
   if (!(s in AGENTS)) throw new Error(`BENCH_SDKS: unknown SDK ${s}; use ${Object.keys(AGENTS).join(", ")}`);
 const steps = Number(process.env.BENCH_STEPS ?? 6);

@@ -1,10 +1,13 @@
-// The recording endpoint with the real SDK packages (`openai`, `ai` + `@ai-sdk/openai-compatible`, `@openai/agents`)
-// against a `cohort serve` child process over the shipped tool-use model: multi-turn agents with tool calls, the
+// The recording endpoint with the real SDK packages (`openai`, `ai` + `@ai-sdk/openai-compatible`, `@openai/agents`,
+// LangGraph.js over `@langchain/openai`) against a `cohort serve` child process over the shipped tool-use model: multi-turn agents with tool calls, the
 // recorded token ids and log-probs against the model's own, streaming with tools through each SDK's streaming
 // API, malformed calls, unknown episodes, concurrent episodes and a client that disconnects mid-stream.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
+import { AIMessageChunk } from "@langchain/core/messages";
+import { tool as lcTool } from "@langchain/core/tools";
+import { ChatOpenAICompletions } from "@langchain/openai";
 import { Agent, tool as agentTool, OpenAIChatCompletionsModel, run as runAgent } from "@openai/agents";
 import { generateText, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
@@ -12,6 +15,7 @@ import { z } from "zod";
 import { run as agentsRun } from "../../examples/agents/agents-agent.js";
 import { run as aiRun } from "../../examples/agents/ai-agent.js";
 import { CALC_DESCRIPTION, type CalcTask, calc, calcParameters } from "../../examples/agents/calc.js";
+import { run as langgraphRun } from "../../examples/agents/langgraph-agent.js";
 import { run as openaiRun } from "../../examples/agents/openai-agent.js";
 import { readModelDir } from "../../src/io/hf.js";
 import { packBatch } from "../../src/model/batch.js";
@@ -51,9 +55,10 @@ const AGENTS: [string, Run][] = [
   ["openai", openaiRun],
   ["ai", aiRun],
   ["@openai/agents", agentsRun],
+  ["langgraph", langgraphRun],
 ];
 
-describe("the recording endpoint with the OpenAI, Vercel AI and OpenAI Agents SDKs", () => {
+describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and LangGraph SDKs", () => {
   let srv: ServeProcess;
   let model: CausalLM;
   let tok: Tokenizer;
@@ -250,6 +255,25 @@ describe("the recording endpoint with the OpenAI, Vercel AI and OpenAI Agents SD
       // the turn after the tool's output may outgrow the tiny model's context; the call was streamed before it
     }
     assert.ok(events.includes("tool_called") && events.includes("tool_output"), events.join(","));
+
+    // LangGraph / LangChain: the chat model's stream of tool-call chunks, concatenated, is the same call
+    const lcCalc = lcTool(async ({ expression }: { expression: string }) => calc(expression), {
+      name: "calc",
+      description: CALC_DESCRIPTION,
+      schema: z.object({ expression: z.string() }),
+    });
+    const lc = new ChatOpenAICompletions({
+      model: NAME,
+      apiKey: "x",
+      maxRetries: 0,
+      configuration: { baseURL: `${srv.url}/v1` },
+    }).bindTools([lcCalc]);
+    let acc: AIMessageChunk | undefined;
+    for await (const chunk of await lc.stream("64*17=?", { seed })) acc = acc === undefined ? chunk : acc.concat(chunk);
+    assert.ok(acc instanceof AIMessageChunk);
+    const lcCall = acc.tool_calls?.[0];
+    assert.equal(lcCall?.name, "calc");
+    assert.deepEqual(lcCall?.args, JSON.parse(want.function.arguments));
   });
 
   test("a malformed tool call (cut by a stop string) comes back as plain text, streamed or not", async () => {
@@ -308,11 +332,15 @@ describe("the recording endpoint with the OpenAI, Vercel AI and OpenAI Agents SD
     assert.equal((await http(`${srv.url}/episodes`, "POST", { id: "bad id!" })).status, 400);
   });
 
-  test("concurrent episodes of all three SDKs are kept apart", async () => {
-    const eps = await Promise.all(TASKS.slice(0, 6).map(() => open()));
+  test("concurrent episodes of all four SDKs are kept apart", async () => {
+    const eps = await Promise.all(TASKS.slice(0, 8).map(() => open()));
     await Promise.allSettled(
       eps.map((ep, i) =>
-        (AGENTS[i % 3]![1] as Run)({ task: TASKS[i]!, baseURL: ep.base_url, signal: new AbortController().signal }),
+        (AGENTS[i % AGENTS.length]![1] as Run)({
+          task: TASKS[i]!,
+          baseURL: ep.base_url,
+          signal: new AbortController().signal,
+        }),
       ),
     );
     for (const [i, ep] of eps.entries()) {
