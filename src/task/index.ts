@@ -8,6 +8,8 @@ export * from "./countdown.js";
 export * from "./expression.js";
 export * from "./format.js";
 export * from "./jsonl.js";
+export * from "./nearest.js";
+export * from "./ranking.js";
 export { Fraction } from "./rational.js";
 export * from "./registry.js";
 export * from "./rng.js";
