@@ -463,7 +463,12 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     // a ranking task's lists give Rank-GRPO its rank rewards and the item of every token (ranked.ts)
     const ranks = task !== undefined && isRankingTask(task) && c.agent === undefined;
     const sources = ranks ? new Set([...TRAIN_SOURCES, ...RANKING_SOURCES]) : TRAIN_SOURCES;
-    checkNeeds(resolvedAlgo, sources, ranks ? "cohort train" : "cohort train on this data (no ranking task)");
+    const where = ranks
+      ? "cohort train"
+      : c.agent !== undefined
+        ? "cohort train with `agent`"
+        : "cohort train on this data (no ranking task)";
+    checkNeeds(resolvedAlgo, sources, where);
   }
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
   const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;
