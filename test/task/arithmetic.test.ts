@@ -139,7 +139,8 @@ test("registry builds tasks by name and lists known names", () => {
   assert.throws(
     () => createTask("arith"),
     (e: unknown) =>
-      e instanceof ConfigError && e.message === 'task.name: unknown task "arith"; known: arithmetic, countdown, nearest',
+      e instanceof ConfigError &&
+      e.message === 'task.name: unknown task "arith"; known: arithmetic, countdown, nearest',
   );
   assert.throws(() => createTask("countdown", { count: 1 }), /^ConfigError: task\.options: count\[0\]: Too small/);
 });
