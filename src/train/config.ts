@@ -467,7 +467,7 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
       ? "cohort train"
       : c.agent !== undefined
         ? "cohort train with `agent`"
-        : "cohort train on this data (no ranking task)";
+        : "cohort train on this data";
     checkNeeds(resolvedAlgo, sources, where);
   }
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);

@@ -36,7 +36,7 @@ test("rank_grpo: accepted on a ranking task, refused (before any work) where no 
     () => config(tmpRunRoot(), 1, { task: { name: "arithmetic" }, rewards: ["correctness"] }),
     (e: unknown) =>
       e instanceof ConfigError &&
-      /need "rankRewards"\), which cohort train on this data \(no ranking task\) does not supply.*nearest/.test(
+      /need "rankRewards"\), which cohort train on this data does not supply; it comes from cohort train on a ranking task.*nearest/.test(
         e.message,
       ),
   );
