@@ -1,6 +1,7 @@
 /**
- * Verifiable tasks: seeded generators with exact verifiers (arithmetic, countdown), JSONL datasets, the
- * answer format, hash-based train/eval splits and the project's own seeded PRNG.
+ * Verifiable tasks: seeded generators with exact verifiers (arithmetic, countdown; nearest ranks items for
+ * Rank-GRPO, ranking.ts), JSONL datasets, the answer format, hash-based train/eval splits and the project's own
+ * seeded PRNG.
  * @module
  */
 export * from "./arithmetic.js";
