@@ -61,11 +61,11 @@ export const NEEDS = {
   },
   rankRewards: {
     what: "the reward of every rank position of a ranked list ([N][K])",
-    from: "your own loop only: call the pipeline with RewardBatch.rankRewards (no built-in task ranks items)",
+    from: "cohort train on a ranking task (`task: {name: nearest}`), or your own loop with RewardBatch.rankRewards",
   },
   itemIndex: {
     what: "the item (rank position) of every token [N, T]",
-    from: "your own loop only: call the pipeline with itemIndex (no built-in task ranks items)",
+    from: "cohort train on a ranking task (`task: {name: nearest}`), or your own loop with itemIndex",
   },
   agentSteps: {
     what: "agent step rows (trajectory, step index, observation key, agent id) of multi-turn episodes",
@@ -104,6 +104,9 @@ export const TRAIN_SOURCES: ReadonlySet<Need> = new Set<Need>([
   "rowFields",
   "wholeGroups",
 ]);
+
+/** Needs `cohort train` satisfies on a ranking task (src/task/ranking.ts) besides `TRAIN_SOURCES`. */
+export const RANKING_SOURCES: ReadonlySet<Need> = new Set<Need>(["rankRewards", "itemIndex"]);
 
 /** What every component declares. `P` is its zod params schema (a strict object with defaults). */
 export interface ComponentDef<P extends z.ZodType = z.ZodType> {

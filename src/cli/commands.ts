@@ -390,7 +390,7 @@ export const pretrainCommand: Command = {
     "[--target-accuracy X] [--max-new-tokens N] [--max-positions N] [--seed N] [model shape flags]\n" +
     "       cohort pretrain --task <name> --out <dir> [--options JSON] [--seed N] [--steps N] [--batch N] [--lr X] " +
     "[--target-accuracy X] [--eval-every N] [--hidden N] [--layers N] [--heads N] [--kv-heads N] [--mlp N] " +
-    "[--think] [--thought-dropout P]\n" +
+    "[--think] [--thought-dropout P] [--max-new-tokens N]\n" +
     "       cohort pretrain --env <name> --out <dir> [--options JSON] [--noise P] [--max-positions N] [same options]",
   async run(args) {
     const { values } = parseCommandArgs(
@@ -456,7 +456,9 @@ export const pretrainCommand: Command = {
         if (values[f] !== undefined && values[source] === undefined)
           throw new ConfigError(`--${f} applies to --${source}\nusage: ${this.usage}`);
     };
-    only(["dataset-options", "template", "system", "from", "max-new-tokens"], "dataset");
+    only(["dataset-options", "template", "system", "from"], "dataset");
+    if (values["max-new-tokens"] !== undefined && values.env !== undefined)
+      throw new ConfigError(`--max-new-tokens applies to --dataset and --task\nusage: ${this.usage}`);
     only(["think", "thought-dropout"], "task");
     only(["noise"], "env");
     if (values.dataset !== undefined) {
@@ -568,6 +570,8 @@ export const pretrainCommand: Command = {
     // targets with the task's reasoning trace in <think>…</think>; TON drops it with probability P
     set("think", values.think === true ? true : undefined);
     set("thoughtDropout", num("thought-dropout"));
+    // the greedy held-out generation limit (a task whose answers are longer than the default 24 tokens)
+    set("maxNewTokens", num("max-new-tokens"));
     const r = pretrain(opts);
     const dropped = r.thoughts.total > 0 ? `, thoughts dropped ${r.thoughts.dropped} of ${r.thoughts.total}` : "";
     console.log(`saved ${values.out}: ${r.steps} steps, eval accuracy ${(100 * r.evalAccuracy).toFixed(1)}%${dropped}`);

@@ -578,14 +578,15 @@ define({
 define({
   name: "rank_grpo",
   summary:
-    "rank-level rewards and item ratios; no built-in task ranks items, so `cohort train` refuses it (need `rankRewards`): use the pipeline from your own loop",
+    "rank-level rewards (suffix DCG) normalised per rank, item ratios; trains on ranking tasks (`nearest`, examples/rank_grpo.yaml)",
   title: "Rank-GRPO",
   arxiv: "2510.20150",
   confidence: "CODE",
   doc:
     "Rank-GRPO for ranked lists: rank-level rewards (suffix DCG), advantages normalised per rank across the " +
     "group, and a rank-level ratio (geometric mean of the token ratios of each item) in the clipped surrogate " +
-    "(ε = 0.2). Needs the item id of every token (LossBatch.itemIndex).",
+    "(ε = 0.2). Needs the rank rewards and the item id of every token, which `cohort train` reads from a " +
+    "ranking task (src/task/ranking.ts, e.g. `nearest`).",
   config: {
     advantage: { estimator: "rank_grpo" },
     ratio: { level: "item" },

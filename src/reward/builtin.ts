@@ -6,6 +6,8 @@
  * @module
  */
 import { Registry } from "../algo/registry.js";
+import { ConfigError } from "../errors.js";
+import { isRankingTask, ndcg } from "../task/ranking.js";
 import type { Problem, Task } from "../task/types.js";
 import { distinctN, perspectiveDiversity, roleTags } from "./process.js";
 import type { RewardFn, RewardSample } from "./types.js";
@@ -34,6 +36,16 @@ export function formatReward(task: Task): RewardFn {
   return (s) => (task.verify(problemOf(s), s.completion).format ? 1 : 0);
 }
 
+/** NDCG of a ranking task's list (src/task/ranking.ts); a task that does not rank items is refused. */
+export function ndcgReward(task: Task): RewardFn {
+  if (!isRankingTask(task))
+    throw new ConfigError(
+      `reward "ndcg" scores ranked lists; task "${task.name}" does not rank items (use a ranking task such as nearest)`,
+      "rewards",
+    );
+  return (s) => ndcg(task.rank(problemOf(s), s.completion));
+}
+
 /** What a built-in reward is built from. */
 export interface BuiltinRewardContext {
   task: Task;
@@ -47,3 +59,5 @@ builtinRewards.register("format", (ctx) => formatReward(ctx.task));
 builtinRewards.register("distinct_2", () => (s) => distinctN(s.completion, 2));
 /** MultiRole-R1's perspective diversity: min(#distinct `<role>…</role>` tags, 3)/3 (process.ts). */
 builtinRewards.register("perspective", () => (s) => perspectiveDiversity(roleTags(s.completion), 3));
+/** NDCG of a ranked list (ranking tasks such as `nearest`). */
+builtinRewards.register("ndcg", (ctx) => ndcgReward(ctx.task));

@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { Registry } from "../algo/registry.js";
 import { type ArithmeticOptions, arithmeticOptions, arithmeticTask } from "./arithmetic.js";
 import { type CountdownOptions, countdownOptions, countdownTask } from "./countdown.js";
+import { type NearestOptions, nearestOptions, nearestTask } from "./nearest.js";
 import type { Task } from "./types.js";
 
 export interface TaskSpec<O = unknown> {
@@ -36,10 +37,19 @@ export const countdownSpec = defineTask<CountdownOptions>({
   create: (o, path) => countdownTask(o, path),
 });
 
+export const nearestSpec = defineTask<NearestOptions>({
+  name: "nearest",
+  description:
+    "Rank given numbers by closeness to a target (a ranked list of k, for Rank-GRPO); prompt 3 near 47: 12 50 33 81 45=, answer <answer>45 50 33</answer>.",
+  options: nearestOptions,
+  create: (o, path) => nearestTask(o, path),
+});
+
 /** The registry of built-in tasks. */
 export const taskRegistry = new Registry<TaskSpec>("task");
 taskRegistry.register(arithmeticSpec.name, arithmeticSpec as TaskSpec);
 taskRegistry.register(countdownSpec.name, countdownSpec as TaskSpec);
+taskRegistry.register(nearestSpec.name, nearestSpec as TaskSpec);
 
 /**
  * Build a registered task from its name and options, e.g. `createTask("arithmetic", {digits: [2, 4]})`.

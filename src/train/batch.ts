@@ -63,6 +63,8 @@ export interface Micro extends Packed {
   refLp: Tensor | null;
   /** 1 = an off-policy row (DaGRPO anchor): no sampler log-prob, left out of the mismatch metric. */
   offPolicy: Uint8Array;
+  /** Item (rank position) of each token, −1 = none (Rank-GRPO on a ranking task). */
+  itemIndex?: Tensor;
 }
 
 /** Packs rows on the host and moves them to the model's device. */
@@ -95,7 +97,7 @@ export function disposePacked(p: Packed): void {
 
 export function disposeMicro(m: Micro): void {
   disposePacked(m);
-  for (const t of [m.mask, m.samplerLp, m.adv, m.oldLp, m.refLp]) t?.dispose();
+  for (const t of [m.mask, m.samplerLp, m.adv, m.oldLp, m.refLp, m.itemIndex]) t?.dispose();
 }
 
 /** The [N, C] loss mask of every row: completion tokens, with holes at tool observations for episodes. */
@@ -231,6 +233,18 @@ export function targetRatioOf(src: BatchSource, ro: Rows, C: number, mask: Tenso
 
 export function disposeWhole(w: WholeBatch): void {
   for (const t of [w.mask, w.tokenIds, w.entropy, w.old, w.ref, w.curvature]) t?.dispose();
+}
+
+/** Rows `rows` and the first `C` columns of a whole-batch tensor, on `dev` (kept). */
+export function pickRows(t: Tensor, rows: readonly number[], C: number, dev: Tensor["device"]): Tensor {
+  return keep(
+    tidy(() =>
+      t
+        .indexSelect(0, tensor([...rows], { dtype: "i64" }).to(t.device))
+        .narrow(1, 0, C)
+        .to(dev),
+    ),
+  );
 }
 
 /**

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { advantageEstimators } from "../algo/advantage.js";
-import { TRAIN_SOURCES } from "../algo/component.js";
+import { RANKING_SOURCES, TRAIN_SOURCES } from "../algo/component.js";
 import { type AlgoConfig, checkNeeds, configNeeds, parseAlgoConfig } from "../algo/config.js";
 import { gates } from "../algo/gates.js";
 import { regularizers } from "../algo/regularizers.js";
@@ -22,6 +22,7 @@ import { rewardName } from "../reward/load.js";
 import { preferenceEntrySchema } from "../reward/preference.js";
 import { jsonlOptions } from "../task/jsonl.js";
 import { parseOptions } from "../task/options.js";
+import { isRankingTask } from "../task/ranking.js";
 import { createTask } from "../task/registry.js";
 import { DEVICE_NAME } from "../tensor/index.js";
 import { agentConfigSchema } from "./agent-config.js";
@@ -312,7 +313,7 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
     );
   }
   // task, dataset and environment options are checked now, with their full key path, before any work
-  if (c.task !== undefined) createTask(c.task.name, c.task.options, "task");
+  const task = c.task !== undefined ? createTask(c.task.name, c.task.options, "task") : undefined;
   if (c.dataset !== undefined) parseOptions(jsonlOptions, c.dataset.options, "dataset.options");
   const metric = c.eval.metric;
   if (metric !== undefined && c.env !== undefined)
@@ -458,7 +459,17 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   // every input a component reads must have a source in this run (rank rewards, a custom token score, … do not)
   if (c.policy !== undefined) checkNeeds(resolvedAlgo, CONTROL_SOURCES(c.policy), "cohort train with a control policy");
-  else checkNeeds(resolvedAlgo, TRAIN_SOURCES, "cohort train");
+  else {
+    // a ranking task's lists give Rank-GRPO its rank rewards and the item of every token (ranked.ts)
+    const ranks = task !== undefined && isRankingTask(task) && c.agent === undefined;
+    const sources = ranks ? new Set([...TRAIN_SOURCES, ...RANKING_SOURCES]) : TRAIN_SOURCES;
+    const where = ranks
+      ? "cohort train"
+      : c.agent !== undefined
+        ? "cohort train with `agent`"
+        : "cohort train on this data";
+    checkNeeds(resolvedAlgo, sources, where);
+  }
   const estimator = advantageEstimators.get(resolvedAlgo.advantage.estimator);
   const minGroup = estimator.minGroupSize?.(resolvedAlgo.advantage.options) ?? 2;
   if (c.train.groupSize < minGroup && estimator.groupRelative !== false && minGroup > 2) {

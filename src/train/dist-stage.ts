@@ -11,7 +11,7 @@ import type { Advantages, RewardBatch } from "../algo/types.js";
 import type { ProcessGroup } from "../parallel/group.js";
 import { type Tensor, tensor, tidy } from "../tensor/index.js";
 
-type Base = Omit<RewardBatch, "rewards" | "rewardsByFn" | "mask" | "tokenRewards" | "itemIndex">;
+type Base = Omit<RewardBatch, "rewards" | "rewardsByFn" | "mask" | "tokenRewards">;
 
 /** One rank's share of a step, as plain data. */
 interface Share {
@@ -27,6 +27,9 @@ interface Share {
   observationKey?: string[];
   agentId?: number[];
   executed?: number[];
+  /** Rank-GRPO: [n][k] rank rewards and [n][C] item of each token. */
+  rankRewards?: number[][];
+  itemIndex?: number[][];
   /** [n][C] rows of the mask and of the per-token inputs. */
   mask: number[][];
   rewardKl?: number[][];
@@ -73,6 +76,8 @@ export function advantagesOverRanks(
     ...(base.observationKey ? { observationKey: [...base.observationKey] } : {}),
     ...(base.agentId ? { agentId: arr(base.agentId) } : {}),
     ...(base.executed ? { executed: arr(base.executed) } : {}),
+    ...(base.rankRewards ? { rankRewards: base.rankRewards.map((r) => Array.from(r)) } : {}),
+    ...(base.itemIndex ? { itemIndex: rows2d(base.itemIndex) } : {}),
     mask: rows2d(inputs.mask),
     ...(inputs.rewardKl ? { rewardKl: rows2d(inputs.rewardKl) } : {}),
     ...(inputs.meanEntropy ? { meanEntropy: Array.from(inputs.meanEntropy()) } : {}),
@@ -124,6 +129,14 @@ export function advantagesOverRanks(
   if (agentId) gBase.agentId = Int32Array.from(agentId);
   const executed = cat((s) => s.executed);
   if (executed) gBase.executed = Uint8Array.from(executed);
+  const rankRows = cat((s) => s.rankRewards);
+  if (rankRows) gBase.rankRewards = rankRows.map((r) => Float64Array.from(r));
+  const itemRows = cat((s) => s.itemIndex);
+  if (itemRows) {
+    // pad with −1 (no item) to the step's longest completion
+    const padded = itemRows.map((r) => [...r, ...new Array<number>(Math.max(0, C - r.length)).fill(-1)]);
+    gBase.itemIndex = tensor(Int32Array.from(padded.flat()), { shape: [padded.length, C], dtype: "i32" });
+  }
   const mask = fromRows(
     all.flatMap((s) => s.mask),
     C,
@@ -185,5 +198,6 @@ export function advantagesOverRanks(
   } finally {
     mask.dispose();
     rewardKl?.dispose();
+    gBase.itemIndex?.dispose();
   }
 }

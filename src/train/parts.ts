@@ -59,7 +59,7 @@ export function forwardBackend(name: "plain" | "shared-prefix"): ForwardBackend 
   return name === "shared-prefix" ? sharedPrefixForward : plainForward;
 }
 
-type Base = Omit<RewardBatch, "rewards" | "rewardsByFn" | "mask" | "tokenRewards" | "itemIndex">;
+type Base = Omit<RewardBatch, "rewards" | "rewardsByFn" | "mask" | "tokenRewards">;
 
 export interface GradSync {
   /** This process writes the run's files (rank 0, or the only process). */

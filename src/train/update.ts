@@ -21,6 +21,7 @@ import { addGlobals, broadcastAdvantages, groupPassRate } from "../algo/policy-l
 import { microBatchRows, rowsPerPart, stepCounts } from "../algo/step.js";
 import type { GlobalCounts, LossBatch } from "../algo/types.js";
 import { oneStepEpisodes } from "../env/source.js";
+import { isRankingTask } from "../task/ranking.js";
 import { clipGradNorm, keep, learningRate, noGrad, type Tensor, tensor, tidy } from "../tensor/index.js";
 import {
   type BatchSource,
@@ -28,6 +29,7 @@ import {
   disposeMicro,
   disposeWhole,
   type Micro,
+  pickRows,
   targetRatioOf,
   type WholeBatch,
   wholeBatch,
@@ -36,6 +38,7 @@ import type { TrainConfig } from "./config.js";
 import type { Run } from "./context.js";
 import type { MetricRecord } from "./metrics.js";
 import { addMismatchRows, emptyMismatchBuckets, mismatchRowSums } from "./mismatch.js";
+import { rankInputs } from "./ranked.js";
 import type { Collected, Rollout } from "./sources.js";
 import { isOffPolicy, meanLogprobsOf } from "./sources.js";
 import { rolloutRows, stepMetrics, type TrainingTotals } from "./step-metrics.js";
@@ -88,6 +91,7 @@ function lossBatchOf(m: Micro, f: { lp: Tensor; entropy?: Tensor }, ro: Rollout,
     groupIndex: Int32Array.from(m.rows, (r) => ro.groupIndex[r] as number),
     rewards: Float64Array.from(m.rows, (r) => rewards[r] as number),
     passRate: Float64Array.from(m.rows, (r) => passRate[r] as number),
+    ...(m.itemIndex ? { itemIndex: m.itemIndex } : {}),
   };
 }
 
@@ -118,7 +122,7 @@ function stages(
   run: Run,
   col: Collected,
   src: BatchSource,
-): { stage: RewardStage; tok: TokenStage; whole: WholeBatch; cleanup: () => void } {
+): { stage: RewardStage; tok: TokenStage; whole: WholeBatch; itemIndex: Tensor | null; cleanup: () => void } {
   const pl = run.pipeline;
   const { ro, byFn } = col;
   const lengths = Int32Array.from(ro.completions, (c) => c.tokens.length);
@@ -126,6 +130,11 @@ function stages(
   const whole = wholeBatch(src, ro, { pipeline: pl });
   const rewardKl =
     whole.old && whole.ref ? keep(tidy(() => (whole.old as Tensor).sub(whole.ref as Tensor).mul(whole.mask))) : null;
+  // Rank-GRPO: the rank rewards and the item of every token, from a ranking task's lists (ranked.ts)
+  const ranked =
+    (pl.has("rankRewards") || pl.has("itemIndex")) && isRankingTask(run.task)
+      ? rankInputs(run.task, run.tok, ro, whole.mask.shape[1] as number)
+      : null;
   try {
     const entropy = whole.entropy;
     const inputs: StageInputs = {
@@ -141,6 +150,7 @@ function stages(
       texts: ro.texts,
       fields: ro.problems.map((p) => (p.meta ?? {}) as Record<string, unknown>),
       ...oneStepEpisodes(ro.problems),
+      ...(ranked ? { rankRewards: ranked.rankRewards, itemIndex: ranked.itemIndex } : {}),
     };
     // the source's own stage (episodes), else the pipeline's over every process's rows
     const stage =
@@ -157,13 +167,18 @@ function stages(
       stage,
       tok,
       whole,
+      itemIndex: ranked?.itemIndex ?? null,
       cleanup: () => {
+        ranked?.itemIndex.dispose();
         disposeWhole(whole);
         tok.mask.dispose();
         tok.advantageWeights?.dispose();
         for (const a of new Set([stage.advantages, stage.estimated])) if (a.kind === "token") a.values.dispose();
       },
     };
+  } catch (e) {
+    ranked?.itemIndex.dispose();
+    throw e;
   } finally {
     rewardKl?.dispose();
   }
@@ -201,7 +216,7 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
   const { ro } = col;
   const N = ro.completions.length;
   const src = batchSource(run);
-  const { stage, tok, whole, cleanup } = stages(run, col, src);
+  const { stage, tok, whole, itemIndex, cleanup } = stages(run, col, src);
   const rewards = stage.batch.rewards;
 
   // ---- minibatches and micro-batches of the kept rows (cut at group boundaries for per-question losses) ----
@@ -224,7 +239,11 @@ export function update(run: Run, step: number, col: Collected, t0: number): Step
         ro.groupIndex,
         rowsPerPart(mb.length, Math.ceil(mb.length / cfg.train.microBatchSize)),
         wholeGroups,
-      ).map((rows) => buildMicro(src, ro, rows, stage, tok, whole, cache, isOffPolicy)),
+      ).map((rows) => {
+        const m = buildMicro(src, ro, rows, stage, tok, whole, cache, isOffPolicy);
+        if (itemIndex) m.itemIndex = pickRows(itemIndex, rows, m.C, run.policy.model.device);
+        return m;
+      }),
     );
   } finally {
     cleanup();

@@ -26,8 +26,10 @@ import {
   runEstimator,
   stepGrpo,
 } from "../../src/algo/advantage.js";
+import { rankRewards } from "../../src/algo/rewards.js";
 import type { Advantages, RewardBatch } from "../../src/algo/types.js";
 import { CohortError, ConfigError } from "../../src/errors.js";
+import { nearestTask } from "../../src/task/nearest.js";
 import { liveTensors, tensor } from "../../src/tensor/index.js";
 import { close } from "../helpers/close.js";
 import { py, runOracle } from "../helpers/oracle.js";
@@ -323,6 +325,37 @@ describe("Dr. MAS, Step-GRPO, Rank-GRPO", () => {
     ]);
     adv.values.dispose();
     b.itemIndex?.dispose();
+  });
+  test("Rank-GRPO on a group of nearest lists: per-rank advantages against hand-computed vectors", () => {
+    // 3 near 47: 12 50 33 81 45 60= (nearest first 45 50 60 33 81 12), graded relevance (k − t)/k
+    const task = nearestTask();
+    const p = {
+      id: "p",
+      prompt: "3 near 47: 12 50 33 81 45 60=",
+      meta: { target: 47, candidates: [12, 50, 33, 81, 45, 60], ranking: [45, 50, 60, 33, 81, 12] },
+    };
+    const lists = ["<answer>45 50 60</answer>", "<answer>50 45 33</answer>", "<answer>45 45 x</answer>", "45 50 60"];
+    const rel = lists.map((c) => task.rank(p, c).relevance);
+    assert.deepEqual(rel, [
+      [1, 2 / 3, 1 / 3],
+      [2 / 3, 1, 0],
+      [1, 0, 0],
+      [0, 0, 0],
+    ]);
+    // suffix DCG r_k = Σ_{j≥k} rel_j / log2(j + 1) and (r − mean)/(std + 1e-6) per rank, PyTorch float64
+    const b: RewardBatch = { ...batchOf([0, 0, 0, 0]), rankRewards: rankRewards(rel) };
+    close(b.rankRewards![0]!, [1.5872865023809717, 0.5872865023809717, 0.16666666666666666], 1e-15);
+    close(b.rankRewards![1]!, [1.2975964202381243, 0.6309297535714575, 0], 1e-15);
+    const table = rankAdvantageTable(b);
+    const expected = [
+      [0.8922680871774435, 0.8029415805734701, 1.4999820002159974],
+      [0.4727005225915741, 0.9268855513871782, -0.4999940000719991],
+      [0.041681951485598626, -0.8649135659803242, -0.4999940000719991],
+      [-1.4066505612546163, -0.8649135659803242, -0.4999940000719991],
+    ];
+    table.forEach((row, i) => {
+      close(row, expected[i]!, 1e-12);
+    });
   });
 });
 

@@ -28,7 +28,7 @@ test("parseRewardRef splits module and export, and explains the expected form", 
       e instanceof ConfigError &&
       e.path === "rewards[0]" &&
       e.message ===
-        'rewards[0]: reward "./my-reward.ts" is not "<module path>#<export name>"; write e.g. "./my-reward.ts#score" (use #default for a default export), or a built-in name: correctness, distinct_2, format, perspective',
+        'rewards[0]: reward "./my-reward.ts" is not "<module path>#<export name>"; write e.g. "./my-reward.ts#score" (use #default for a default export), or a built-in name: correctness, distinct_2, format, ndcg, perspective',
   );
   assert.throws(() => parseRewardRef("./r.ts#"), ConfigError);
   assert.equal(rewardName("./rewards/my-reward.ts#score"), "my-reward#score");
@@ -117,7 +117,7 @@ test("resolveRewards: built-ins, module references, names, fallbacks and duplica
   );
   await assert.rejects(
     resolveReward("corectness", { task }),
-    /built-in name: correctness, distinct_2, format, perspective/,
+    /built-in name: correctness, distinct_2, format, ndcg, perspective/,
   );
 });
 

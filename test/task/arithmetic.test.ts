@@ -132,14 +132,15 @@ test("empty split and bad options fail with explanations", () => {
 });
 
 test("registry builds tasks by name and lists known names", () => {
-  assert.deepEqual(taskRegistry.names(), ["arithmetic", "countdown"]);
+  assert.deepEqual(taskRegistry.names(), ["arithmetic", "countdown", "nearest"]);
   const t = createTask("arithmetic", { digits: 2 });
   assert.equal(t.name, "arithmetic");
   assert.match(t.sample(Rng.fromSeed(0), "train").prompt, /^\d\d[+*-]\d\d=$/);
   assert.throws(
     () => createTask("arith"),
     (e: unknown) =>
-      e instanceof ConfigError && e.message === 'task.name: unknown task "arith"; known: arithmetic, countdown',
+      e instanceof ConfigError &&
+      e.message === 'task.name: unknown task "arith"; known: arithmetic, countdown, nearest',
   );
   assert.throws(() => createTask("countdown", { count: 1 }), /^ConfigError: task\.options: count\[0\]: Too small/);
 });

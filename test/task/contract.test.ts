@@ -5,8 +5,9 @@ import { wrapAnswer } from "../../src/task/format.js";
 import { createTask, taskRegistry } from "../../src/task/registry.js";
 import { Rng } from "../../src/task/rng.js";
 
-// Characters a small char-level model has to learn: digits, + - * / = ( ) space, newline, letters, < > /.
-const ALPHABET = /^[0-9+\-*/=() \nA-Za-z<>]*$/;
+// Characters a small char-level model has to learn: digits, + - * / = ( ) space, newline, letters, < > /, and
+// the colon of nearest's prompt.
+const ALPHABET = /^[0-9+\-*/=() \nA-Za-z<>:]*$/;
 
 for (const name of taskRegistry.names()) {
   test(`${name}: deterministic, self-consistent, serialisable, ASCII, disjoint splits`, () => {
