@@ -5,7 +5,7 @@
  * the ORIGINAL problem (same answer), as for every rollout wrapper.
  *
  * The paper's three aspects and ours (rule-based, so they work offline with any model and keep the answer
- * exactly; the paper has a strong LLM rewrite each question and checks the answer is kept):
+ * exactly; the paper has an LLM rewrite each question offline, keeping its gold answer):
  *
  * | aspect       | paper (instruction to the rewriting model)                        | here: arithmetic "a+b="                        | here: text question (first integer N)        |
  * |--------------|-------------------------------------------------------------------|------------------------------------------------|----------------------------------------------|

@@ -11,11 +11,11 @@
  * The ladder (`hints: tiers`) is the paper's three tiers in order, concept → step → answer (the paper's
  * Knowledge → Planning → Solution), each tier's parts revealed cumulatively (at most `maxPartsPerTier`):
  *
- * | source                                        | concept tier            | step tier                   | answer tier |
- * |-----------------------------------------------|-------------------------|-----------------------------|-------------|
- * | `meta[hintsField] = {concept, step, answer}`  | string or string[]      | string or string[]          | string or string[] |
- * | built-in arithmetic (design choice)           | the column method of op | the digit trace's steps but the last | "the answer is a" |
- * | anything else with an answer                  | `answerPrefixHint` ladder of `levels` levels (tiers not known)       |
+ * | source                                       | concept tier            | step tier                            | answer tier        |
+ * |----------------------------------------------|-------------------------|--------------------------------------|--------------------|
+ * | `meta[hintsField] = {concept, step, answer}` | string or string[]      | string or string[]                   | string or string[] |
+ * | built-in arithmetic (design choice)          | the column method of op | the digit trace's steps but the last | "the answer is a"  |
+ * | anything else with an answer                 | `answerPrefixHint` ladder of `levels` levels (no tiers known)                      |
  *
  * Level (tier, k) is the hint "{Tier}: part_1 ... part_k" (Tier = Concept, Step, Answer), placed in the
  * template. `hints: answer_prefix` uses the answer-prefix ladder for every problem.
@@ -30,7 +30,8 @@
  * |            | unhinted rows; once fired it stays on (the exemption period ends once)                       |
  *
  * Design choices: the plateau rule, its window W (`plateauWindow`, 10) and δ (`plateauDelta`, 0.01) are ours
- * (the paper diagnoses stagnation in words; the released code uses the fixed warm-up, kept as the minimum);
+ * (the abstract says guidance starts once independent learning has plateaued, with no rule or values in the
+ * sources read; the released code uses the fixed warm-up, kept here as the minimum);
  * the tier texts of built-in arithmetic; the default template `"Hint: {hint}\n{prompt}"` (released:
  * "Question: {q}\n{Tier label}: ..."). The trigger's state (recent rates, the current step's counts, the
  * step it fired) is saved in checkpoints with the rollout plan.
