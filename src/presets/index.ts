@@ -712,43 +712,55 @@ define({
 define({
   name: "sage",
   summary:
-    "all-fail groups re-sampled with answer hints of level 1–3; reward on the original problem; clip 0.2/0.28, no KL",
-  title: "SAGE (hint-guided re-sampling)",
+    "all-fail groups re-sampled with policy-written hints of level 1–3 (from the reference); reward on the original problem; clip 0.2/0.28, no KL",
+  title: "SAGE (self-hinting)",
   arxiv: "2602.03143",
   confidence: "CODE",
   doc:
     "A prompt whose whole group fails is re-sampled (all G completions) with hints of escalating level 1, 2, 3 " +
     "until one completion succeeds; the hinted group replaces the original and is trained conditioned on the " +
-    "hinted prompt, while the reward is computed against the original problem. Hints here are built from the " +
-    "reference answer (its length, then growing prefixes, never the whole answer; the released code has the " +
-    "policy write them). Clip-higher (0.2, 0.28), no KL, as in run_sage.sh.",
+    "hinted prompt, while the reward is computed against the original problem. The hints are written by the " +
+    "policy itself (same sampler and sampling parameters) from the problem and its reference solution " +
+    "(meta.solution, else the answer), as in the paper; the hint-writing rows are not trained (the released code " +
+    "trains only the solving rows). Design choice: one short generation per level with a level instruction " +
+    "(minimal, medium, detailed) instead of one JSON object holding all three; `hints: answer_prefix` uses " +
+    "answer-prefix hints instead. Clip-higher (0.2, 0.28), no KL, as in run_sage.sh.",
   config: {
     advantage: { estimator: "grpo" },
     gate: { type: "clip", low: 0.2, high: 0.28 },
     regularizers: [],
     aggregate: { mode: "seq-mean-token-mean" },
-    rollout: { wrapper: { name: "sage", options: { levels: 3 } } },
+    rollout: { wrapper: { name: "sage", options: { levels: 3, hints: "policy" } } },
   },
 });
 
 // arXiv 2510.19807 [CODE]
 define({
   name: "scaf_grpo",
-  summary: "after 50 warm-up steps, 1 rollout per hint level; lowest successful level replaces 1 of G; no KL",
+  summary:
+    "once the success rate plateaus (≥ 50 steps), 1 rollout per concept → step → answer hint level; lowest successful level replaces 1 of G; no KL",
   title: "Scaf-GRPO (scaffolded hints)",
   arxiv: "2510.19807",
   confidence: "CODE",
   doc:
-    "After 50 warm-up steps without hints, every all-fail group gets one completion per hint level " +
-    "(4 cumulative levels built from the reference answer, the last the full answer; the released code reads " +
-    "offline knowledge/solution hints), and the correct completion of the lowest level replaces one of the G " +
-    "failed ones, trained on its hinted prompt; the reward is unchanged. No KL.",
+    "Hints start once independent learning has plateaued: after at least 50 steps (the released warm-up) and " +
+    "once the batch success rate of the last W = 10 steps is no more than δ = 0.01 above that of the 10 before " +
+    "(the plateau rule and W, δ are a design choice; the trigger is checkpointed). Then every all-fail group " +
+    "gets one completion per level of its hint ladder, the paper's tiers concept → step → answer with parts " +
+    "revealed cumulatively (meta.hints {concept, step, answer} when the data has them, derived for built-in " +
+    "arithmetic, else 4 answer-prefix levels), and the correct completion of the lowest level replaces one of " +
+    "the G failed ones, trained on its hinted prompt; the reward is unchanged. No KL.",
   config: {
     advantage: { estimator: "grpo" },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     regularizers: [],
     aggregate: { mode: "seq-mean-token-mean" },
-    rollout: { wrapper: { name: "scaf_grpo", options: { warmupSteps: 50, levels: 4 } } },
+    rollout: {
+      wrapper: {
+        name: "scaf_grpo",
+        options: { trigger: "plateau", warmupSteps: 50, plateauWindow: 10, plateauDelta: 0.01, hints: "tiers" },
+      },
+    },
   },
 });
 
@@ -1580,6 +1592,31 @@ define({
     gate: { type: "clip", low: 1e-4, high: 1e-4 },
     regularizers: [],
     aggregate: { mode: "token-mean" },
+  },
+});
+
+// arXiv 2601.20614 [PAPER] (DGPO as released; MQR's rewrites are rule-based, a design choice)
+define({
+  name: "mathforge",
+  summary: "DGPO plus MQR: each question drawn as itself or a background / term / sub-problem reformulation",
+  title: "MathForge (DGPO + MQR)",
+  arxiv: "2601.20614",
+  confidence: "PAPER",
+  doc:
+    "DGPO (MAD-normalised advantages, question weights V·softmax(−acc/T), T = 2, clip 0.2, no KL) trained on " +
+    "MQR's multi-aspect reformulations: each drawn question is sampled as itself or one of three rewrites that " +
+    "keep its answer (a story background, an invented term, a sub-problem for one of its numbers), uniformly, " +
+    "like training on the released 4× augmented set; rewards score the original problem. Design choice: the " +
+    "rewrites are rule-based (arithmetic and text questions with an integer), where the paper has a strong LLM " +
+    "rewrite each question offline.",
+  config: {
+    advantage: { estimator: "dgpo" },
+    reweighters: [{ name: "dgpo_dqw", options: { temperature: 2.0 } }],
+    gate: { type: "clip", low: 0.2, high: 0.2 },
+    aggregate: { mode: "seq-mean-token-mean" },
+    rollout: {
+      wrapper: { name: "mqr", options: { aspects: ["background", "term", "subproblem"], keepOriginal: true } },
+    },
   },
 });
 

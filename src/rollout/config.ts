@@ -39,7 +39,7 @@ export const rolloutConfigSchema = z.strictObject({
       onCap: z.enum(["error", "train-partial"]).default("error"),
     })
     .optional(),
-  /** Rollout wrapper (wrappers/): igrpo, sage, scaf_grpo; none = direct sampling. */
+  /** Rollout wrapper (wrappers/): igrpo, sage, scaf_grpo, dagrpo, ps_grpo, mqr; none = direct sampling. */
   wrapper: z.strictObject({ name: z.string().min(1), options: options.default({}) }).optional(),
   /** What counts as a success for pass rates (VAS, GDRO, V₀) and hint wrappers: `reward` > `threshold`. */
   success: z

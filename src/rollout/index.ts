@@ -108,11 +108,13 @@ export class RolloutPlan {
   }
 
   state(): Record<string, unknown> {
-    return { sampler: this.sampler.state(), history: this.history.state() };
+    const wrapper = this.wrapper?.state?.();
+    return { sampler: this.sampler.state(), history: this.history.state(), ...(wrapper ? { wrapper } : {}) };
   }
 
   load(state: Record<string, unknown>): void {
     this.sampler.load((state.sampler ?? {}) as Record<string, unknown>);
     if (state.history !== undefined) this.history.load(state.history as Record<string, unknown>);
+    if (state.wrapper !== undefined) this.wrapper?.load?.(state.wrapper as Record<string, unknown>);
   }
 }

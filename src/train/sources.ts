@@ -326,6 +326,21 @@ export function planSource(o: PlanSourceOptions): RolloutSource {
         }
         return sampleScored(ps, cs, texts);
       },
+      generate: async (texts) => {
+        if (texts.length === 0) return [];
+        const t = performance.now();
+        const base = offset;
+        const ps = texts.map((prompt, b) => ({ id: `hint/${b}`, prompt, meta: {} }));
+        const ro = await o.generate(
+          ps,
+          ps.map(() => 1),
+          (i) => requestSeed(streamSeed, step, base + i),
+        );
+        samplingMs += performance.now() - t;
+        offset += ro.completions.length;
+        for (const c of ro.completions) sampledTokens += c.tokens.length;
+        return ro.texts;
+      },
       success: (batch, i) => plan.isSuccess(batch.byFn, i),
       reward: (batch, i) => plan.successReward(batch.byFn, i),
       successIndex: plan.successIndex,

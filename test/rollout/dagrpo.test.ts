@@ -78,6 +78,7 @@ function fakeHost(gen: (p: Problem, n: number) => string) {
       calls.push({ counts });
       return rows(ps, counts, (p) => gen(p, n++));
     },
+    generate: async () => assert.fail("DaGRPO writes no text"),
     success: (b, i) => ((b.byFn[0] as Float64Array)[i] as number) > 0.5,
     reward: (b, i) => (b.byFn[0] as Float64Array)[i] as number,
     successIndex: 0,

@@ -73,6 +73,7 @@ function fakeHost(answers: Record<string, string[]>, hostTask: Task = task) {
         byFn: [Float64Array.from(correct), Float64Array.from(correct, () => 0.25)],
       };
     },
+    generate: async () => assert.fail("PS-GRPO writes no text"),
     success: (b, i) => ((b.byFn[0] as Float64Array)[i] as number) > 0.5,
     reward: (b, i) => (b.byFn[0] as Float64Array)[i] as number,
     successIndex: 0,

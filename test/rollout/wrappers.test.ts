@@ -69,6 +69,7 @@ function fakeHost(
       });
       return { ...out, problems: ps, groupIndex: Int32Array.from(gi), byFn: [Float64Array.from(r)] };
     },
+    generate: async () => assert.fail("these tests write no hints with the policy"),
     success: (b, i) => ((b.byFn[0] as Float64Array)[i] as number) > 0.5,
     reward: (b, i) => (b.byFn[0] as Float64Array)[i] as number,
     successIndex: 0,
@@ -176,7 +177,11 @@ test("sage: all-fail groups escalate hint levels; rewards see only the original 
     return "x";
   };
   const { host, calls, rewardInputs } = fakeHost(gen, exact);
-  const res = await new SageWrapper({}, "algo.rollout.wrapper.options").rollout(host, ps, [4, 4, 4]);
+  const res = await new SageWrapper({ hints: "answer_prefix" }, "algo.rollout.wrapper.options").rollout(
+    host,
+    ps,
+    [4, 4, 4],
+  );
   assert.deepEqual(
     calls.map((c) => c.texts),
     [
@@ -219,7 +224,7 @@ test("sage: problems without a reference answer are never hinted", async () => {
     () => "x",
     () => 0,
   );
-  const res = await new SageWrapper({}, "p").rollout(host, [p], [4]);
+  const res = await new SageWrapper({ hints: "answer_prefix" }, "p").rollout(host, [p], [4]);
   assert.equal(calls.length, 1);
   assert.equal(res.metrics["rollout/hint_rate"], 0);
 });
@@ -233,7 +238,7 @@ test("scaf_grpo: one rollout per level; the lowest successful level replaces one
     return "x";
   };
   const { host, calls, rewardInputs } = fakeHost(gen, exact, 1);
-  const res = await new ScafGrpoWrapper({ warmupSteps: 0 }, "p").rollout(host, ps, [4, 4, 4]);
+  const res = await new ScafGrpoWrapper({ trigger: "warmup", warmupSteps: 0 }, "p").rollout(host, ps, [4, 4, 4]);
   assert.equal(calls.length, 2);
   assert.deepEqual(calls[1]?.counts, [1, 1, 1, 1, 1, 1, 1, 1]);
   assert.deepEqual(calls[1]?.texts, [
@@ -268,10 +273,11 @@ test("scaf_grpo: one rollout per level; the lowest successful level replaces one
     "rollout/hint_level_mean": 2,
     "rollout/sampled": 20,
     "scaf/failed_groups": 2,
+    "scaf/active": 1,
   });
   // during the warm-up no hint is sampled
   const warm = fakeHost(gen, exact, 3);
-  await new ScafGrpoWrapper({ warmupSteps: 3 }, "p").rollout(warm.host, ps, [4, 4, 4]);
+  await new ScafGrpoWrapper({ trigger: "warmup", warmupSteps: 3 }, "p").rollout(warm.host, ps, [4, 4, 4]);
   assert.equal(warm.calls.length, 1);
 });
 
@@ -320,7 +326,8 @@ test("sage preset: an always-failing reward hints every group to level 3 and see
   const log = join(mkdtempSync(join(tmpdir(), "cohort-wrap-")), "rewards.jsonl");
   process.env.COHORT_WRAPPER_REWARD_LOG = log;
   try {
-    for (const m of await run("sage", { rewards: [zeroLogged] })) {
+    const algo = { rollout: { wrapper: { name: "sage", options: { hints: "answer_prefix" } } } };
+    for (const m of await run("sage", { rewards: [zeroLogged], algo })) {
       assert.equal(m["rollout/hint_rate"], 1);
       assert.equal(m["rollout/hint_level_mean"], 3);
       assert.equal(m["rollout/sampled"], 48, "the plain group and three hinted re-samples");
@@ -339,7 +346,14 @@ test("sage preset: an always-failing reward hints every group to level 3 and see
 test("scaf_grpo preset: after the warm-up every failed group gets one rollout per level", async () => {
   const ms = await run("scaf_grpo", {
     rewards: [zeroLogged],
-    algo: { rollout: { wrapper: { name: "scaf_grpo", options: { warmupSteps: 1, levels: 4 } } } },
+    algo: {
+      rollout: {
+        wrapper: {
+          name: "scaf_grpo",
+          options: { trigger: "warmup", warmupSteps: 1, levels: 4, hints: "answer_prefix" },
+        },
+      },
+    },
   });
   assert.equal(ms[0]?.["rollout/sampled"], 12, "step 1 is in the warm-up");
   assert.equal(ms[0]?.["scaf/failed_groups"], 0);

@@ -27,6 +27,12 @@ export interface WrapperHost<C> {
     counts: readonly number[],
     promptTexts?: readonly (string | undefined)[],
   ): Promise<ScoredRollout<C>>;
+  /**
+   * Text the policy writes for each of `promptTexts` (one completion each, the run's sampler and sampling
+   * parameters, fresh request seeds after those of the step's rows so far). Nothing is scored and nothing
+   * becomes a training row (SAGE's hint writing).
+   */
+  generate(promptTexts: readonly string[]): Promise<string[]>;
   /** Whether row `i` of `batch` is a success (`algo.rollout.success`: reward > threshold; NaN fails). */
   success(batch: ScoredRollout<C>, i: number): boolean;
   /** Value of the success reward of row `i` (NaN when it failed to score). */
@@ -57,6 +63,9 @@ export interface WrapperResult<C> {
 export interface RolloutWrapper {
   /** One round: `counts[b]` is the allocator's budget for `problems[b]` (Σ = what plain sampling would use). */
   rollout<C>(host: WrapperHost<C>, problems: readonly Problem[], counts: readonly number[]): Promise<WrapperResult<C>>;
+  /** A stateful wrapper's JSON state (Scaf-GRPO's plateau trigger), kept in checkpoints with the rollout plan. */
+  state?(): Record<string, unknown>;
+  load?(state: Record<string, unknown>): void;
 }
 
 /** `(options, path)` → wrapper; options are validated by the wrapper's own zod schema, naming `path`. */
