@@ -295,7 +295,7 @@ export function wordnetMasFactory(options: WordnetMasOptions = {}, path = "env.o
   return {
     name: "wordnet_mas",
     // the longest expert system: search, hops, answer; plus two spare nodes
-    limits: { maxTurns: o.hops[1] + 4, maxActionTokens: 10 },
+    limits: { maxTurns: o.hops[1] + 4, maxActionTokens: 12 },
     tools: [],
     sampleTask(rng: Rng, split) {
       const task = drawInSplit("wordnet_mas", split, o.evalFraction, () => {
