@@ -117,6 +117,7 @@ export function parseMasAction(text: string, nodes: number): ParsedMasAction {
   return { ok: true, role: m[1] as MasRole, input: k };
 }
 
+// arXiv 2506.08507 [ABSTRACT] (component rationality: design choice, module table)
 /**
  * The component-rationality rewards of a finished (or cut-off) system, one per action (module table):
  * answer → outcome, role node → +w if effective and used else −w, malformed → −w.
@@ -162,6 +163,7 @@ export class MasRoles {
   }
 }
 
+// arXiv 2506.08507 [ABSTRACT] (the role library and the one-edge-per-node graph: design choice)
 /** One episode: the system under construction. */
 export class WordnetMasEnv implements Environment<WordnetMasTask> {
   #task: WordnetMasTask | null = null;

@@ -74,6 +74,25 @@ describe("actions and roles", () => {
     assert.deepEqual(parseMasAction("hop(9999)", 3).ok, false);
   });
 
+  test("random text never throws: each step is an error observation or a node", () => {
+    const rng = Rng.fromSeed(9n);
+    const alphabet = "answerchop()0123456789 -#=\n\u00e9";
+    for (let e = 0; e < 40; e++) {
+      const env = factory.make() as WordnetMasEnv;
+      env.reset(0, aardvark);
+      for (let t = 0; t < 12; t++) {
+        const len = rng.int(0, 14);
+        let a = "";
+        for (let j = 0; j < len; j++) a += alphabet[rng.int(0, alphabet.length - 1)];
+        if (rng.float() < 0.3) a = `${rng.pick(["hop", "search", "answer"])}(${rng.int(0, 12)})`;
+        const r = env.step(a);
+        assert.ok(r.observation.startsWith("error: ") || /^#\d+=[a-z]+$/.test(r.observation) || r.done, r.observation);
+        if (r.done) break;
+      }
+      assert.equal(env.hindsightRewards().length, env.actions.length);
+    }
+  });
+
   test("the role programs: hop follows isa.tsv, search resolves a misspelling with BM25, none propagates", () => {
     assert.equal(roles.hop("aardvark"), "placental");
     assert.equal(roles.hop("placental"), "mammal");
