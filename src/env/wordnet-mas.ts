@@ -16,13 +16,15 @@
  * action              "answer(3)"             the exit node: the system answers node 3's word; the episode ends
  * ```
  *
- * The role library (`info.agent` = the role's index, for the agent estimators Dr. MAS / M-GRPO):
+ * The role library (`info.agent`: 1 for a node-adding decision, 0 for the exit decision and unparsable text — the
+ * two kinds of decision of MasHost's construction, for mashost_hrpo's `actionStats: agent` and Dr. MAS / M-GRPO;
+ * `info.tool` names the role):
  *
  * | role        | agent | reads node k's word w and outputs                                                     |
  * |-------------|-------|----------------------------------------------------------------------------------------|
  * | `answer(k)` | 0     | nothing: ends the episode, the system's answer is w                                    |
  * | `search(k)` | 1     | the name of the top BM25 document for w (minisearch, fuzzy: one edit), or "none"      |
- * | `hop(k)`    | 2     | the parent of w in the "is a kind of" graph, or "none" (w is not an entity, or a root) |
+ * | `hop(k)`    | 1     | the parent of w in the "is a kind of" graph, or "none" (w is not an entity, or a root) |
  *
  * With probability `misspell` the question shows the word with one letter changed (drawn so that `search`
  * resolves it back to the word); `hop` on a misspelt word gives "none", so such a system needs a search node
@@ -234,7 +236,7 @@ export class WordnetMasEnv implements Environment<WordnetMasTask> {
       observation: `#${j}=${output}`,
       reward: eff ? w : -w,
       done: false,
-      info: { hops: t.hops, agent: MAS_ROLES.indexOf(p.role), valid: true, executed: eff, tool: p.role },
+      info: { hops: t.hops, agent: 1, valid: true, executed: eff, tool: p.role },
     };
   }
 

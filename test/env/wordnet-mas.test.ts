@@ -142,8 +142,8 @@ describe("actions and roles", () => {
     );
     assert.deepEqual(
       steps.map((s) => s.info.agent),
-      [2, 0, 1, 0, 2, 2, 0],
-      "agent id = role index (answer 0, search 1, hop 2)",
+      [1, 0, 1, 0, 1, 1, 0],
+      "agent 1 = a node-adding decision, 0 = the exit or unparsable text",
     );
     assert.equal(steps[6]?.info.success, false, "answer(3) answers placental, the 2-hop answer is mammal");
   });
@@ -321,30 +321,43 @@ describe("rows of this env through the roller and mashost_hrpo", () => {
     const source = new EpisodeSource({ name: "wordnet_mas", options: {}, template: "text" } as never, tok);
     const rows = eps.map(episodeCompletion);
     const before = liveTensors();
-    const stage = source.advantages(
-      new Pipeline(resolvePreset("mashost_hrpo")),
-      source.scores(rows),
-      rows,
-      Int32Array.of(0, 0, 0),
-    );
-    assert.equal(stage.advantages.kind, "token");
-    const t = stage.advantages.values as Tensor;
-    const [, C] = t.shape as [number, number];
-    const v = t.data() as Float32Array;
-    const perStep = eps.map((e, i) => e.steps.map((s) => v[i * C + s.start] as number));
-    // every token of a step's action carries its advantage
-    eps.forEach((e, i) => {
-      for (const s of e.steps) for (let j = s.start; j < s.end; j++) assert.equal(v[i * C + j], v[i * C + s.start]);
-    });
-    t.dispose();
+    /** Per-step advantages of the three systems under an algo config (and: every action token carries its step's). */
+    const perStep = (algo: ReturnType<typeof resolvePreset>): number[][] => {
+      const stage = source.advantages(new Pipeline(algo), source.scores(rows), rows, Int32Array.of(0, 0, 0));
+      assert.equal(stage.advantages.kind, "token");
+      const t = stage.advantages.values as Tensor;
+      const [, C] = t.shape as [number, number];
+      const v = t.data() as Float32Array;
+      t.dispose();
+      eps.forEach((e, i) => {
+        for (const s of e.steps) for (let j = s.start; j < s.end; j++) assert.equal(v[i * C + j], v[i * C + s.start]);
+      });
+      return eps.map((e, i) => e.steps.map((s) => v[i * C + s.start] as number));
+    };
     // /usr/bin/python3 torch float64: A = (R − mean R)/(std_unbiased R + 1e-6) + 0.5·(r − mean r)/(std_unbiased r + 1e-6)
-    // over R = [1.3, 0, 1.1] and all 15 step rewards r of the group
-    const expected = [
-      [0.6290907, 0.6290907, 0.6290907, 1.9070012],
-      [-1.5120297, -1.2280495, -1.2280495, -1.5120297, -1.3700396],
-      [0.0593967, 0.3433768, 0.3433768, 0.3433768, 0.0593967, 1.6212873],
-    ];
-    close(perStep.flat(), expected.flat(), 1e-5);
+    // over R = [1.3, 0, 1.1]; the preset (actionStats agent): r statistics over the 11 node decisions (agent 1) and
+    // over the 4 exit / unparsable decisions (agent 0) apart
+    const preset = resolvePreset("mashost_hrpo");
+    close(
+      perStep(preset).flat(),
+      [
+        [1.0062187, 1.0062187, 1.0062187, 1.1463181],
+        [-1.9213461, -0.8509215, -0.8509215, -1.9213461, -1.5337429],
+        [-0.0446087, 0.7205048, 0.7205048, 0.7205048, -0.3499198, 0.8606042],
+      ].flat(),
+      1e-5,
+    );
+    // actionStats group: r statistics over all 15 decisions of the group
+    const group = { ...preset, advantage: { ...preset.advantage, options: { lambda: 0.5, actionStats: "group" } } };
+    close(
+      perStep(group as typeof preset).flat(),
+      [
+        [0.6290907, 0.6290907, 0.6290907, 1.9070012],
+        [-1.5120297, -1.2280495, -1.2280495, -1.5120297, -1.3700396],
+        [0.0593967, 0.3433768, 0.3433768, 0.3433768, 0.0593967, 1.6212873],
+      ].flat(),
+      1e-5,
+    );
     assert.equal(liveTensors(), before);
   });
 });
