@@ -4,7 +4,7 @@
  * | name          | paper                       | rows     | advantage                                                         |
  * |---------------|-----------------------------|----------|-------------------------------------------------------------------|
  * | `hop_grouped` | Dr. Zero (2601.07055)        | episode  | A_i = (R_i − mean_{h(i)} R)/(std_{h(i)} R + ε), groups = rows whose prompt field `h` (the hop count) is equal, across prompts; a singleton group: mean 0, std 1 |
- * | `mashost_hrpo`| MasHost (2506.08507)         | step     | A_{i,k} = (R_i − mean_G R)/(std_G R + ε) + λ·(r_{i,k} − mean_G r)/(std_G r + ε); R = the episode reward of system i, r_{i,k} = the action-wise reward of its k-th decision, statistics over the prompt group (all actions of the group for r) |
+ * | `mashost_hrpo`| MasHost (2506.08507)         | step     | A_{i,k} = (R_i − mean_G R)/(std_G R + ε) + λ·(r_{i,k} − mean_G r)/(std_G r + ε); R = the episode reward of system i, r_{i,k} = the action-wise reward of its k-th decision, statistics over the prompt group (all actions of the group for r; `actionStats: agent`: the group's actions of the same agent id) |
  *
  * std is unbiased (N − 1) by default, ε = 1e-6. `hop_grouped` reads each row's prompt fields (a JSONL column
  * or a task's meta: `RewardBatch.fields`), so one sample per prompt suffices: the baseline is shared by all
@@ -76,6 +76,12 @@ const mashostParams = z.strictObject({
   lambda: z.number().min(0).default(0.5),
   std: z.enum(["unbiased", "population"]).default("unbiased"),
   eps: z.number().min(0).default(1e-6),
+  /**
+   * Statistics of the action-wise rewards: over all decisions of the group ("group"), or over the decisions of
+   * the group taken by the same agent id ("agent": e.g. node-adding decisions apart from exit decisions, whose
+   * rewards live on another scale). Design choice.
+   */
+  actionStats: z.enum(["group", "agent"]).default("group"),
 });
 
 /**
@@ -109,18 +115,28 @@ export const mashostHrpo = defineAdvantage({
       traj.forEach((t, i) => total.set(t, (total.get(t) ?? 0) + (batch.rewards[i] as number)));
       R = Float64Array.from(traj, (t) => total.get(t) as number);
     }
+    const agents = p.actionStats === "agent" ? batch.agentId : undefined;
+    if (p.actionStats === "agent" && (agents === undefined || agents.length !== n))
+      throw new CohortError(
+        `mashost_hrpo with actionStats "agent" needs agentId (the agent of each decision, one per row; got ${agents?.length ?? "none"} for ${n} rows); environment runs supply it (StepInfo.agent), or set actionStats: "group"`,
+      );
     const out = new Float64Array(n);
     for (const rows of groupMembers(batch.groupIndex)) {
       // one R per system of the group
       const systems = groupMembers(Int32Array.from(rows, (i) => traj[i] as number)).map((m) => rows[m[0] as number]);
       const sys = validStats(R as Float64Array, systems as number[], p.std);
-      const act = validStats(batch.rewards, rows, p.std);
       const sysDen = sys.n > 1 ? sys.std + p.eps : 0;
-      const actDen = act.n > 1 ? act.std + p.eps : 0;
-      for (const i of rows) {
-        const a = sysDen === 0 ? 0 : (((R as Float64Array)[i] as number) - sys.mean) / sysDen;
-        const b = actDen === 0 ? 0 : ((batch.rewards[i] as number) - act.mean) / actDen;
-        out[i] = a + p.lambda * b;
+      for (const i of rows) out[i] = sysDen === 0 ? 0 : (((R as Float64Array)[i] as number) - sys.mean) / sysDen;
+      // the action-wise term: over the group's decisions, or over those of each agent id
+      const pools = agents === undefined ? [rows] : groupMembers(Int32Array.from(rows, (i) => agents[i] as number));
+      for (const pool of pools) {
+        const members = agents === undefined ? pool : pool.map((m) => rows[m] as number);
+        const act = validStats(batch.rewards, members, p.std);
+        const actDen = act.n > 1 ? act.std + p.eps : 0;
+        for (const i of members) {
+          const b = actDen === 0 ? 0 : ((batch.rewards[i] as number) - act.mean) / actDen;
+          out[i] = (out[i] as number) + p.lambda * b;
+        }
       }
     }
     return seq(out);

@@ -18,11 +18,13 @@ import { calculatorSpec } from "./calculator.js";
 import { mazeSpec } from "./maze.js";
 import type { EnvFactory, EnvSpec } from "./types.js";
 import { wordnetSpec } from "./wordnet.js";
+import { wordnetMasSpec } from "./wordnet-mas.js";
 
 export const envRegistry = new Registry<EnvSpec>("environment");
 envRegistry.register(mazeSpec.name, mazeSpec as EnvSpec);
 envRegistry.register(calculatorSpec.name, calculatorSpec as EnvSpec);
 envRegistry.register(wordnetSpec.name, wordnetSpec as EnvSpec);
+envRegistry.register(wordnetMasSpec.name, wordnetMasSpec as EnvSpec);
 
 /** Builds a registered environment; unknown names and invalid options are ConfigErrors at `path`. */
 export function createEnv(name: string, options: unknown = {}, path = "env"): EnvFactory {

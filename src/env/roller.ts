@@ -82,6 +82,22 @@ interface Live {
   ep: Episode;
 }
 
+/** Applies the environment's hindsight step rewards (if it has them) to a finished episode. */
+export function settle(env: ReturnType<EnvFactory["make"]>, ep: Episode): Episode {
+  if (env.hindsightRewards === undefined) return ep;
+  const r = env.hindsightRewards();
+  if (r.length !== ep.steps.length)
+    throw new CohortError(
+      `hindsightRewards() returned ${r.length} rewards for an episode of ${ep.steps.length} steps; return one per step`,
+    );
+  ep.totalReward = 0;
+  ep.steps.forEach((s, t) => {
+    s.reward = r[t] as number;
+    ep.totalReward += s.reward;
+  });
+  return ep;
+}
+
 export class EpisodeRoller {
   readonly limits: EpisodeLimits;
 
@@ -209,18 +225,18 @@ export class EpisodeRoller {
         if (r.info.success === true) ep.success = true;
         if (r.done) {
           ep.finish = "done";
-          out[l.i] = ep;
+          out[l.i] = settle(l.env, ep);
           return;
         }
         if (turn === maxTurns - 1) {
           ep.finish = "turns";
-          out[l.i] = ep;
+          out[l.i] = settle(l.env, ep);
           return;
         }
         const obsIds = l.tmpl.next(c.tokens, r.observation);
         if (ep.prompt.length + ep.tokens.length + obsIds.length + maxActionTokens > limit) {
           ep.finish = "tokens";
-          out[l.i] = ep;
+          out[l.i] = settle(l.env, ep);
           return;
         }
         ep.tokens.push(...obsIds);

@@ -49,6 +49,12 @@ export interface Environment<T = unknown> {
    * GiGPO step group. Default: the observation text.
    */
   stateKey?(): string;
+  /**
+   * Step rewards decided in hindsight (optional), read once when the episode ends (done, turn or token limit):
+   * one per step taken, replacing the rewards `step` returned — for a step whose reward depends on later steps
+   * (MasHost's component rationality: was this node's output used?).
+   */
+  hindsightRewards?(): number[];
 }
 
 /** A tool the agent may call; its arguments are a zod schema (shown to the model as JSON schema). */

@@ -1222,10 +1222,12 @@ define({
   doc:
     "MasHost's hierarchical relative policy optimisation: each agent step (a sampling decision) gets the " +
     "group-relative advantage of its episode's reward plus λ = 0.5 times its own action-wise reward (the " +
-    "environment's step reward: component rationality) standardised over all steps of the group. Clip ε = 0.2, " +
-    "token-mean, no KL. Design choice (abstract only): the sum form and λ.",
+    "environment's step reward: component rationality) standardised over the group's steps of the same agent " +
+    "id (node-adding decisions apart from exit decisions, whose rewards live on another scale; " +
+    "examples/mashost/wordnet_mas.yaml). Clip ε = 0.2, token-mean, no KL. Design choice (abstract only): the " +
+    "sum form, λ and the per-agent action statistics.",
   config: {
-    advantage: { estimator: "mashost_hrpo", options: { lambda: 0.5 } },
+    advantage: { estimator: "mashost_hrpo", options: { lambda: 0.5, actionStats: "agent" } },
     gate: { type: "clip", low: 0.2, high: 0.2 },
     regularizers: [],
     aggregate: { mode: "token-mean" },

@@ -104,4 +104,27 @@ describe("mashost_hrpo (MasHost HRPO, ALGORITHMS.md §G.5)", () => {
     const given = mashostHrpo({ ...b, episodeRewards: Float64Array.of(1, 0, 1, 0) });
     close(sum.values, Array.from(given.values));
   });
+  test("actionStats agent: action-wise statistics per agent id within the group", () => {
+    // R = [1, 0]; agent 1 pool r = [0.1, −0.1], agent 0 pool r = [1, 0]: every standardised value is ±1/√2
+    const b: RewardBatch = {
+      rewards: Float64Array.of(0.1, 1, -0.1, 0),
+      groupIndex: Int32Array.of(0, 0, 0, 0),
+      trajectoryIndex: Int32Array.of(0, 0, 1, 1),
+      agentId: Int32Array.of(1, 0, 1, 0),
+      episodeRewards: Float64Array.of(1, 1, 0, 0),
+    };
+    const sys = 0.5 / (Math.SQRT1_2 + 1e-6); // R: deviation 0.5, std 1/√2
+    const node = 0.1 / (0.1 * Math.SQRT2 + 1e-6); // agent 1: deviation 0.1, std 0.1·√2
+    const exit = 0.5 / (Math.SQRT1_2 + 1e-6); // agent 0: deviation 0.5, std 1/√2
+    close(
+      mashostHrpo(b, { actionStats: "agent" }).values,
+      [sys + 0.5 * node, sys + 0.5 * exit, -sys - 0.5 * node, -sys - 0.5 * exit],
+      1e-12,
+    );
+    assert.throws(
+      () => mashostHrpo({ ...b, agentId: undefined as never }, { actionStats: "agent" }),
+      /actionStats "agent" needs agentId/,
+    );
+    assert.throws(() => mashostHrpo(b, { actionStats: "role" as never }), /actionStats/);
+  });
 });
