@@ -1,8 +1,9 @@
 /**
  * Role-conditioned reasoning chains for arithmetic: the data pipeline of MultiRole-R1 (arXiv 2507.20187), made
- * for a verifiable task. The paper synthesises reasoning chains that take several role perspectives, keeps those
- * whose answer is right and whose perspectives are diverse, and fine-tunes on them before GRPO with diversity
- * rewards. Here the generator is a deterministic writer instead of an LLM, so the pipeline's three stages are:
+ * for a verifiable task. The paper synthesises reasoning chains that take several role perspectives and fine-tunes
+ * on them before GRPO with diversity rewards; on a task with a verifier, a chain is kept here only when it checks
+ * out and its perspectives are diverse. The generator is a deterministic writer instead of an LLM, so the
+ * pipeline's three stages are:
  *
  * | stage    | what it does (design choices, per problem of the arithmetic task's train split)                      |
  * |----------|--------------------------------------------------------------------------------------------------------|
@@ -27,6 +28,10 @@
  *
  * A chain is `<role>teacher</role> … <role>checker</role> … <answer>132</answer>`: the role tags are those the
  * `perspective` reward reads (reward/process.ts `roleTags`). Addition and non-negative subtraction only.
+ *
+ * Confidence: ABSTRACT. The abstract describes an unsupervised pipeline that synthesises reasoning chains with
+ * diverse role perspectives; filtering them by the verifier and by diversity, the roles, their wordings, the slip
+ * model, the verifier's rules and the thresholds are our design choices for a verifiable arithmetic task.
  * @module
  */
 import { z } from "zod";
@@ -46,7 +51,12 @@ export const roleChainOptions = z.strictObject({
   task: arithmeticOptions
     .prefault({ ops: { add: 1, sub: 1 }, digits: [1, 3] })
     .meta({ description: "Options of the arithmetic task the problems come from (add and sub only)." }),
-  problems: z.number().int().min(1).default(6000).meta({ description: "Training problems (lines per chain drawn)." }),
+  problems: z
+    .number()
+    .int()
+    .min(1)
+    .default(6000)
+    .meta({ description: "Training problems, each with at least one kept chain (duplicates skipped)." }),
   evalProblems: z
     .number()
     .int()
@@ -427,6 +437,7 @@ function splitLines(
 }
 
 /** The whole pipeline: training lines (the task's train split) and held-out lines (its eval split). Deterministic. */
+// arXiv 2507.20187 [ABSTRACT] (generate → verify → keep the diverse, as the abstract describes; every rule: design choice)
 export function makeRoleChainData(options: RoleChainOptions = {}): {
   train: RoleChainLine[];
   eval: RoleChainLine[];
