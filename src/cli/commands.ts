@@ -472,7 +472,7 @@ export const pretrainCommand: Command = {
           `--template ${JSON.stringify(template)}: expected one of auto, text, chat\nusage: ${this.usage}`,
         );
       if (values.from !== undefined) {
-        for (const f of ["hidden", "layers", "heads", "kv-heads", "mlp", "max-positions"])
+        for (const f of ["hidden", "layers", "heads", "kv-heads", "mlp"])
           if (values[f] !== undefined)
             throw new ConfigError(
               `--${f} shapes a fresh model; --from starts from the given one\nusage: ${this.usage}`,

@@ -72,6 +72,10 @@ export const jsonlOptions = z.strictObject({
     description:
       "How the built-in verifier reads a completion: tagged = the text between <answer> tags, plain = the whole completion (trimmed).",
   }),
+  targetField: z.string().min(1).optional().meta({
+    description:
+      "Field that holds a whole completion to imitate (reasoning and answer) for `cohort pretrain --dataset`; default the answer as answerFormat writes it. Training and evaluation do not read it.",
+  }),
   compare: z.enum(["exact", "numeric"]).default("exact").meta({
     description: "How the built-in verifier compares: exact = equal trimmed strings, numeric = equal finite numbers.",
   }),

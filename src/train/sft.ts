@@ -6,7 +6,8 @@
  *
  * - a prompt line's target is its answer (`<answer>…</answer>` under `answerFormat: tagged`, the bare answer under
  *   `plain`);
- * - a conversational line's target is its final assistant message, as written.
+ * - a conversational line's target is its final assistant message, as written;
+ * - with `targetField`, a line's target is that field, as written (a whole completion: reasoning and answer).
  *
  * It starts from a model directory (`from`: a shipped model, a Hugging Face directory, a run's `final/` or a
  * checkpoint) or from a fresh tiny char-level model whose alphabet covers every character of the data. Seeded
@@ -53,7 +54,11 @@ export interface SftOptions extends SftRunOptions {
   from?: string;
   /** Completion limit of the held-out greedy evaluation (default: the longest target + 4 tokens). */
   maxNewTokens?: number;
-  /** Context length of a fresh model (default: the longest example rounded up to 64, at least 128). */
+  /**
+   * Context length of a fresh model (default: the longest example rounded up to 64, at least 128). With `from`, a
+   * longer context for the given model: its rotary position angles extend to any length (there is no position
+   * table), and fine-tuning on the longer examples teaches it the new positions; a shorter one is refused.
+   */
   maxPositions?: number;
 }
 
@@ -77,6 +82,10 @@ interface Example {
 /** The SFT target text of a line (see the module doc), or null when the line has none. */
 export function sftTargetOf(p: Problem, ds: Pick<JsonlDataset, "options">): string | null {
   const o = ds.options;
+  if (o.targetField !== undefined) {
+    const t = p.meta[o.targetField];
+    return typeof t === "string" && t !== "" ? t : null;
+  }
   if (promptMessages(p, o.messagesField, o.promptField) !== null) {
     const m = p.meta[o.messagesField] as { role: string; content: string }[];
     const last = m.at(-1);
@@ -105,7 +114,11 @@ function examplesOf(ds: JsonlDataset, tok: Tokenizer, fmt: PromptFormat): { exam
     const where = `${fileOf(ds, i)}:${ds.lines[i]}`;
     const target = sftTargetOf(p, ds);
     if (target === null) {
-      bad.push(`${where}: no target (an answer field, or a conversation that ends with an assistant message)`);
+      bad.push(
+        ds.options.targetField !== undefined
+          ? `${where}: no target (field "${ds.options.targetField}" must hold a non-empty string)`
+          : `${where}: no target (an answer field, or a conversation that ends with an assistant message)`,
+      );
       return;
     }
     try {
@@ -174,6 +187,17 @@ export async function sft(o: SftOptions): Promise<SftResult> {
     const loaded = loadServedModel(resolveModelPath(o.from));
     model = loaded.model;
     tok = loaded.tokenizer;
+    if (o.maxPositions !== undefined) {
+      const had = model.config.maxPositionEmbeddings;
+      if (o.maxPositions < had) {
+        model.dispose();
+        throw new ConfigError(
+          `${o.maxPositions}: the starting model has ${had} positions; --max-positions with --from may only extend them`,
+          "--max-positions",
+        );
+      }
+      model.config.maxPositionEmbeddings = o.maxPositions;
+    }
     hfConfig = model.state().meta.config as Record<string, unknown>;
   } else {
     const probe = new CharTokenizer();
