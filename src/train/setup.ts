@@ -32,6 +32,7 @@ import { type LoopRun, type PolicyParts, type Run, trainableState } from "./cont
 import { Diagnostics } from "./diagnostics.js";
 import { describeMetric, type EvalMetric, type EvalResult, evaluateProblems, verifierWarning } from "./evaluate.js";
 import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
+import { preferenceEval, styleMetrics } from "./preference-eval.js";
 import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines } from "./rundir.js";
 import {
@@ -241,7 +242,12 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     score: env
       ? episodeScore(env)
       : preference
-        ? preferenceScore(preference, scoreOpts, onRewardFailures)
+        ? preferenceScore(
+            preference,
+            scoreOpts,
+            onRewardFailures,
+            preference.name === "rps_style" ? (texts) => styleMetrics("pref", texts) : undefined,
+          )
         : rewardScore(rewards, scoreOpts, onRewardFailures),
     offPolicy: (ps, texts, promptTexts) => offPolicyRollout(model, tok, temperature, ps, texts, promptTexts),
     promptsPerStep: cfg.train.promptsPerStep,
@@ -263,6 +269,26 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   const metric: EvalMetric = env || preference || agent ? { kind: "verifier" } : evalMetricOf(cfg, rewards, plan);
   if (metric.kind === "reward")
     log(`eval_accuracy: the share of held-out completions with ${describeMetric(metric)} (eval.metric)`);
+  // preference runs: win rates against the reference and the previous evaluation (src/train/preference-eval.ts)
+  const prefEval = preference
+    ? preferenceEval({
+        pref: preference,
+        sampler,
+        tok,
+        problems: evalProblems,
+        params: {
+          maxTokens: cfg.sampling.maxNewTokens,
+          temperature,
+          topK,
+          topP,
+          minP,
+          stopTokenIds: stopIds,
+          ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
+        },
+        seed: cfg.seed + 2,
+        file: join(runDir, "preference_eval.jsonl"),
+      })
+    : null;
   const evaluate = async (step: number): Promise<EvalResult> => {
     const seed = evalProblems.map((_, i) => requestSeed(cfg.seed + 1, step, i));
     if (agent) return agent.evaluate(evalProblems, cfg.eval.logSamples, step);
@@ -291,6 +317,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
       ...(answerFormat !== undefined ? { answerFormat } : {}),
     });
     if (warning !== null) diagnostics.verifierNeverMatches(step, warning);
+    if (prefEval) r.metrics = { ...r.metrics, ...(await prefEval.evaluate(step)) };
     return r;
   };
   let lastRollouts: () => Record<string, unknown>[] = () => [];

@@ -197,8 +197,11 @@ export function offPolicyRollout(
   };
 }
 
-/** Scores a round: rewards [K][N] and the number of failed calls. */
-export type Score = (step: number, ro: Rollout) => Promise<{ byFn: Float64Array[]; failures: number }>;
+/** Scores a round: rewards [K][N], the number of failed calls and (optionally) metrics of the round. */
+export type Score = (
+  step: number,
+  ro: Rollout,
+) => Promise<{ byFn: Float64Array[]; failures: number; metrics?: Record<string, number> }>;
 
 /** The reward functions, with failures reported to `onFailures` (reward_failures.jsonl, a diagnostic). */
 export function rewardScore(
@@ -223,6 +226,8 @@ export function preferenceScore(
   pref: NamedPreference,
   opts: { timeoutMs: number; concurrency: number },
   onFailures: (step: number, failures: { reward: string; kind: string; message: string; sample: unknown }[]) => void,
+  /** Metrics of a round's completions (rps_style: the style shares, src/train/preference-eval.ts). */
+  roundMetrics?: (texts: readonly string[]) => Record<string, number>,
 ): Score {
   return async (step, ro) => {
     const s = await scorePreferences(pref.fn, ro.problems, ro.texts, ro.groupIndex, opts);
@@ -231,7 +236,11 @@ export function preferenceScore(
         step,
         s.failures.map((f) => ({ reward: pref.name, ...f })),
       );
-    return { byFn: [s.winRates], failures: s.failures.length };
+    return {
+      byFn: [s.winRates],
+      failures: s.failures.length,
+      ...(roundMetrics ? { metrics: roundMetrics(ro.texts) } : {}),
+    };
   };
 }
 
@@ -296,6 +305,7 @@ export function planSource(o: PlanSourceOptions): RolloutSource {
       for (const c of ro.completions) sampledTokens += c.tokens.length;
       const sc = await o.score(step, ro);
       failures += sc.failures;
+      if (sc.metrics) wrapperMetrics.push(sc.metrics);
       return { ...ro, byFn: sc.byFn };
     };
     const runRound = async (): Promise<ScoredRollout<Completion>> => {
