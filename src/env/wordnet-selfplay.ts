@@ -131,13 +131,19 @@ export function proposerReward(
   return { format: r.format, difficulty, reward: r.reward };
 }
 
-/** Seed words by hop count: the words with at least h parents above them. */
-export function seedWords(g: IsaGraph, maxHops: number): Map<number, string[]> {
+/**
+ * Seed words by hop count: the words with at least h parents above them; with `evalFraction`, only those whose
+ * h-hop question is in the train split (copying the seed is then a valid proposal).
+ */
+export function seedWords(g: IsaGraph, maxHops: number, evalFraction?: number): Map<number, string[]> {
   const out = new Map<number, string[]>();
   for (let h = 1; h <= maxHops; h++)
     out.set(
       h,
-      g.names.filter((w) => chainOf(g, w, h) !== null),
+      g.names.filter(
+        (w) =>
+          chainOf(g, w, h) !== null && (evalFraction === undefined || splitOf(`${h}:${w}`, evalFraction) === "train"),
+      ),
     );
   return out;
 }
@@ -248,8 +254,10 @@ export interface SelfPlayFactory extends EnvFactory<SelfPlayTask> {
   readonly selfPlay: SelfPlayOptions;
   /** The environment's held-out fraction (proposals of held-out questions are invalid). */
   readonly evalFraction: number;
-  /** Seed words by hop count (for proposer tasks). */
+  /** Seed words by hop count (the proposer tasks of `cohort pretrain`). */
   readonly seeds: Map<number, string[]>;
+  /** Seed words whose own question is not held out (the proposer tasks of self-play). */
+  readonly trainSeeds: Map<number, string[]>;
 }
 
 export function isSelfPlayFactory(f: EnvFactory): f is SelfPlayFactory {
@@ -274,6 +282,7 @@ export function selfPlayFactory(
     selfPlay: sp,
     evalFraction,
     seeds,
+    trainSeeds: seedWords(g, maxHops, evalFraction),
     limits: {
       maxTurns: Math.max(base.limits.maxTurns, maxHops + 2),
       // "kind3(" + word + ")=?" and the terminator

@@ -3,7 +3,8 @@
  * is src/env/wordnet-selfplay.ts). `env: {name: wordnet, options: {selfPlay: {…}}}` in a train config selects it.
  *
  * ```
- * step k:  B proposer tasks (hop count h asked for, seed document)            the source's data RNG
+ * step k:  B proposer tasks (hop count h asked for, seed document)            the source's data RNG; the
+ *                                                                            seed's own h-hop question is a train one
  *          B proposals, one per task (the authors' proposer: rollout.n = 1)    request seeds (seed, k, i), i < B
  *          valid proposals → n solver episodes each (n = train.groupSize)      request seeds (seed, k, B + j)
  *          proposer reward R_p = 0.5·fmt + diff(solver hits) (0 when invalid); solver reward = its episode return
@@ -161,7 +162,7 @@ export function selfPlaySource(o: SelfPlaySourceOptions): RolloutSource {
 
   const collect = async (step: number): Promise<Collected> => {
     const t0 = performance.now();
-    const tasks = Array.from({ length: B }, () => drawProposerTask(rng, sp.hops, f.seeds));
+    const tasks = Array.from({ length: B }, () => drawProposerTask(rng, sp.hops, f.trainSeeds));
     const proProblems: Problem[] = tasks.map((t) => ({
       id: proposerTaskId(t),
       prompt: proposerObservation(t),

@@ -21,7 +21,7 @@ function raw(extra: Record<string, unknown> = {}, root = tmpRunRoot()): Record<s
     model: { path: model },
     outputDir: root,
     env: { name: "wordnet", options: { hops: [1, 2], topK: 1, selfPlay: { hops: [1, 2] } } },
-    train: { steps: 3, promptsPerStep: 6, groupSize: 3, lr: 1e-3, microBatchSize: 16 },
+    train: { steps: 3, promptsPerStep: 6, groupSize: 3, lr: 1e-4, microBatchSize: 16 },
     eval: { everySteps: 3, problems: 6 },
     checkpoint: { everySteps: 1 },
     ...extra,
