@@ -234,7 +234,7 @@ export function wordnetFactory(options: WordnetOptions = {}, path = "env.options
       h,
       g.names.filter((w) => chainOf(g, w, h) !== null),
     );
-  const base: EnvFactory<WordnetTask> = {
+  return {
     name: "wordnet",
     limits: { maxTurns: o.hops[1] + 2, maxActionTokens: 20 },
     tools: [tool as Tool],
@@ -250,7 +250,6 @@ export function wordnetFactory(options: WordnetOptions = {}, path = "env.options
     make: () => new WordnetEnv(tool, o),
     expert: (noise) => wordnetExpert(noise),
   };
-  return base;
 }
 
 export const wordnetSpec: EnvSpec<WordnetOptions> = {
