@@ -31,8 +31,10 @@ import { costAwareF1, progressiveRetrieval, tokenF1 } from "../reward/process.js
 import { envEvalFraction, intRange, parseOptions } from "../task/options.js";
 import type { Rng } from "../task/rng.js";
 import { drawInSplit } from "../task/split.js";
+import { selfPlayOptions } from "./selfplay-options.js";
 import { defineTool, parseToolCall } from "./tools.js";
 import type { EnvFactory, Environment, EnvSpec, ScriptedPolicy, StepResult, Tool } from "./types.js";
+import { selfPlayFactory } from "./wordnet-selfplay.js";
 
 export const wordnetOptions = z
   .strictObject({
@@ -54,6 +56,7 @@ export const wordnetOptions = z
       .default({ kind: "em", alpha: 0.5, weight: 0.5, lambda: 0.1, mu: 1e-4 })
       .meta({ description: "Final reward: em, pra (em + weight·PRA) or caf (F1 discounted by cost)." }),
     evalFraction: envEvalFraction("questions"),
+    selfPlay: selfPlayOptions.optional(),
   })
   .meta({ description: "Multi-hop 'is a kind of' questions over WordNet, answered with a BM25 search tool." });
 
@@ -253,5 +256,10 @@ export const wordnetSpec: EnvSpec<WordnetOptions> = {
   name: "wordnet",
   description: "Multi-hop 'kind of' questions over WordNet; the model calls search(word) (BM25) and answers a word.",
   options: wordnetOptions,
-  create: (o, path) => wordnetFactory(o, path),
+  create(o, path) {
+    const f = wordnetFactory(o, path);
+    // Dr. Zero's proposer/solver loop (wordnet-selfplay.ts)
+    const p = parseOptions(wordnetOptions, o, path) as Parsed;
+    return p.selfPlay ? selfPlayFactory(f, p.selfPlay, p.evalFraction) : f;
+  },
 };

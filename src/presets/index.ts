@@ -1202,7 +1202,7 @@ define({
     "task's field, e.g. the wordnet environment's) joins one group, A = (R − mean)/(std_unbiased + 1e-6), and a " +
     "singleton group gets mean 0, std 1, as the authors' code does; so `train.groupSize: 1` carries a signal. " +
     "Clip ε = 0.2, token-mean, no KL (the released scripts). The proposer/solver self-evolution loop around it " +
-    "is not part of the preset.",
+    "is the wordnet environment's `selfPlay` option (src/train/selfplay-source.ts), not part of the preset.",
   config: {
     advantage: { estimator: "hop_grouped", options: { field: "hops" } },
     gate: { type: "clip", low: 0.2, high: 0.2 },

@@ -26,6 +26,7 @@ import { isRankingTask } from "../task/ranking.js";
 import { createTask } from "../task/registry.js";
 import { DEVICE_NAME } from "../tensor/index.js";
 import { agentConfigSchema } from "./agent-config.js";
+import { checkSelfPlayConfig } from "./selfplay-source.js";
 
 const rewardEntry = z.union([
   z.string().min(1),
@@ -371,6 +372,7 @@ export function parseTrainConfig(raw: unknown, configFile?: string): TrainConfig
   }
   if (c.policy !== undefined) checkControlConfig(c, raw, resolvedAlgo);
   else if (c.env !== undefined) checkEnvConfig(c.env, raw, resolvedAlgo);
+  checkSelfPlayConfig(c, resolvedAlgo); // Dr. Zero's self-play (env.options.selfPlay)
   if (c.policy === undefined && resolvedAlgo.control !== undefined)
     throw new ConfigError(
       `applies to control policies (\`policy:\`) only; a language-model run trains with AdamW${c.preset ? ` (preset "${c.preset}" is for control policies)` : ""}`,

@@ -12,7 +12,7 @@ import { readModelDir, writeModelDir } from "../io/hf.js";
 import { eosIds } from "../model/config.js";
 import { CausalLM } from "../model/llama.js";
 import { applyLora, type LoraAdapter } from "../model/lora.js";
-import { LocalSampler } from "../model/sampler.js";
+import { LocalSampler, type Sampler } from "../model/sampler.js";
 import { DataParallel, type ProcessGroup, rankSeed, threadsPerRank } from "../parallel/index.js";
 import { resolveRewards } from "../reward/load.js";
 import { resolvePreference } from "../reward/preference.js";
@@ -35,6 +35,7 @@ import { dataParallelSync, forwardBackend, noSync } from "./parts.js";
 import { preferenceEval, styleMetrics } from "./preference-eval.js";
 import { checkDatasetRows, checkFiniteWeights, checkTaskPrompts } from "./preflight.js";
 import { appendLines } from "./rundir.js";
+import { isSelfPlayEnv, selfPlaySource } from "./selfplay-source.js";
 import {
   episodeGenerate,
   episodeScore,
@@ -257,9 +258,18 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
   });
   // `agent:` runs: the user's agent plays episodes against a recording endpoint over this policy
   const agent = cfg.agent ? await agentSource(cfg, { model, tok, task, runDir, log, plan, group }) : null;
+  // Dr. Zero's proposer/solver loop (`env.options.selfPlay`, selfplay-source.ts)
+  const selfPlay =
+    env && isSelfPlayEnv(cfg.env)
+      ? selfPlayRolloutSource(cfg, env, plan, group, {
+          sampler: rolloutSampler,
+          contextLength: model.config.maxPositionEmbeddings,
+          stopTokenIds: stopIds,
+        })
+      : null;
   const source: RolloutSource =
     agent ??
-    feedSource(env ? withEpisodeStage(plain, env) : plain, {
+    feedSource(selfPlay ?? (env ? withEpisodeStage(plain, env) : plain), {
       overlap: cfg.sampler.kind === "openai" ? cfg.sampler.overlap : 0,
       remote,
       sync: async (step) => remote?.sync(model, policy.lora, step), // sampler.syncWeights
@@ -360,6 +370,32 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     dispose: () => disposeRun(run),
   };
   return run;
+}
+
+/** The self-play source of a `selfPlay` run, after the checks that need the built parts. */
+function selfPlayRolloutSource(
+  cfg: TrainConfig,
+  env: EpisodeSource,
+  plan: RolloutPlan,
+  group: ProcessGroup | undefined,
+  o: { sampler: Sampler; contextLength: number; stopTokenIds: number[] },
+): RolloutSource {
+  if (group) throw new ConfigError("self-play runs in one process; remove --nproc", "env.options.selfPlay");
+  if (!plan.isDefault)
+    throw new ConfigError(
+      "self-play draws its own proposer tasks and gives each valid question train.groupSize solver episodes; prompt samplers, budget allocators and dynamic sampling do not apply: remove algo.rollout",
+      "algo.rollout",
+    );
+  const { temperature, topK, topP, minP } = cfg.sampling;
+  return selfPlaySource({
+    env,
+    sampler: o.sampler,
+    contextLength: o.contextLength,
+    params: { temperature, topK, topP, minP, stopTokenIds: o.stopTokenIds },
+    promptsPerStep: cfg.train.promptsPerStep,
+    groupSize: cfg.train.groupSize,
+    seed: cfg.seed,
+  });
 }
 
 /** The rollout source of an `agent:` run (agent-source.ts), after the checks that need the built parts. */
