@@ -5,7 +5,7 @@
  * answer is right, which takes a well-formed `calc` call and copying its result; one episode per held-out task,
  * sampled at temperature 1 as the SDKs send no temperature) and the tool-call rate, before and after the run.
  * All runs start from the same weights with the same seed and budget.
- * Settings: BENCH_SDKS (comma list of openai, ai, agents, langgraph; default all four), BENCH_STEPS (default 6), BENCH_TASKS (tasks per step, 8),
+ * Settings: BENCH_SDKS (comma list of openai, ai, agents, langgraph; default all four), BENCH_STEPS (default 30), BENCH_TASKS (tasks per step, 8),
  * BENCH_G (episodes per task, 8), BENCH_LR (3e-4), BENCH_EVAL (held-out tasks, 100), BENCH_SEED (0).
  * Last line: JSON `{"bench":"agent-proxy","openai":{"start","end","calls_start","calls_end","minutes"},…}`.
  */
@@ -25,7 +25,7 @@ const AGENTS: Record<string, string> = {
 const sdks = (process.env.BENCH_SDKS ?? "openai,ai,agents,langgraph").split(",").filter((s) => s !== "");
 for (const s of sdks)
   if (!(s in AGENTS)) throw new Error(`BENCH_SDKS: unknown SDK ${s}; use ${Object.keys(AGENTS).join(", ")}`);
-const steps = Number(process.env.BENCH_STEPS ?? 6);
+const steps = Number(process.env.BENCH_STEPS ?? 30);
 const tasksPerStep = Number(process.env.BENCH_TASKS ?? 8);
 const G = Number(process.env.BENCH_G ?? 8);
 const lr = Number(process.env.BENCH_LR ?? 3e-4);

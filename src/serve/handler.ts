@@ -64,10 +64,12 @@ export class Handler {
       );
   }
 
-  encodeText(text: string, param: string, bos: boolean): number[] {
+  encodeText(text: string, param: string): number[] {
     try {
       const ids = this.tok.encode(text);
-      return bos && this.tok.bosId !== null ? [this.tok.bosId, ...ids] : ids;
+      // BOS first when the tokenizer has one, unless the text already begins with it (a chat template that
+      // writes its own bos_token): the same rule as the trainer's prompts (encodePrompt, env templates)
+      return this.tok.bosId !== null && ids[0] !== this.tok.bosId ? [this.tok.bosId, ...ids] : ids;
     } catch (e) {
       throw new ApiError(400, `${param}: ${(e as Error).message}`, param);
     }

@@ -258,7 +258,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     const req = parseRequest(completionRequestSchema, body, h.limits);
     if (!opts.acceptAnyModel) h.checkModel(req.model);
     const prompts = promptList(req.prompt).map((p, i) =>
-      typeof p === "string" ? h.encodeText(p, promptList(req.prompt).length > 1 ? `prompt.${i}` : "prompt", true) : p,
+      typeof p === "string" ? h.encodeText(p, promptList(req.prompt).length > 1 ? `prompt.${i}` : "prompt") : p,
     );
     const spec = h.spec(req, prompts, "max_tokens", req.max_tokens, req.logprobs ?? 0);
     if (episode !== null && spec.prompts.length * req.n > 1)
@@ -286,7 +286,7 @@ export async function startServer(served: ServedModel, opts: ServeOptions = {}):
     } catch (e) {
       throw new ApiError(400, `messages: ${(e as Error).message}`, "messages");
     }
-    const prompt = h.encodeText(text, "messages", false);
+    const prompt = h.encodeText(text, "messages");
     if (req.top_logprobs && !req.logprobs)
       throw new ApiError(400, "top_logprobs: needs logprobs: true", "top_logprobs");
     const maxTokens = req.max_completion_tokens ?? req.max_tokens;

@@ -115,8 +115,10 @@ describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and L
       const { rec, task, reward } = await multiTurn(run);
       const [t0, t1] = rec.turns as [RecordedTurn, RecordedTurn];
       for (const t of rec.turns) checkTurn(t);
-      // the first turn: the question through the chat template, a call of calc with the question's expression
-      assert.equal(tok.decode(t0.promptIds), `user: ${task.prompt}\nassistant: `);
+      // the first turn: BOS and the question through the chat template (the prompt the model was trained on),
+      // a call of calc with the question's expression
+      assert.equal(t0.promptIds[0], tok.bosId);
+      assert.equal(tok.decode(t0.promptIds.slice(1)), `user: ${task.prompt}\nassistant: `);
       const call = t0.toolCalls[0]!;
       assert.equal(call.name, "calc");
       const expr = (JSON.parse(call.arguments) as { expression: string }).expression;
@@ -347,7 +349,8 @@ describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and L
       const rec = await record(ep.id);
       assert.ok(rec.turns.length >= 1);
       for (const t of rec.turns) {
-        assert.ok(tok.decode(t.promptIds).startsWith(`user: ${TASKS[i]!.prompt}\n`), tok.decode(t.promptIds));
+        const text = tok.decode(t.promptIds, { skipSpecialTokens: true });
+        assert.ok(text.startsWith(`user: ${TASKS[i]!.prompt}\n`), text);
         checkTurn(t);
       }
     }

@@ -134,10 +134,11 @@ describe("cohort serve", () => {
     assert.equal(r.status, 200, r.body);
     const body = r.json();
     assert.equal(body.object, "chat.completion");
-    assert.deepEqual(
-      body.prompt_token_ids,
-      tok.encode(tok.applyChatTemplate([{ role: "user", content: "3+4=" }], { addGenerationPrompt: true })),
-    );
+    // BOS first, as in the trainer's prompts (this template does not write one)
+    assert.deepEqual(body.prompt_token_ids, [
+      tok.bosId,
+      ...tok.encode(tok.applyChatTemplate([{ role: "user", content: "3+4=" }], { addGenerationPrompt: true })),
+    ]);
     for (const c of body.choices) {
       assert.equal(c.message.role, "assistant");
       assert.equal(c.logprobs.content.length, c.token_ids.length);
