@@ -83,7 +83,7 @@ export function holeMask(rows: readonly EpisodeCompletion[], C = Math.max(1, ...
 }
 
 /** Mean of the values at action tokens. */
-function meanAt(values: readonly number[], mask: readonly number[]): number {
+export function meanAt(values: readonly number[], mask: readonly number[]): number {
   let s = 0;
   let n = 0;
   mask.forEach((m, j) => {

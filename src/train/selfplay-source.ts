@@ -30,7 +30,7 @@ import type { AlgoConfig } from "../algo/config.js";
 import type { Pipeline, RewardStage, StageInputs } from "../algo/pipeline.js";
 import type { Episode, RollParams } from "../env/roller.js";
 import type { SelfPlayOptions } from "../env/selfplay-options.js";
-import { type EpisodeCompletion, type EpisodeSource, episodeMetrics, holeMask } from "../env/source.js";
+import { type EpisodeCompletion, type EpisodeSource, episodeMetrics, holeMask, meanAt } from "../env/source.js";
 import type { WordnetTask } from "../env/wordnet.js";
 import {
   checkProposal,
@@ -134,19 +134,6 @@ function denseGroups(labels: readonly string[]): Int32Array {
 }
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-
-/** Mean of `values` at action tokens. */
-function meanAt(values: readonly number[], mask: readonly number[]): number {
-  let s = 0;
-  let n = 0;
-  mask.forEach((m, j) => {
-    if (m > 0) {
-      s += values[j] as number;
-      n++;
-    }
-  });
-  return n > 0 ? s / n : 0;
-}
 
 /** The self-play source: proposals, their solver episodes, both scored; advantages over the row groups. */
 export function selfPlaySource(o: SelfPlaySourceOptions): RolloutSource {

@@ -218,6 +218,16 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
     );
     diagnostics.rewardFailures(step, fs.length, fs[0] as { reward: string; kind: string; message: string });
   };
+  // the sampling settings of a text completion (rollouts and the preference evaluation)
+  const textParams = {
+    maxTokens: cfg.sampling.maxNewTokens,
+    temperature,
+    topK,
+    topP,
+    minP,
+    stopTokenIds: stopIds,
+    ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
+  };
   const plain = planSource({
     plan,
     algo,
@@ -231,15 +241,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
           minP,
           stopTokenIds: stopIds,
         })
-      : textGenerate(rolloutSampler, tok, {
-          maxTokens: cfg.sampling.maxNewTokens,
-          temperature,
-          topK,
-          topP,
-          minP,
-          stopTokenIds: stopIds,
-          ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
-        }),
+      : textGenerate(rolloutSampler, tok, textParams),
     score: env
       ? episodeScore(env)
       : preference
@@ -286,15 +288,7 @@ export async function setupRun(cfg: TrainConfig, log: (l: string) => void, group
         sampler,
         tok,
         problems: evalProblems,
-        params: {
-          maxTokens: cfg.sampling.maxNewTokens,
-          temperature,
-          topK,
-          topP,
-          minP,
-          stopTokenIds: stopIds,
-          ...(cfg.sampling.stop.length > 0 ? { stop: cfg.sampling.stop } : {}),
-        },
+        params: textParams,
         seed: cfg.seed + 2,
         file: join(runDir, "preference_eval.jsonl"),
       })

@@ -28,6 +28,7 @@ import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
 import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { emptyRollout } from "./fixtures/rollout.js";
 
 const task = arithmeticTask({ digits: [1, 1] }) as Task;
 const encode = (text: string) => [...text].map((c) => c.charCodeAt(0));
@@ -46,14 +47,7 @@ function fakeHost(gen: (p: Problem, n: number) => string) {
   const anchorCalls: { problems: readonly Problem[]; texts: readonly string[] }[] = [];
   let n = 0;
   const rows = (ps: readonly Problem[], counts: readonly number[], make: (p: Problem, b: number) => string) => {
-    const out: ScoredRollout<string> = {
-      prompts: [],
-      completions: [],
-      texts: [],
-      problems: [],
-      groupIndex: new Int32Array(0),
-      byFn: [],
-    };
+    const out = emptyRollout();
     const gi: number[] = [];
     const r: number[] = [];
     let g = 0;

@@ -25,6 +25,7 @@ import { parseTrainConfig } from "../../src/train/config.js";
 import { encodePrompt, type Generate, planSource, requestSeed, textGenerate } from "../../src/train/sources.js";
 import { train } from "../../src/train/trainer.js";
 import { deterministicPart, tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { emptyRollout } from "./fixtures/rollout.js";
 
 const encode = (text: string) => [...text].map((c) => c.charCodeAt(0));
 const decode = (ids: readonly number[]) => String.fromCharCode(...ids);
@@ -56,14 +57,7 @@ function fakeHost(
     groupSize: 4,
     async sample(problems, counts, texts) {
       sampleCalls.push({ problems, counts, ...(texts ? { texts } : {}) });
-      const out: ScoredRollout<string> = {
-        prompts: [],
-        completions: [],
-        texts: [],
-        problems: [],
-        groupIndex: new Int32Array(0),
-        byFn: [],
-      };
+      const out = emptyRollout();
       const gi: number[] = [];
       const r: number[] = [];
       let g = 0;

@@ -46,6 +46,8 @@ for t in json.load(sys.stdin):
 print(json.dumps(out))
 `;
 
+import { emptyRollout } from "./fixtures/rollout.js";
+
 function oracle(texts: string[]): string[] {
   return JSON.parse(execFileSync(PYTHON, ["-c", ORACLE], { input: JSON.stringify(texts), encoding: "utf8" }));
 }
@@ -135,14 +137,7 @@ function fakeHost(step = 1) {
     groupSize: 2,
     async sample(problems, counts, texts) {
       sampled.push(problems.map((_, b) => texts?.[b]));
-      const rows: ScoredRollout<string> = {
-        prompts: [],
-        completions: [],
-        texts: [],
-        problems: [],
-        groupIndex: new Int32Array(0),
-        byFn: [],
-      };
+      const rows = emptyRollout();
       const gi: number[] = [];
       problems.forEach((p, b) => {
         for (let j = 0; j < (counts[b] as number); j++) {

@@ -21,6 +21,7 @@ import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import { train } from "../../src/train/trainer.js";
 import { tmpRunRoot } from "../train/helpers.js";
+import { emptyRollout } from "./fixtures/rollout.js";
 
 const task = arithmeticTask({ digits: [1, 1] }) as Task;
 const encode = (text: string) => [...text].map((c) => c.charCodeAt(0));
@@ -43,14 +44,7 @@ function fakeHost(answers: Record<string, string[]>, hostTask: Task = task) {
     groupSize: 4,
     async sample(ps, counts, texts) {
       calls.push({ counts, texts });
-      const out: ScoredRollout<string> = {
-        prompts: [],
-        completions: [],
-        texts: [],
-        problems: [],
-        groupIndex: new Int32Array(0),
-        byFn: [],
-      };
+      const out = emptyRollout();
       const gi: number[] = [];
       const correct: number[] = [];
       ps.forEach((p, b) => {
