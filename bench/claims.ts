@@ -47,3 +47,25 @@ export function claimLine(c: Claim): Record<string, unknown> {
   console.log(JSON.stringify(line));
   return line;
 }
+
+/**
+ * Prints a bench's last line: `{…head, summary: true, comparisons, claim_holds, claim_fails, …tail}` over the
+ * claim lines it printed (`claimLine`'s results).
+ */
+export function claimSummary(
+  head: Record<string, unknown>,
+  lines: readonly Record<string, unknown>[],
+  tail: Record<string, unknown> = {},
+): void {
+  const held = lines.filter((l) => l.claim_holds).length;
+  console.log(
+    JSON.stringify({
+      ...head,
+      summary: true,
+      comparisons: lines.length,
+      claim_holds: held,
+      claim_fails: lines.length - held,
+      ...tail,
+    }),
+  );
+}

@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { parseTrainConfig } from "../src/train/config.js";
 import type { MetricRecord } from "../src/train/metrics.js";
 import { train } from "../src/train/trainer.js";
-import { claimLine, mean, round } from "./claims.js";
+import { claimLine, claimSummary, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 5);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -164,16 +164,4 @@ try {
 } finally {
   rmSync(out, { recursive: true, force: true });
 }
-const held = lines.filter((l) => l.claim_holds).length;
-console.log(
-  JSON.stringify({
-    bench: "control",
-    summary: true,
-    comparisons: lines.length,
-    claim_holds: held,
-    claim_fails: lines.length - held,
-    seeds,
-    scale,
-    seconds: round((performance.now() - t0) / 1000, 1),
-  }),
-);
+claimSummary({ bench: "control" }, lines, { seeds, scale, seconds: round((performance.now() - t0) / 1000, 1) });

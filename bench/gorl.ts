@@ -36,7 +36,7 @@ import { Rng } from "../src/task/rng.js";
 import { noGrad, type Tensor } from "../src/tensor/index.js";
 import { parseTrainConfig } from "../src/train/config.js";
 import { train } from "../src/train/trainer.js";
-import { claimLine, mean, round } from "./claims.js";
+import { claimLine, claimSummary, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 3);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -268,17 +268,8 @@ try {
   rmSync(out, { recursive: true, force: true });
 }
 const cmp = lines.filter((l) => l.bench === "control");
-const held = cmp.filter((l) => l.claim_holds).length;
-console.log(
-  JSON.stringify({
-    bench: "control",
-    method: "gorl",
-    summary: true,
-    comparisons: cmp.length,
-    claim_holds: held,
-    claim_fails: cmp.length - held,
-    seeds,
-    scale,
-    seconds: round((performance.now() - t0) / 1000, 1),
-  }),
-);
+claimSummary({ bench: "control", method: "gorl" }, cmp, {
+  seeds,
+  scale,
+  seconds: round((performance.now() - t0) / 1000, 1),
+});

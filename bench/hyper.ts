@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { parseTrainConfig } from "../src/train/config.js";
 import type { MetricRecord } from "../src/train/metrics.js";
 import { train } from "../src/train/trainer.js";
-import { claimLine, mean, round } from "./claims.js";
+import { claimLine, claimSummary, mean, round } from "./claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 3);
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -176,18 +176,9 @@ try {
 } finally {
   rmSync(out, { recursive: true, force: true });
 }
-const held = lines.filter((l) => l.claim_holds).length;
-console.log(
-  JSON.stringify({
-    bench: "control",
-    method: "hyper_pp",
-    summary: true,
-    comparisons: lines.length,
-    claim_holds: held,
-    claim_fails: lines.length - held,
-    seeds,
-    steps,
-    vf_coefs: coefs,
-    seconds: round((performance.now() - t0) / 1000, 1),
-  }),
-);
+claimSummary({ bench: "control", method: "hyper_pp" }, lines, {
+  seeds,
+  steps,
+  vf_coefs: coefs,
+  seconds: round((performance.now() - t0) / 1000, 1),
+});

@@ -27,7 +27,7 @@ import { welchTTest } from "../../src/report/stats.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { claimLine, mean, round } from "../claims.js";
+import { claimLine, claimSummary, mean, round } from "../claims.js";
 
 const seeds = Number(process.env.BENCH_SEEDS ?? 10);
 const steps = Number(process.env.BENCH_STEPS ?? 60);
@@ -185,17 +185,8 @@ try {
 } finally {
   rmSync(out, { recursive: true, force: true });
 }
-const held = lines.filter((l) => l.claim_holds).length;
-console.log(
-  JSON.stringify({
-    bench: "generators",
-    method: "airq_grpo",
-    summary: true,
-    comparisons: lines.length,
-    claim_holds: held,
-    claim_fails: lines.length - held,
-    seeds,
-    steps,
-    seconds: round((performance.now() - t0) / 1000, 1),
-  }),
-);
+claimSummary({ bench: "generators", method: "airq_grpo" }, lines, {
+  seeds,
+  steps,
+  seconds: round((performance.now() - t0) / 1000, 1),
+});

@@ -29,20 +29,8 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
-import type { Rng } from "../task/rng.js";
-import { cat, type DType, noGrad, randn, type Tensor, tensor, tidy, where, zeros } from "../tensor/index.js";
-import {
-  type ActionSpace,
-  Base,
-  categoricalKl,
-  categoricalLogProb,
-  mlpForward,
-  mlpLayers,
-  type Policy,
-  type PolicySnapshot,
-  type Sampled,
-  sampleCategorical,
-} from "./policy.js";
+import { cat, type DType, noGrad, randn, type Tensor, tidy, where, zeros } from "../tensor/index.js";
+import { type ActionSpace, CategoricalBase, mlpForward, mlpLayers, type Policy } from "./policy.js";
 import { HlGauss, type HlGaussOptions, maskedStepMean, type ValueFunction } from "./value.js";
 
 // arXiv 2512.14202 [CODE]
@@ -250,7 +238,7 @@ export interface HyperMlpOptions {
 }
 
 /** Hyper++'s actor: logits = head(scale(encoder(s))); `features` is what a sharing critic reads. */
-export class HyperMLP extends Base implements Policy {
+export class HyperMLP extends CategoricalBase implements Policy {
   readonly kind = "hyper_mlp" as const;
   readonly obsDim: number;
   readonly action: ActionSpace;
@@ -302,26 +290,6 @@ export class HyperMLP extends Base implements Policy {
 
   logits(obs: Tensor): Tensor {
     return tidy(() => this.head.forward(this.features(obs)).to(this.dtype));
-  }
-
-  sample(obs: Float64Array, rng: Rng, opts: { greedy?: boolean } = {}): Sampled {
-    const n = obs.length / this.obsDim;
-    return sampleCategorical(
-      () => this.logits(tensor(obs, { shape: [n, this.obsDim], dtype: this.dtype })),
-      n,
-      (this.action as { n: number }).n,
-      rng,
-      opts.greedy === true,
-    );
-  }
-  logProb(obs: Tensor, raw: Tensor, opts: { entropy?: boolean } = {}) {
-    return tidy(() => categoricalLogProb(this.logits(obs), raw, opts.entropy === true));
-  }
-  snapshot(obs: Tensor): PolicySnapshot {
-    return noGrad(() => ({ logits: tidy(() => this.logits(obs).detach()) }));
-  }
-  klTo(obs: Tensor, old: PolicySnapshot): Tensor {
-    return tidy(() => categoricalKl(this.logits(obs), old));
   }
 
   /** ‖v‖ over the valid rows of obs [n, obsDim] (mask [n] or null): mean and max, and the bound. */

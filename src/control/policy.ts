@@ -129,6 +129,34 @@ export abstract class Base {
   }
 }
 
+/** A policy over discrete actions defined by its logits: sampling, log-probs, snapshots and KL all read `logits`. */
+export abstract class CategoricalBase extends Base {
+  abstract readonly obsDim: number;
+  abstract readonly action: ActionSpace;
+  /** logits [n, A] of the observations obs [n, obsDim]. */
+  abstract logits(obs: Tensor): Tensor;
+
+  sample(obs: Float64Array, rng: Rng, opts: { greedy?: boolean } = {}): Sampled {
+    const n = obs.length / this.obsDim;
+    return sampleCategorical(
+      () => this.logits(tensor(obs, { shape: [n, this.obsDim], dtype: this.dtype })),
+      n,
+      (this.action as { n: number }).n,
+      rng,
+      opts.greedy === true,
+    );
+  }
+  logProb(obs: Tensor, raw: Tensor, opts: { entropy?: boolean } = {}) {
+    return tidy(() => categoricalLogProb(this.logits(obs), raw, opts.entropy === true));
+  }
+  snapshot(obs: Tensor): PolicySnapshot {
+    return noGrad(() => ({ logits: tidy(() => this.logits(obs).detach()) }));
+  }
+  klTo(obs: Tensor, old: PolicySnapshot): Tensor {
+    return tidy(() => categoricalKl(this.logits(obs), old));
+  }
+}
+
 /** Copies of named parameters (owned by the caller): a network's `state()`. */
 export function copyNamed(params: readonly [string, Tensor][]): Record<string, Tensor> {
   return Object.fromEntries(params.map(([n, p]) => [n, noGrad(() => p.detach().clone())]));
@@ -176,7 +204,7 @@ export function categoricalKl(logits: Tensor, old: PolicySnapshot): Tensor {
 }
 
 /** π(a|s) = softmax(θ[s]): a table of logits, zero-initialised (the uniform policy). */
-export class TabularSoftmax extends Base implements Policy {
+export class TabularSoftmax extends CategoricalBase implements Policy {
   readonly kind = "tabular" as const;
   readonly obsDim = 1;
   readonly action: ActionSpace;
@@ -190,32 +218,23 @@ export class TabularSoftmax extends Base implements Policy {
     this.theta = this.param("theta", zeros([states, actions], { dtype: this.dtype }));
   }
 
-  #logits(obs: Tensor): Tensor {
+  logits(obs: Tensor): Tensor {
     return this.theta.indexSelect(0, obs.reshape(-1).to("i64"));
   }
 
-  sample(obs: Float64Array, rng: Rng, opts: { greedy?: boolean } = {}): Sampled {
+  override sample(obs: Float64Array, rng: Rng, opts: { greedy?: boolean } = {}): Sampled {
     const n = obs.length;
     for (const s of obs)
       if (!Number.isInteger(s) || s < 0 || s >= this.states)
         throw new CohortError(`tabular policy: state ${s} is outside 0..${this.states - 1}`);
     const A = (this.action as { n: number }).n;
     return sampleCategorical(
-      () => this.#logits(tensor(obs, { shape: [n], dtype: "i64" })),
+      () => this.logits(tensor(obs, { shape: [n], dtype: "i64" })),
       n,
       A,
       rng,
       opts.greedy === true,
     );
-  }
-  logProb(obs: Tensor, raw: Tensor, opts: { entropy?: boolean } = {}) {
-    return tidy(() => categoricalLogProb(this.#logits(obs), raw, opts.entropy === true));
-  }
-  snapshot(obs: Tensor): PolicySnapshot {
-    return noGrad(() => ({ logits: tidy(() => this.#logits(obs).detach()) }));
-  }
-  klTo(obs: Tensor, old: PolicySnapshot): Tensor {
-    return tidy(() => categoricalKl(this.#logits(obs), old));
   }
 }
 
@@ -257,7 +276,7 @@ export interface MlpOptions {
 }
 
 /** logits = MLP(s). */
-export class CategoricalMLP extends Base implements Policy {
+export class CategoricalMLP extends CategoricalBase implements Policy {
   readonly kind = "categorical_mlp" as const;
   readonly obsDim: number;
   readonly action: ActionSpace;
@@ -271,26 +290,6 @@ export class CategoricalMLP extends Base implements Policy {
   }
   logits(obs: Tensor): Tensor {
     return mlpForward(this.#net, obs.to(this.dtype));
-  }
-  sample(obs: Float64Array, rng: Rng, opts: { greedy?: boolean } = {}): Sampled {
-    const n = obs.length / this.obsDim;
-    const A = (this.action as { n: number }).n;
-    return sampleCategorical(
-      () => this.logits(tensor(obs, { shape: [n, this.obsDim], dtype: this.dtype })),
-      n,
-      A,
-      rng,
-      opts.greedy === true,
-    );
-  }
-  logProb(obs: Tensor, raw: Tensor, opts: { entropy?: boolean } = {}) {
-    return tidy(() => categoricalLogProb(this.logits(obs), raw, opts.entropy === true));
-  }
-  snapshot(obs: Tensor): PolicySnapshot {
-    return noGrad(() => ({ logits: tidy(() => this.logits(obs).detach()) }));
-  }
-  klTo(obs: Tensor, old: PolicySnapshot): Tensor {
-    return tidy(() => categoricalKl(this.logits(obs), old));
   }
 }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { after, describe, test } from "node:test";
+import { after, describe, type TestContext, test } from "node:test";
 import { GGML_TYPE, readGgufHeader, readGgufTensor, writeGguf } from "../../src/io/gguf.js";
 import { CausalLM } from "../../src/model/llama.js";
 import { LocalSampler } from "../../src/model/sampler.js";
@@ -99,25 +99,35 @@ describe("GGUF writer", () => {
   });
 });
 
+/** node-llama-cpp, or null after marking the test skipped when it is not installed. */
+async function llamaCpp(t: TestContext): Promise<typeof import("node-llama-cpp") | null> {
+  try {
+    return await import("node-llama-cpp");
+  } catch {
+    t.skip("node-llama-cpp is not installed");
+    return null;
+  }
+}
+
+/** A random small model with Qwen's tokenizer and vocabulary (seed 9). */
+function qwenShapedModel() {
+  const tok = qwenTokenizer();
+  const cfg = smallConfig({
+    vocabSize: 151936,
+    hiddenSize: 64,
+    intermediateSize: 128,
+    tieWordEmbeddings: true,
+    eosTokenId: null,
+    maxPositionEmbeddings: 128,
+  });
+  return { tok, cfg, m: randomModel(cfg, 9) };
+}
+
 describe("llama.cpp reads the export", () => {
   test("greedy tokens of llama.cpp (f32 GGUF) equal Cohort's", async (t) => {
-    let nlc: typeof import("node-llama-cpp");
-    try {
-      nlc = await import("node-llama-cpp");
-    } catch {
-      t.skip("node-llama-cpp is not installed");
-      return;
-    }
-    const tok = qwenTokenizer();
-    const cfg = smallConfig({
-      vocabSize: 151936,
-      hiddenSize: 64,
-      intermediateSize: 128,
-      tieWordEmbeddings: true,
-      eosTokenId: null,
-      maxPositionEmbeddings: 128,
-    });
-    const m = randomModel(cfg, 9);
+    const nlc = await llamaCpp(t);
+    if (nlc === null) return;
+    const { tok, m } = qwenShapedModel();
     const path = join(dir, "llama-check.gguf");
     writeGguf(path, m, tok, { quant: "f32" });
     const prompt = tok.encode("The capital of France is");
@@ -140,23 +150,9 @@ describe("llama.cpp reads the export", () => {
   });
 
   test("next-token log-probs of llama.cpp equal Cohort's: f32 within 1e-3, f16 and q8_0 within their rounding", async (t) => {
-    let nlc: typeof import("node-llama-cpp");
-    try {
-      nlc = await import("node-llama-cpp");
-    } catch {
-      t.skip("node-llama-cpp is not installed");
-      return;
-    }
-    const tok = qwenTokenizer();
-    const cfg = smallConfig({
-      vocabSize: 151936,
-      hiddenSize: 64,
-      intermediateSize: 128,
-      tieWordEmbeddings: true,
-      eosTokenId: null,
-      maxPositionEmbeddings: 128,
-    });
-    const m = randomModel(cfg, 9);
+    const nlc = await llamaCpp(t);
+    if (nlc === null) return;
+    const { tok, cfg, m } = qwenShapedModel();
     // projections at a third of randomModel's scale: a residual stream that is not chaotic, so 8-bit rounding
     // moves the log-probs by a few 1e-2 (at full scale q8_0 moved them by a nat, which bounds nothing)
     noGrad(() =>

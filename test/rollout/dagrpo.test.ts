@@ -11,14 +11,7 @@ import { readModelDir } from "../../src/io/hf.js";
 import { packBatch } from "../../src/model/batch.js";
 import { CausalLM } from "../../src/model/llama.js";
 import { resolvePreset } from "../../src/presets/index.js";
-import {
-  assemble,
-  DagrpoWrapper,
-  groupRows,
-  rolloutWrappers,
-  type ScoredRollout,
-  type WrapperHost,
-} from "../../src/rollout/index.js";
+import { assemble, DagrpoWrapper, groupRows, rolloutWrappers, type WrapperHost } from "../../src/rollout/index.js";
 import { arithmeticTask } from "../../src/task/arithmetic.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem, Task } from "../../src/task/types.js";

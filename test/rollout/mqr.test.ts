@@ -7,14 +7,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { test } from "node:test";
 import { ConfigError } from "../../src/errors.js";
-import {
-  MQR_ASPECTS,
-  MQR_STORIES,
-  MqrWrapper,
-  reformulate,
-  type ScoredRollout,
-  type WrapperHost,
-} from "../../src/rollout/index.js";
+import { MQR_ASPECTS, MQR_STORIES, MqrWrapper, reformulate, type WrapperHost } from "../../src/rollout/index.js";
 import { arithmeticTask } from "../../src/task/arithmetic.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem } from "../../src/task/types.js";

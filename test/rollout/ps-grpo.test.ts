@@ -10,7 +10,6 @@ import {
   PsGrpoWrapper,
   paraphrasesOf,
   rolloutWrappers,
-  type ScoredRollout,
   type WrapperHost,
 } from "../../src/rollout/index.js";
 import { arithmeticParaphrases, arithmeticTask } from "../../src/task/arithmetic.js";
