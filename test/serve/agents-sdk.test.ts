@@ -17,12 +17,11 @@ import { run as aiRun } from "../../examples/agents/ai-agent.js";
 import { CALC_DESCRIPTION, type CalcTask, calc, calcParameters } from "../../examples/agents/calc.js";
 import { run as langgraphRun } from "../../examples/agents/langgraph-agent.js";
 import { run as openaiRun } from "../../examples/agents/openai-agent.js";
-import { readModelDir } from "../../src/io/hf.js";
 import { packBatch } from "../../src/model/batch.js";
-import { CausalLM } from "../../src/model/llama.js";
+import type { CausalLM } from "../../src/model/llama.js";
+import { loadServedModel } from "../../src/serve/load.js";
 import type { EpisodeRecord, RecordedTurn } from "../../src/serve/recorder.js";
-import { dispose, noGrad, tidy } from "../../src/tensor/index.js";
-import { tokenizerFromFiles } from "../../src/tokenizer/index.js";
+import { noGrad, tidy } from "../../src/tensor/index.js";
 import type { Tokenizer } from "../../src/tokenizer/types.js";
 import { http, type ServeProcess, startServe, waitFor } from "./helpers.js";
 
@@ -100,10 +99,7 @@ describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and L
 
   before(async () => {
     srv = await startServe(MODEL, ["--model-name", NAME, "--seed", "7"]);
-    const dir = readModelDir(MODEL);
-    tok = tokenizerFromFiles(dir.tokenizer!.json, dir.tokenizer!.config);
-    model = CausalLM.fromHF(dir.config, dir.tensors);
-    dispose(dir.tensors);
+    ({ model, tokenizer: tok } = loadServedModel(MODEL));
   });
   after(async () => {
     model.dispose();
@@ -209,14 +205,16 @@ describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and L
         execute: async ({ expression }) => calc(expression),
       }),
     };
-    const s = streamText({
+    // one step: the model's call and the tool's result, streamed and not
+    const aiCallArgs = {
       model: provider.chatModel(NAME),
       prompt: "64*17=?",
       tools: aiTools,
       seed,
       stopWhen: stepCountIs(1),
       maxRetries: 0,
-    });
+    };
+    const s = streamText(aiCallArgs);
     const parts: string[] = [];
     for await (const p of s.fullStream) parts.push(p.type);
     const steps = await s.steps;
@@ -224,14 +222,7 @@ describe("the recording endpoint with the OpenAI, Vercel AI, OpenAI Agents and L
     assert.equal(aiCall.toolName, "calc");
     assert.deepEqual(aiCall.input, JSON.parse(want.function.arguments));
     assert.ok(parts.includes("tool-call") && parts.includes("tool-result"), parts.join(","));
-    const g = await generateText({
-      model: provider.chatModel(NAME),
-      prompt: "64*17=?",
-      tools: aiTools,
-      seed,
-      stopWhen: stepCountIs(1),
-      maxRetries: 0,
-    });
+    const g = await generateText(aiCallArgs);
     assert.deepEqual(g.toolCalls[0]!.input, aiCall.input);
 
     // @openai/agents: a streamed run emits the tool call and finishes

@@ -5,13 +5,12 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { readModelDir } from "../../src/io/hf.js";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import { packBatch } from "../../src/model/batch.js";
 import { CausalLM } from "../../src/model/llama.js";
 import { LocalSampler } from "../../src/model/sampler.js";
-import { dispose, noGrad, type Tensor, tidy } from "../../src/tensor/index.js";
-import { tokenizerFromFiles } from "../../src/tokenizer/index.js";
+import { loadServedModel } from "../../src/serve/load.js";
+import { noGrad, type Tensor, tidy } from "../../src/tensor/index.js";
 import type { Tokenizer } from "../../src/tokenizer/types.js";
 import { http, type ServeProcess, sleep, sse, startServe, waitFor } from "./helpers.js";
 
@@ -38,10 +37,7 @@ describe("cohort serve", () => {
   before(async () => {
     weightsDir = mkdtempSync(join(tmpdir(), "cohort-reload-"));
     srv = await startServe(MODEL, ["--weights-dir", weightsDir]);
-    const dir = readModelDir(MODEL);
-    tok = tokenizerFromFiles(dir.tokenizer!.json, dir.tokenizer!.config);
-    model = CausalLM.fromHF(dir.config, dir.tensors);
-    dispose(dir.tensors);
+    ({ model, tokenizer: tok } = loadServedModel(MODEL));
   });
   after(async () => {
     model.dispose();
