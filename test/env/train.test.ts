@@ -3,11 +3,10 @@
 // rate are logged, nothing leaks, and a run resumes exactly from its checkpoint.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { liveTensors } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { deterministicPart, tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { deterministicPart, tinyModelDir, tmpRunRoot, trainLeakFree } from "../train/helpers.js";
 
 const model = tinyModelDir(6);
 const quiet = () => {};
@@ -27,9 +26,7 @@ function config(preset: string, extra: Record<string, unknown> = {}, root = tmpR
 }
 
 async function run(cfg: ReturnType<typeof config>): Promise<MetricRecord[]> {
-  const before = liveTensors();
-  const r = await train(cfg, { log: quiet });
-  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  const r = await trainLeakFree(cfg);
   return r.metrics;
 }
 

@@ -4,11 +4,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { liveTensors } from "../../src/tensor/index.js";
 import { loadTrainConfig, parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
 import { train } from "../../src/train/trainer.js";
-import { deterministicPart, tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { deterministicPart, tinyModelDir, tmpRunRoot, trainLeakFree } from "../train/helpers.js";
 
 const model = tinyModelDir(3);
 // the shipped starting model (models/wordnet-mas-tiny/PRETRAIN.md): its systems differ in outcome and structure
@@ -31,9 +30,7 @@ function config(preset: string, extra: Record<string, unknown> = {}, root = tmpR
 }
 
 async function run(cfg: ReturnType<typeof config>): Promise<MetricRecord[]> {
-  const before = liveTensors();
-  const r = await train(cfg, { log: quiet });
-  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  const r = await trainLeakFree(cfg);
   return r.metrics;
 }
 

@@ -15,12 +15,11 @@ import { assemble, DagrpoWrapper, groupRows, rolloutWrappers, type WrapperHost }
 import { arithmeticTask } from "../../src/task/arithmetic.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem, Task } from "../../src/task/types.js";
-import { liveTensors, noGrad, tidy } from "../../src/tensor/index.js";
+import { noGrad, tidy } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
-import { train } from "../../src/train/trainer.js";
-import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { tinyModelDir, tmpRunRoot, trainLeakFree } from "../train/helpers.js";
 import { emptyRollout } from "./fixtures/rollout.js";
 
 const task = arithmeticTask({ digits: [1, 1] }) as Task;
@@ -222,7 +221,7 @@ test("dagrpo preset: the pipeline drops masked rows (after the advantages) and l
 const tiny = tinyModelDir(5);
 const shipped = resolve("models/arithmetic-tiny");
 const parity = `${resolve("test/fixtures/rewards/parity.ts")}#parity`;
-const quiet = () => {};
+const _quiet = () => {};
 
 async function run(extra: Record<string, unknown>, steps = 2): Promise<MetricRecord[]> {
   const cfg = parseTrainConfig({
@@ -239,9 +238,7 @@ async function run(extra: Record<string, unknown>, steps = 2): Promise<MetricRec
     checkpoint: { everySteps: 0 },
     ...extra,
   });
-  const before = liveTensors();
-  const r = await train(cfg, { log: quiet });
-  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  const r = await trainLeakFree(cfg);
   const ms = r.metrics.filter((m) => typeof m.loss === "number");
   assert.equal(ms.length, steps);
   for (const m of ms) assert.ok(Number.isFinite(m.loss as number) && Number.isFinite(m.grad_norm as number));

@@ -15,11 +15,9 @@ import {
 import { arithmeticParaphrases, arithmeticTask } from "../../src/task/arithmetic.js";
 import { Rng } from "../../src/task/rng.js";
 import type { Problem, Task } from "../../src/task/types.js";
-import { liveTensors } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
 import { parseTrainConfig } from "../../src/train/config.js";
-import { train } from "../../src/train/trainer.js";
-import { tmpRunRoot } from "../train/helpers.js";
+import { tmpRunRoot, trainLeakFree } from "../train/helpers.js";
 import { emptyRollout } from "./fixtures/rollout.js";
 
 const task = arithmeticTask({ digits: [1, 1] }) as Task;
@@ -211,9 +209,7 @@ test("ps_grpo preset trains on the arithmetic task over paraphrase sets and logs
     eval: { everySteps: 0 },
     checkpoint: { everySteps: 0 },
   });
-  const before = liveTensors();
-  const r = await train(cfg, { log: () => {} });
-  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  const r = await trainLeakFree(cfg);
   const ms = r.metrics.filter((m) => typeof m.loss === "number");
   assert.equal(ms.length, 3);
   for (const m of ms) {

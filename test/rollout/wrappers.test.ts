@@ -18,11 +18,9 @@ import {
 } from "../../src/rollout/index.js";
 import { validateRolloutConfig } from "../../src/rollout/validate.js";
 import type { Problem } from "../../src/task/types.js";
-import { liveTensors } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
 import type { MetricRecord } from "../../src/train/metrics.js";
-import { train } from "../../src/train/trainer.js";
-import { tinyModelDir, tmpRunRoot } from "../train/helpers.js";
+import { tinyModelDir, tmpRunRoot, trainLeakFree } from "../train/helpers.js";
 
 const encode = (text: string) => [...text].map((c) => c.charCodeAt(0));
 
@@ -286,7 +284,7 @@ test("scaf_grpo: one rollout per level; the lowest successful level replaces one
 const model = tinyModelDir(5);
 const parity = `${resolve("test/fixtures/rewards/parity.ts")}#parity`;
 const zeroLogged = `${resolve("test/rollout/fixtures/zero-logged.ts")}#zeroLogged`;
-const quiet = () => {};
+const _quiet = () => {};
 
 async function run(preset: string, extra: Record<string, unknown> = {}): Promise<MetricRecord[]> {
   const cfg = parseTrainConfig({
@@ -303,9 +301,7 @@ async function run(preset: string, extra: Record<string, unknown> = {}): Promise
     checkpoint: { everySteps: 0 },
     ...extra,
   });
-  const before = liveTensors();
-  const r = await train(cfg, { log: quiet });
-  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  const r = await trainLeakFree(cfg);
   const steps = r.metrics.filter((m) => typeof m.loss === "number");
   assert.equal(steps.length, 2);
   for (const m of steps) assert.ok(Number.isFinite(m.loss as number) && Number.isFinite(m.grad_norm as number));

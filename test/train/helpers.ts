@@ -1,11 +1,15 @@
 // Shared set-up for trainer tests: a small random-weight char model saved as a model directory.
+import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeModelDir } from "../../src/io/hf.js";
 import { configToHF, modelConfig } from "../../src/model/config.js";
 import { CausalLM } from "../../src/model/llama.js";
+import { liveTensors } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizer/char.js";
+import type { TrainConfig } from "../../src/train/config.js";
+import { type TrainResult, train } from "../../src/train/trainer.js";
 
 export function tinyModelDir(seed = 0): string {
   const dir = mkdtempSync(join(tmpdir(), "cohort-model-"));
@@ -40,4 +44,12 @@ export function deterministicPart(m: Record<string, unknown>): Record<string, un
       ([k]) => !k.startsWith("time/") && !k.startsWith("tokens_per_s/") && !k.startsWith("mem/"),
     ),
   );
+}
+
+/** `train(cfg)` quietly, asserting that no tensor outlives the run. */
+export async function trainLeakFree(cfg: TrainConfig): Promise<TrainResult> {
+  const before = liveTensors();
+  const r = await train(cfg, { log: () => {} });
+  assert.equal(liveTensors(), before, "no tensor outlives the run");
+  return r;
 }

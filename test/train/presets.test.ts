@@ -4,10 +4,8 @@ import { resolve } from "node:path";
 import { test } from "node:test";
 import { advantageEstimators } from "../../src/algo/advantage.js";
 import { getPreset, presetNames } from "../../src/presets/index.js";
-import { liveTensors } from "../../src/tensor/index.js";
 import { parseTrainConfig } from "../../src/train/config.js";
-import { train } from "../../src/train/trainer.js";
-import { tinyModelDir, tmpRunRoot } from "./helpers.js";
+import { tinyModelDir, tmpRunRoot, trainLeakFree } from "./helpers.js";
 
 const model = tinyModelDir(5);
 
@@ -57,9 +55,7 @@ for (const preset of presetNames()) {
         ? { ...raw, algo: { advantage: { options: { field: "op" } } } }
         : raw,
     );
-    const before = liveTensors();
-    const r = await train(cfg, { log: () => {} });
-    assert.equal(liveTensors(), before, "no tensor outlives the run");
+    const r = await trainLeakFree(cfg);
     assert.equal(r.steps, 2);
     for (const m of r.metrics.slice(1)) {
       assert.ok(Number.isFinite(m.loss as number), `loss ${m.loss}`);
